@@ -1,0 +1,78 @@
+// Where Chromium comes from and how it is started. No Fastify here: the
+// browser pool, the tests and the benchmarks all launch through this file.
+import puppeteer, { type Browser } from 'puppeteer-core'
+
+// Flags from @sparticuz/chromium that this service must not use:
+// --single-process kills the browser when a second context opens a page;
+// --disable-web-security and --allow-running-insecure-content would let a
+// hostile Foundry URL read other origins from inside the session's page.
+const DROPPED = new Set([
+  '--single-process',
+  '--disable-web-security',
+  '--allow-running-insecure-content'
+])
+
+// Flags added to every launch. The network here is closed and a headless GM
+// never needs Google's background services; without these, Chromium spends
+// time on lookups that can never succeed.
+const EXTRA = [
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-default-apps',
+  '--no-first-run',
+  '--mute-audio',
+  '--disable-dev-shm-usage'
+]
+
+export interface ChromiumLaunchOptions {
+  /** A Chromium binary to use instead of the one @sparticuz/chromium ships. */
+  executablePath?: string
+  /** More command-line flags. */
+  args?: string[]
+}
+
+export interface ResolvedChromium {
+  executablePath: string
+  args: string[]
+  headless: boolean | 'shell'
+}
+
+/**
+ * Resolve the binary and its flags. @sparticuz/chromium unpacks its binary to
+ * /tmp on the first call (1–2 s); later calls are instant.
+ */
+export async function resolveChromium (opts: ChromiumLaunchOptions = {}): Promise<ResolvedChromium> {
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  if (opts.executablePath !== undefined && opts.executablePath !== '') {
+    const args = [...EXTRA, ...(opts.args ?? [])]
+    // Chromium refuses to start as root inside its sandbox.
+    if (asRoot) args.push('--no-sandbox')
+    const shell = /headless[-_]shell/.test(opts.executablePath)
+    return { executablePath: opts.executablePath, args, headless: shell ? 'shell' : true }
+  }
+  const { default: chromium } = await import('@sparticuz/chromium')
+  const base = chromium.args.filter((a) => !DROPPED.has(a) && !a.startsWith('--headless'))
+  // The sparticuz build is a headless shell that always runs without the
+  // sandbox (--no-sandbox is in its own flags).
+  return {
+    executablePath: await chromium.executablePath(),
+    args: [...base, ...EXTRA, ...(opts.args ?? [])],
+    headless: 'shell'
+  }
+}
+
+/** Launch one Chromium process. Signals are left to the service's own shutdown. */
+export async function launchChromium (resolved: ResolvedChromium, extra: { protocolTimeout?: number } = {}): Promise<Browser> {
+  return await puppeteer.launch({
+    executablePath: resolved.executablePath,
+    // puppeteer mutates the array it is given: always pass a copy.
+    args: [...resolved.args],
+    headless: resolved.headless,
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+    defaultViewport: null,
+    protocolTimeout: extra.protocolTimeout ?? 60_000
+  })
+}
