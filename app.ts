@@ -1,0 +1,52 @@
+// The whole service as one plugin, registered in dependency order.
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync, FastifyServerOptions } from 'fastify'
+import sensible from '@fastify/sensible'
+import config, { type ConfigOptions } from './plugins/config.js'
+import errorHandler from './plugins/error-handler.js'
+import auth, { type AuthOptions } from './plugins/auth.js'
+import swagger from './plugins/swagger.js'
+import keystore from './plugins/keystore.js'
+import browserPool from './plugins/browser-pool.js'
+import sessions from './plugins/sessions.js'
+import sessionRoutes from './routes/sessions.js'
+import healthRoutes from './routes/health.js'
+
+export interface ServiceOptions extends ConfigOptions, AuthOptions {}
+
+const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
+  await fastify.register(config, opts)
+  await fastify.register(sensible)
+  await fastify.register(errorHandler)
+  await fastify.register(auth, opts)
+  await fastify.register(swagger) // before any route, or routes miss the document
+  await fastify.register(keystore)
+  await fastify.register(browserPool)
+  await fastify.register(sessions)
+  await fastify.register(healthRoutes)
+  await fastify.register(sessionRoutes)
+}
+
+export default fp(service, { name: 'service', fastify: '5.x' })
+
+/** Server options shared by server.ts, tests and benchmarks. */
+export const serverOptions: FastifyServerOptions = {
+  bodyLimit: 64 * 1024,
+  // Sessions can take minutes to start; Fly's proxy and clients hold the
+  // request meanwhile. Closing waits for them to be cancelled (see sessions).
+  requestTimeout: 0,
+  return503OnClosing: true,
+  ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }
+}
+
+/** Paths that must never reach a log line. */
+export const REDACT = [
+  'req.headers["x-api-key"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  '*.password',
+  '*.encryptedPassword',
+  '*.adminPassword',
+  '*.connectionToken',
+  '*.privateKey'
+]

@@ -1,0 +1,89 @@
+// Watches a page's WebSocket connections through the DevTools protocol, so
+// the REST API module's relay connection can be identified exactly: its URL
+// (and so its `id`), its handshake status and, for module 3.x, the relay's
+// `auth-success` answer. Frame payloads are read for that one word and never
+// kept or logged: they can carry connection tokens.
+import type { CDPSession, Page } from 'puppeteer-core'
+
+export interface WsConnection {
+  requestId: string
+  url: URL
+  createdAt: number
+  /** HTTP status of the upgrade response (101 when accepted). */
+  status?: number
+  /** The relay answered {"type":"auth-success"} (module 3.x). */
+  authSucceeded: boolean
+  closed: boolean
+}
+
+export interface WsWatcher {
+  connections: () => WsConnection[]
+  /** Resolve with the first connection for which `ready` holds; rejects on timeout or abort. */
+  waitFor: (ready: (c: WsConnection) => boolean, timeoutMs: number, signal?: AbortSignal) => Promise<WsConnection>
+  detach: () => Promise<void>
+}
+
+export class WsWaitTimeout extends Error {}
+
+export async function watchWebSockets (page: Page): Promise<WsWatcher> {
+  const cdp: CDPSession = await page.createCDPSession()
+  const byId = new Map<string, WsConnection>()
+  const waiters = new Set<() => void>()
+  const changed = (): void => { for (const w of waiters) w() }
+
+  cdp.on('Network.webSocketCreated', (e) => {
+    let url: URL
+    try { url = new URL(e.url) } catch { return }
+    byId.set(e.requestId, { requestId: e.requestId, url, createdAt: Date.now(), authSucceeded: false, closed: false })
+    changed()
+  })
+  cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
+    const c = byId.get(e.requestId)
+    if (c !== undefined) { c.status = e.response.status; changed() }
+  })
+  cdp.on('Network.webSocketFrameReceived', (e) => {
+    const c = byId.get(e.requestId)
+    if (c === undefined || c.authSucceeded || e.response.opcode !== 1) return
+    const data = e.response.payloadData
+    // Only small JSON messages can be the relay's auth answer.
+    if (data.length > 512 || !data.includes('auth-success')) return
+    try {
+      if ((JSON.parse(data) as { type?: unknown }).type === 'auth-success') { c.authSucceeded = true; changed() }
+    } catch {}
+  })
+  cdp.on('Network.webSocketClosed', (e) => {
+    const c = byId.get(e.requestId)
+    if (c !== undefined) { c.closed = true; changed() }
+  })
+  await cdp.send('Network.enable')
+
+  return {
+    connections: () => [...byId.values()],
+
+    async waitFor (ready, timeoutMs, signal) {
+      const find = (): WsConnection | undefined => [...byId.values()].find(ready)
+      const found = find()
+      if (found !== undefined) return found
+      return await new Promise<WsConnection>((resolve, reject) => {
+        const done = (): void => {
+          clearTimeout(timer)
+          waiters.delete(check)
+          signal?.removeEventListener('abort', onAbort)
+        }
+        const check = (): void => {
+          const c = find()
+          if (c !== undefined) { done(); resolve(c) }
+        }
+        const onAbort = (): void => { done(); reject(signal?.reason ?? new Error('aborted')) }
+        const timer = setTimeout(() => { done(); reject(new WsWaitTimeout(`no matching WebSocket within ${timeoutMs} ms`)) }, timeoutMs)
+        waiters.add(check)
+        signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    },
+
+    async detach () {
+      waiters.clear()
+      try { await cdp.detach() } catch {}
+    }
+  }
+}

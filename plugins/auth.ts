@@ -1,0 +1,44 @@
+// API key authentication, as an onRequest hook so that a missing key is a
+// 401 before any validation runs. Keys are held as digests only.
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync, onRequestHookHandler } from 'fastify'
+import { createApiKeys, generateApiKey, parseApiKeys, type ApiKeys } from '../lib/api-keys.js'
+import { ApiKeyInvalid, ApiKeyMissing } from '../lib/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    apiKeys: ApiKeys
+    authenticate: onRequestHookHandler
+  }
+  interface FastifyRequest {
+    /** SHA-256 digest of the caller's API key: the owner of its handshakes and sessions. */
+    ownerId: string
+  }
+}
+
+export interface AuthOptions {
+  /** Called once with a key generated because none was configured. */
+  onGeneratedKey?: (key: string) => void
+}
+
+const auth: FastifyPluginAsync<AuthOptions> = async (fastify, opts) => {
+  let keys = parseApiKeys(fastify.config.API_KEYS)
+  if (keys.length === 0) {
+    const key = generateApiKey()
+    keys = [key]
+    opts.onGeneratedKey?.(key)
+  }
+  fastify.decorate('apiKeys', createApiKeys(keys))
+  fastify.decorateRequest('ownerId', '')
+
+  const authenticate: onRequestHookHandler = async function (request) {
+    const key = request.headers['x-api-key']
+    if (typeof key !== 'string' || key === '') throw new ApiKeyMissing()
+    const owner = fastify.apiKeys.verify(key)
+    if (owner === null) throw new ApiKeyInvalid()
+    request.ownerId = owner
+  }
+  fastify.decorate('authenticate', authenticate)
+}
+
+export default fp(auth, { name: 'auth', fastify: '5.x', dependencies: ['config'] })

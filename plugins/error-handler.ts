@@ -1,0 +1,85 @@
+// One error shape for everything: validation errors, typed service errors,
+// Fastify's own errors and crashes. Internal messages stay in the log.
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import { OWN_CODES, type ServiceError } from '../lib/errors.js'
+
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_REQUEST',
+  FST_ERR_BAD_URL: 'INVALID_REQUEST',
+  FST_ERR_ASYNC_CONSTRAINT: 'INVALID_REQUEST'
+}
+
+const FASTIFY_MESSAGES: Record<string, string> = {
+  INVALID_JSON: 'The request body is not valid JSON',
+  PAYLOAD_TOO_LARGE: 'The request body is too large',
+  UNSUPPORTED_MEDIA_TYPE: 'Send the body as application/json'
+}
+
+type ValidationItem = { instancePath: string, message?: string, keyword: string, params: Record<string, unknown> }
+
+function describeValidation (context: string | undefined, items: ValidationItem[]): string {
+  const where = context === 'headers' ? 'header' : context === 'querystring' ? 'query parameter' : 'body field'
+  const parts = items.slice(0, 3).map((v) => {
+    if (v.keyword === 'required') return `${where} ${String(v.params.missingProperty)} is required`
+    const name = v.instancePath.replace(/^\//, '').replace(/\//g, '.')
+    return name === '' ? `${context ?? 'request'} ${v.message ?? 'is invalid'}` : `${where} ${name} ${v.message ?? 'is invalid'}`
+  })
+  return `Invalid request: ${parts.join('; ')}`
+}
+
+const errorHandler: FastifyPluginAsync = async (fastify) => {
+  fastify.setErrorHandler(function (err: FastifyError & ServiceError, request, reply) {
+    if (err.validation !== undefined) {
+      return reply.code(400).send({
+        statusCode: 400,
+        code: 'INVALID_REQUEST',
+        error: describeValidation(err.validationContext, err.validation as ValidationItem[])
+      })
+    }
+    let status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    let code = typeof err.code === 'string' ? err.code : 'INTERNAL_ERROR'
+    let message = err.message
+    if (code.startsWith('FST_')) {
+      const mapped = FASTIFY_CODES[code]
+      if (mapped !== undefined) {
+        code = mapped
+        message = FASTIFY_MESSAGES[mapped] ?? 'The request is malformed'
+      } else if (status < 500) {
+        code = 'INVALID_REQUEST'
+      } else {
+        status = 500
+      }
+    }
+    const exposed = status < 500 || OWN_CODES.has(code)
+    if (!exposed) {
+      request.log.error({ err }, 'request failed')
+      code = 'INTERNAL_ERROR'
+      message = 'Internal server error: the failure was logged; retry, and report it if it persists'
+    } else if (status >= 500) {
+      request.log.warn({ code, stage: err.stage, page: err.page }, message)
+    }
+    if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter))
+    return reply.code(status).send({
+      statusCode: status,
+      code,
+      error: message,
+      ...(err.stage !== undefined ? { stage: err.stage } : {}),
+      ...(err.page !== undefined ? { page: err.page } : {})
+    })
+  })
+
+  fastify.setNotFoundHandler(function (request, reply) {
+    return reply.code(404).send({
+      statusCode: 404,
+      code: 'ROUTE_NOT_FOUND',
+      error: `No route ${request.method} ${request.url.split('?')[0]}: see the API documentation at /docs`
+    })
+  })
+}
+
+export default fp(errorHandler, { name: 'error-handler', fastify: '5.x' })

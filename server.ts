@@ -1,0 +1,47 @@
+// Start the service: `npm start`. Configuration comes from the environment
+// (see the README's table); nothing is needed for a local start.
+import Fastify from 'fastify'
+import closeWithGrace from 'close-with-grace'
+import service, { REDACT, serverOptions } from './app.js'
+import { ConfigError, loadConfig } from './plugins/config.js'
+
+let logLevel: string
+try {
+  logLevel = loadConfig().LOG_LEVEL
+} catch (err) {
+  process.stderr.write(`${(err as ConfigError).message}\n`)
+  process.exit(1)
+}
+
+const app = Fastify({ ...serverOptions, logger: { level: logLevel, redact: REDACT } })
+
+await app.register(service, {
+  onGeneratedKey (key) {
+    // Printed once, to the terminal, never through the logger.
+    process.stderr.write([
+      '',
+      '  No API_KEYS configured: generated an API key for this run:',
+      '',
+      `      ${key}`,
+      '',
+      '  Send it as x-api-key. Set your own with API_KEYS=key1,key2 (comma-separated).',
+      ''
+    ].join('\n') + '\n')
+  }
+})
+
+closeWithGrace({ delay: 25_000 }, async ({ signal, err }) => {
+  if (err !== undefined) app.log.error({ err }, 'closing after an error')
+  else app.log.info({ signal }, 'closing: ending sessions and Chromium')
+  await app.close()
+})
+
+try {
+  await app.ready()
+  await app.listen({ host: app.config.HOST, port: app.config.PORT })
+  app.log.info({ docs: '/docs' }, 'API documentation and try-it console at /docs')
+} catch (err) {
+  app.log.error({ err }, 'start-up failed')
+  await app.close().catch(() => {})
+  process.exit(1)
+}
