@@ -1,0 +1,63 @@
+// Builds the service for tests: a fresh app with overrides, and its whole
+// log kept in memory so tests can check what reached it.
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Writable } from 'node:stream'
+import { constants, publicEncrypt, webcrypto } from 'node:crypto'
+import service, { REDACT, serverOptions } from '../app.js'
+import type { Env } from '../schemas/env.js'
+
+export interface TestContext { teardown: (fn: () => unknown) => void }
+
+export const API_KEY = 'test-key-one'
+export const OTHER_KEY = 'test-key-two'
+
+export const testEnv: Partial<Record<keyof Env, string | number>> = {
+  API_KEYS: `${API_KEY},${OTHER_KEY}`,
+  LOG_LEVEL: 'debug',
+  CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '',
+  NAVIGATION_TIMEOUT_MS: 15_000,
+  JOIN_FORM_TIMEOUT_MS: 10_000,
+  WORLD_LAUNCH_TIMEOUT_MS: 20_000,
+  GAME_READY_TIMEOUT_MS: 15_000,
+  MODULE_CONNECT_TIMEOUT_MS: 10_000
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  /** Every log line written so far, raw. */
+  logs: () => string
+}
+
+export async function build (t: TestContext, env: Partial<Record<keyof Env, string | number>> = {}): Promise<TestApp> {
+  const lines: string[] = []
+  const stream = new Writable({
+    write (chunk, _enc, cb) { lines.push(String(chunk)); cb() }
+  })
+  const app = Fastify({ ...serverOptions, logger: { level: 'debug', redact: REDACT, stream } })
+  await app.register(service, { env: { ...testEnv, ...env }, processEnv: false })
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  return { app, logs: () => lines.join('') }
+}
+
+/** Node's crypto with its default OAEP hash (SHA-1), as the TypeScript client example does. */
+export function encryptNode (publicKey: string, payload: unknown, oaepHash: 'sha1' | 'sha256' = 'sha1'): string {
+  return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash },
+    Buffer.from(JSON.stringify(payload), 'utf8')).toString('base64')
+}
+
+/** WebCrypto RSA-OAEP, as the browser JavaScript client example does. */
+export async function encryptWebCrypto (publicKey: string, payload: unknown, hash: 'SHA-1' | 'SHA-256' = 'SHA-1'): Promise<string> {
+  const der = Buffer.from(publicKey.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64')
+  const key = await webcrypto.subtle.importKey('spki', der, { name: 'RSA-OAEP', hash }, false, ['encrypt'])
+  const ct = await webcrypto.subtle.encrypt({ name: 'RSA-OAEP' }, key, new TextEncoder().encode(JSON.stringify(payload)))
+  return Buffer.from(ct).toString('base64')
+}
+
+export interface HandshakeReply { token: string, publicKey: string, nonce: string, expires: number, expiresAt: string }
+
+export async function handshake (app: FastifyInstance, headers: Record<string, string>, apiKey = API_KEY): Promise<HandshakeReply> {
+  const res = await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': apiKey, ...headers } })
+  if (res.statusCode !== 200) throw new Error(`handshake failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}

@@ -1,0 +1,106 @@
+import t, { type Test } from 'tap'
+import { createKeystore } from '../../lib/keystore.js'
+import { encryptNode, encryptWebCrypto } from '../helper.js'
+
+const owner = 'a'.repeat(64)
+const input = { ownerId: owner, foundryUrl: 'http://127.0.0.1:30000/', username: 'Gamemaster' }
+
+async function store (t: Test, opts: Partial<Parameters<typeof createKeystore>[0]> = {}) {
+  const ks = createKeystore({ ttlMs: 300_000, maxHandshakes: 100, rotateMs: 60_000, ...opts })
+  t.teardown(() => ks.close())
+  await ks.ready()
+  return ks
+}
+
+t.test('SHA-1 from Node, SHA-1 from WebCrypto and SHA-256 all decrypt', async (t) => {
+  const ks = await store(t)
+  const cases: Array<[string, (pub: string, p: unknown) => Promise<string> | string, string]> = [
+    ['node sha1', (pub, p) => encryptNode(pub, p), 'sha1'],
+    ['webcrypto sha1', (pub, p) => encryptWebCrypto(pub, p, 'SHA-1'), 'sha1'],
+    ['node sha256', (pub, p) => encryptNode(pub, p, 'sha256'), 'sha256'],
+    ['webcrypto sha256', (pub, p) => encryptWebCrypto(pub, p, 'SHA-256'), 'sha256']
+  ]
+  for (const [name, enc, hash] of cases) {
+    const h = ks.create(input)
+    const ct = await enc(h.publicKey, { password: `pw ${name} ✓`, nonce: h.nonce })
+    const { credentials, handshake } = ks.consume(h.token, owner, ct)
+    t.equal(credentials.password, `pw ${name} ✓`, name)
+    t.equal(credentials.oaepHash, hash, `${name} hash`)
+    t.equal(handshake.username, 'Gamemaster')
+  }
+})
+
+t.test('empty passwords are legal', async (t) => {
+  const ks = await store(t)
+  const h = ks.create(input)
+  t.equal(ks.consume(h.token, owner, encryptNode(h.publicKey, { password: '', nonce: h.nonce })).credentials.password, '')
+})
+
+t.test('tokens are single use, even after a failure', async (t) => {
+  const ks = await store(t)
+  const h = ks.create(input)
+  t.throws(() => ks.consume(h.token, owner, encryptNode(h.publicKey, { password: 'x', nonce: 'wrong' })), { code: 'NONCE_MISMATCH' })
+  t.throws(() => ks.consume(h.token, owner, encryptNode(h.publicKey, { password: 'x', nonce: h.nonce })), { code: 'HANDSHAKE_NOT_FOUND' })
+  const h2 = ks.create(input)
+  ks.consume(h2.token, owner, encryptNode(h2.publicKey, { password: 'x', nonce: h2.nonce }))
+  t.throws(() => ks.consume(h2.token, owner, encryptNode(h2.publicKey, { password: 'x', nonce: h2.nonce })), { code: 'HANDSHAKE_NOT_FOUND' })
+})
+
+t.test("another owner's token is not found and stays usable by its owner", async (t) => {
+  const ks = await store(t)
+  const h = ks.create(input)
+  const ct = encryptNode(h.publicKey, { password: 'x', nonce: h.nonce })
+  t.throws(() => ks.consume(h.token, 'b'.repeat(64), ct), { code: 'HANDSHAKE_NOT_FOUND' })
+  t.equal(ks.consume(h.token, owner, ct).credentials.password, 'x')
+})
+
+t.test('expired handshakes are refused and swept', async (t) => {
+  let now = 1_000_000
+  const ks = await store(t, { ttlMs: 1000, now: () => now, sweepMs: 10 })
+  const h = ks.create(input)
+  const h2 = ks.create(input)
+  now += 1001
+  t.throws(() => ks.consume(h.token, owner, encryptNode(h.publicKey, { password: 'x', nonce: h.nonce })), { code: 'HANDSHAKE_EXPIRED' })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(ks.size(), 0, 'the sweeper removed the other expired handshake')
+  t.throws(() => ks.consume(h2.token, owner, 'AAAA'), { code: 'HANDSHAKE_NOT_FOUND' })
+})
+
+t.test('malformed ciphertexts are 400s with a reason', async (t) => {
+  const ks = await store(t)
+  const bad: Array<[string, (h: { publicKey: string, nonce: string }) => string]> = [
+    ['not base64', () => '%%%not-base64%%%'],
+    ['random bytes', () => Buffer.alloc(256, 7).toString('base64')],
+    ['short', () => 'AAAA'],
+    ['not JSON', (h) => encryptNode(h.publicKey, 'just a string')],
+    ['no password', (h) => encryptNode(h.publicKey, { nonce: h.nonce })],
+    ['password not a string', (h) => encryptNode(h.publicKey, { password: 42, nonce: h.nonce })]
+  ]
+  for (const [name, make] of bad) {
+    const h = ks.create(input)
+    t.throws(() => ks.consume(h.token, owner, make(h)), { code: 'INVALID_ENCRYPTED_PASSWORD', statusCode: 400 }, name)
+  }
+})
+
+t.test('the store is bounded', async (t) => {
+  const ks = await store(t, { maxHandshakes: 3 })
+  ks.create(input); ks.create(input); ks.create(input)
+  t.throws(() => ks.create(input), { code: 'HANDSHAKE_STORE_FULL', statusCode: 429 })
+})
+
+t.test('no key pair is generated on the request path; keys rotate to a pre-generated one', async (t) => {
+  let now = 0
+  const ks = await store(t, { rotateMs: 1000, now: () => now })
+  // Let the spare key finish.
+  for (let i = 0; i < 200 && ks.keyGenerations() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(ks.keyGenerations(), 2, 'the current key and one spare')
+  const before = ks.keyGenerations()
+  const first = ks.create(input)
+  for (let i = 0; i < 50; i++) ks.create(input)
+  t.equal(ks.keyGenerations(), before, 'creating handshakes generated no key')
+  now += 1000
+  const rotated = ks.create(input)
+  t.not(rotated.publicKey, first.publicKey, 'the spare key took over')
+  // The old key still decrypts for the handshakes it served.
+  t.equal(ks.consume(first.token, owner, encryptNode(first.publicKey, { password: 'old', nonce: first.nonce })).credentials.password, 'old')
+})

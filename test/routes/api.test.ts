@@ -1,0 +1,119 @@
+// The API's contract without a Foundry: auth, validation, handshakes,
+// start-session's pre-login failures, end, list, docs and health. One app
+// for the file (it starts a real Chromium); every case uses fresh handshakes.
+import t from 'tap'
+import { API_KEY, OTHER_KEY, build, encryptNode, handshake } from '../helper.js'
+
+const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
+
+t.test('API contract', async (t) => {
+  const { app, logs } = await build(t)
+
+  const post = (url: string, headers: Record<string, string>, payload?: unknown) =>
+    app.inject({ method: 'POST', url, headers, ...(payload !== undefined ? { payload: payload as object } : {}) })
+
+  const isError = (t: { match: (a: unknown, b: unknown, m?: string) => void }, res: { statusCode: number, json: () => unknown }, status: number, code: string) => {
+    t.match({ status: res.statusCode, body: res.json() }, { status, body: { statusCode: status, code, error: /\w+ \w+/ } }, `${status} ${code}`)
+  }
+
+  t.test('every session route needs a known API key', async (t) => {
+    for (const [method, url] of [['POST', '/session-handshake'], ['POST', '/start-session'], ['DELETE', '/end-session?sessionId=x'], ['GET', '/session']] as const) {
+      isError(t, await app.inject({ method, url }), 401, 'API_KEY_MISSING')
+      isError(t, await app.inject({ method, url, headers: { 'x-api-key': 'nope' } }), 401, 'API_KEY_INVALID')
+    }
+    t.notOk(logs().includes('"nope"'), 'a rejected key is not logged')
+  })
+
+  t.test('handshake', async (t) => {
+    const res = await post('/session-handshake', { 'x-api-key': API_KEY, ...HEADERS, 'x-world-name': 'My World' })
+    t.equal(res.statusCode, 200)
+    const body = res.json()
+    t.match(body, {
+      token: /^[0-9a-f]{64}$/,
+      nonce: /^[0-9a-f]{32}$/,
+      publicKey: /^-----BEGIN PUBLIC KEY-----/,
+      expires: Number,
+      expiresAt: String,
+      instanceId: 'local',
+      foundryUrl: 'http://127.0.0.1:9/',
+      username: 'Gamemaster',
+      worldName: 'My World'
+    })
+    t.ok(body.expires - Date.now() > 290_000 && body.expires - Date.now() <= 300_000, 'expires in 5 minutes')
+    t.equal(new Date(body.expiresAt).getTime(), body.expires)
+
+    isError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-username': 'GM' }), 400, 'INVALID_REQUEST')
+    isError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': 'http://x/' }), 400, 'INVALID_REQUEST')
+    const missing = await post('/session-handshake', { 'x-api-key': API_KEY, 'x-username': 'GM' })
+    t.match(missing.json().error, /x-foundry-url is required/)
+    for (const url of ['not a url', 'ftp://host/', 'file:///etc/passwd', 'http://user:pw@host/', 'http://169.254.169.254/', 'http://[fe80::1]/', 'javascript:alert(1)']) {
+      isError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'GM' }), 400, 'INVALID_FOUNDRY_URL')
+    }
+    t.notOk(logs().includes('user:pw'), 'credentials in a refused URL are not logged')
+  })
+
+  t.test('start-session refuses bad input before any browser work', async (t) => {
+    const start = (payload: unknown, key = API_KEY) => post('/start-session', { 'x-api-key': key, 'content-type': 'application/json' }, payload)
+
+    isError(t, await start({}), 400, 'INVALID_REQUEST')
+    isError(t, await start({ handshakeToken: 'x' }), 400, 'INVALID_REQUEST')
+    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: '{bad json' }), 400, 'INVALID_JSON')
+    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/xml' }, payload: '<x/>' }), 415, 'UNSUPPORTED_MEDIA_TYPE')
+    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, payload: 'x' }), 400, 'INVALID_REQUEST')
+    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: JSON.stringify({ handshakeToken: 'x'.repeat(100_000) }) }), 413, 'PAYLOAD_TOO_LARGE')
+    isError(t, await start({ handshakeToken: 'f'.repeat(64), encryptedPassword: 'AAAA' }), 401, 'HANDSHAKE_NOT_FOUND')
+
+    const h1 = await handshake(app, HEADERS)
+    isError(t, await start({ handshakeToken: h1.token, encryptedPassword: encryptNode(h1.publicKey, { password: 'pw', nonce: h1.nonce }) }, OTHER_KEY), 401, 'HANDSHAKE_NOT_FOUND')
+
+    const h2 = await handshake(app, HEADERS)
+    isError(t, await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'pw', nonce: '0'.repeat(32) }) }), 401, 'NONCE_MISMATCH')
+    isError(t, await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'pw', nonce: h2.nonce }) }), 401, 'HANDSHAKE_NOT_FOUND')
+
+    const h3 = await handshake(app, HEADERS)
+    isError(t, await start({ handshakeToken: h3.token, encryptedPassword: 'bm90IGNpcGhlcnRleHQ=' }), 400, 'INVALID_ENCRYPTED_PASSWORD')
+
+    const sessions = await app.inject({ method: 'GET', url: '/session', headers: { 'x-api-key': API_KEY } })
+    t.same(sessions.json(), { activeSessions: [], pendingSessions: [] }, 'no session was created by bad requests')
+  })
+
+  t.test('end-session', async (t) => {
+    isError(t, await app.inject({ method: 'DELETE', url: '/end-session', headers: { 'x-api-key': API_KEY } }), 400, 'INVALID_REQUEST')
+    isError(t, await app.inject({ method: 'DELETE', url: '/end-session?sessionId=nope', headers: { 'x-api-key': API_KEY } }), 404, 'SESSION_NOT_FOUND')
+  })
+
+  t.test('unknown routes get the error shape', async (t) => {
+    isError(t, await app.inject({ method: 'GET', url: '/nope' }), 404, 'ROUTE_NOT_FOUND')
+  })
+
+  t.test('health reports a running Chromium', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/health' })
+    t.equal(res.statusCode, 200)
+    t.match(res.json(), { status: 'ok', browser: { chromium: 'running', version: /Chrome/ }, sessions: { starting: 0, active: 0 } })
+  })
+
+  t.test('OpenAPI document and try-it console', async (t) => {
+    const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
+    t.equal(doc.openapi, '3.0.3')
+    t.same(doc.components.securitySchemes.apiKey, { type: 'apiKey', name: 'x-api-key', in: 'header', description: 'An API key from API_KEYS' })
+    t.ok(doc.components.schemas.ErrorReply, 'the error shape is a named schema')
+    const ops: Record<string, string[]> = {
+      '/session-handshake': ['post', '200', '400', '401', '429'],
+      '/start-session': ['post', '200', '400', '401', '403', '404', '409', '422', '429', '502', '503', '504'],
+      '/end-session': ['delete', '200', '400', '401', '404'],
+      '/session': ['get', '200', '401'],
+      '/health': ['get', '200', '503']
+    }
+    for (const [path, [method, ...statuses]] of Object.entries(ops)) {
+      const op = doc.paths[path]?.[method]
+      t.ok(op, `${method} ${path} documented`)
+      t.same(Object.keys(op.responses).sort(), statuses.sort(), `${path} documents each status`)
+      if (path !== '/health') t.same(op.security, [{ apiKey: [] }], `${path} requires the API key`)
+    }
+    const handshakeParams = doc.paths['/session-handshake'].post.parameters.map((p: { name: string, in: string }) => `${p.in}:${p.name}`)
+    t.same(handshakeParams.sort(), ['header:x-foundry-url', 'header:x-username', 'header:x-world-name'])
+    const ui = await app.inject({ method: 'GET', url: '/docs/' })
+    t.equal(ui.statusCode, 200)
+    t.match(ui.headers['content-type'], /text\/html/)
+  })
+})
