@@ -61,3 +61,8 @@ export async function handshake (app: FastifyInstance, headers: Record<string, s
   if (res.statusCode !== 200) throw new Error(`handshake failed: ${res.statusCode} ${res.body}`)
   return res.json()
 }
+
+/** Assert the one error shape with its status and code. */
+export function expectError (t: { match: (found: unknown, wanted: unknown, msg: string) => boolean }, res: { statusCode: number, json: () => unknown }, status: number, code: string): boolean {
+  return t.match({ status: res.statusCode, body: res.json() }, { status, body: { statusCode: status, code, error: /\w+ \w+/ } }, `${status} ${code}`)
+}

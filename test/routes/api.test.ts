@@ -2,7 +2,7 @@
 // start-session's pre-login failures, end, list, docs and health. One app
 // for the file (it starts a real Chromium); every case uses fresh handshakes.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, encryptNode, handshake } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
 
 const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 
@@ -12,14 +12,12 @@ t.test('API contract', async (t) => {
   const post = (url: string, headers: Record<string, string>, payload?: unknown) =>
     app.inject({ method: 'POST', url, headers, ...(payload !== undefined ? { payload: payload as object } : {}) })
 
-  const isError = (t: { match: (a: unknown, b: unknown, m?: string) => void }, res: { statusCode: number, json: () => unknown }, status: number, code: string) => {
-    t.match({ status: res.statusCode, body: res.json() }, { status, body: { statusCode: status, code, error: /\w+ \w+/ } }, `${status} ${code}`)
-  }
+
 
   t.test('every session route needs a known API key', async (t) => {
     for (const [method, url] of [['POST', '/session-handshake'], ['POST', '/start-session'], ['DELETE', '/end-session?sessionId=x'], ['GET', '/session']] as const) {
-      isError(t, await app.inject({ method, url }), 401, 'API_KEY_MISSING')
-      isError(t, await app.inject({ method, url, headers: { 'x-api-key': 'nope' } }), 401, 'API_KEY_INVALID')
+      expectError(t, await app.inject({ method, url }), 401, 'API_KEY_MISSING')
+      expectError(t, await app.inject({ method, url, headers: { 'x-api-key': 'nope' } }), 401, 'API_KEY_INVALID')
     }
     t.notOk(logs().includes('"nope"'), 'a rejected key is not logged')
   })
@@ -42,12 +40,12 @@ t.test('API contract', async (t) => {
     t.ok(body.expires - Date.now() > 290_000 && body.expires - Date.now() <= 300_000, 'expires in 5 minutes')
     t.equal(new Date(body.expiresAt).getTime(), body.expires)
 
-    isError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-username': 'GM' }), 400, 'INVALID_REQUEST')
-    isError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': 'http://x/' }), 400, 'INVALID_REQUEST')
+    expectError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-username': 'GM' }), 400, 'INVALID_REQUEST')
+    expectError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': 'http://x/' }), 400, 'INVALID_REQUEST')
     const missing = await post('/session-handshake', { 'x-api-key': API_KEY, 'x-username': 'GM' })
     t.match(missing.json().error, /x-foundry-url is required/)
     for (const url of ['not a url', 'ftp://host/', 'file:///etc/passwd', 'http://user:pw@host/', 'http://169.254.169.254/', 'http://[fe80::1]/', 'javascript:alert(1)']) {
-      isError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'GM' }), 400, 'INVALID_FOUNDRY_URL')
+      expectError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'GM' }), 400, 'INVALID_FOUNDRY_URL')
     }
     t.notOk(logs().includes('user:pw'), 'credentials in a refused URL are not logged')
   })
@@ -55,35 +53,35 @@ t.test('API contract', async (t) => {
   t.test('start-session refuses bad input before any browser work', async (t) => {
     const start = (payload: unknown, key = API_KEY) => post('/start-session', { 'x-api-key': key, 'content-type': 'application/json' }, payload)
 
-    isError(t, await start({}), 400, 'INVALID_REQUEST')
-    isError(t, await start({ handshakeToken: 'x' }), 400, 'INVALID_REQUEST')
-    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: '{bad json' }), 400, 'INVALID_JSON')
-    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/xml' }, payload: '<x/>' }), 415, 'UNSUPPORTED_MEDIA_TYPE')
-    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, payload: 'x' }), 400, 'INVALID_REQUEST')
-    isError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: JSON.stringify({ handshakeToken: 'x'.repeat(100_000) }) }), 413, 'PAYLOAD_TOO_LARGE')
-    isError(t, await start({ handshakeToken: 'f'.repeat(64), encryptedPassword: 'AAAA' }), 401, 'HANDSHAKE_NOT_FOUND')
+    expectError(t, await start({}), 400, 'INVALID_REQUEST')
+    expectError(t, await start({ handshakeToken: 'x' }), 400, 'INVALID_REQUEST')
+    expectError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: '{bad json' }), 400, 'INVALID_JSON')
+    expectError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/xml' }, payload: '<x/>' }), 415, 'UNSUPPORTED_MEDIA_TYPE')
+    expectError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'text/plain' }, payload: 'x' }), 400, 'INVALID_REQUEST')
+    expectError(t, await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: JSON.stringify({ handshakeToken: 'x'.repeat(100_000) }) }), 413, 'PAYLOAD_TOO_LARGE')
+    expectError(t, await start({ handshakeToken: 'f'.repeat(64), encryptedPassword: 'AAAA' }), 401, 'HANDSHAKE_NOT_FOUND')
 
     const h1 = await handshake(app, HEADERS)
-    isError(t, await start({ handshakeToken: h1.token, encryptedPassword: encryptNode(h1.publicKey, { password: 'pw', nonce: h1.nonce }) }, OTHER_KEY), 401, 'HANDSHAKE_NOT_FOUND')
+    expectError(t, await start({ handshakeToken: h1.token, encryptedPassword: encryptNode(h1.publicKey, { password: 'pw', nonce: h1.nonce }) }, OTHER_KEY), 401, 'HANDSHAKE_NOT_FOUND')
 
     const h2 = await handshake(app, HEADERS)
-    isError(t, await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'pw', nonce: '0'.repeat(32) }) }), 401, 'NONCE_MISMATCH')
-    isError(t, await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'pw', nonce: h2.nonce }) }), 401, 'HANDSHAKE_NOT_FOUND')
+    expectError(t, await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'pw', nonce: '0'.repeat(32) }) }), 401, 'NONCE_MISMATCH')
+    expectError(t, await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'pw', nonce: h2.nonce }) }), 401, 'HANDSHAKE_NOT_FOUND')
 
     const h3 = await handshake(app, HEADERS)
-    isError(t, await start({ handshakeToken: h3.token, encryptedPassword: 'bm90IGNpcGhlcnRleHQ=' }), 400, 'INVALID_ENCRYPTED_PASSWORD')
+    expectError(t, await start({ handshakeToken: h3.token, encryptedPassword: 'bm90IGNpcGhlcnRleHQ=' }), 400, 'INVALID_ENCRYPTED_PASSWORD')
 
     const sessions = await app.inject({ method: 'GET', url: '/session', headers: { 'x-api-key': API_KEY } })
     t.same(sessions.json(), { activeSessions: [], pendingSessions: [] }, 'no session was created by bad requests')
   })
 
   t.test('end-session', async (t) => {
-    isError(t, await app.inject({ method: 'DELETE', url: '/end-session', headers: { 'x-api-key': API_KEY } }), 400, 'INVALID_REQUEST')
-    isError(t, await app.inject({ method: 'DELETE', url: '/end-session?sessionId=nope', headers: { 'x-api-key': API_KEY } }), 404, 'SESSION_NOT_FOUND')
+    expectError(t, await app.inject({ method: 'DELETE', url: '/end-session', headers: { 'x-api-key': API_KEY } }), 400, 'INVALID_REQUEST')
+    expectError(t, await app.inject({ method: 'DELETE', url: '/end-session?sessionId=nope', headers: { 'x-api-key': API_KEY } }), 404, 'SESSION_NOT_FOUND')
   })
 
   t.test('unknown routes get the error shape', async (t) => {
-    isError(t, await app.inject({ method: 'GET', url: '/nope' }), 404, 'ROUTE_NOT_FOUND')
+    expectError(t, await app.inject({ method: 'GET', url: '/nope' }), 404, 'ROUTE_NOT_FOUND')
   })
 
   t.test('health reports a running Chromium', async (t) => {

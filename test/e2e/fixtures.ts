@@ -1,0 +1,112 @@
+// Worlds, users and process helpers shared by the end-to-end tests.
+import { readFileSync, readdirSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import type { StandinWorld } from '../foundry/standin.js'
+import { API_KEY, encryptNode, encryptWebCrypto } from '../helper.js'
+
+export const GM = { id: 'aB3dE5gH7jK9mN1p', name: 'Gamemaster', role: 4 as const, password: 'gm-secret-Pa55word!' }
+export const GM2 = { id: 'zZ9dE5gH7jK9mN1q', name: 'Second GM', role: 4 as const, password: 'second-secret-Pw' }
+export const PLAYER = { id: 'qR4sT6uV8wX0yZ2a', name: 'Player One', role: 1 as const, password: 'player-secret-Pw' }
+export const BANNED = { id: 'bB4sT6uV8wX0yZ2b', name: 'Banned', role: 0 as const, password: 'banned-secret-Pw' }
+
+export const WORLD: StandinWorld = {
+  id: 'lost-mine',
+  title: 'Lost Mine of Phandelver',
+  system: { id: 'dnd5e', title: 'Dungeons & Dragons Fifth Edition', version: '5.0.4' },
+  users: [GM, PLAYER, BANNED]
+}
+
+export const OTHER_WORLD: StandinWorld = {
+  id: 'curse-of-strahd',
+  title: 'Curse of Strahd',
+  system: { id: 'dnd5e', title: 'Dungeons & Dragons Fifth Edition', version: '5.0.4' },
+  users: [GM2]
+}
+
+export type Encryption = 'node-sha1' | 'webcrypto-sha1' | 'node-sha256' | 'webcrypto-sha256'
+
+export interface StartArgs {
+  foundryUrl: string
+  username: string
+  password: string
+  world?: string
+  apiKey?: string
+  encryption?: Encryption
+}
+
+/** Handshake + encrypt + start-session through the API, as a client does. */
+export async function startSession (app: FastifyInstance, a: StartArgs) {
+  const apiKey = a.apiKey ?? API_KEY
+  const hs = await app.inject({
+    method: 'POST',
+    url: '/session-handshake',
+    headers: {
+      'x-api-key': apiKey,
+      'x-foundry-url': a.foundryUrl,
+      'x-username': a.username,
+      ...(a.world !== undefined ? { 'x-world-name': a.world } : {})
+    }
+  })
+  if (hs.statusCode !== 200) throw new Error(`handshake ${hs.statusCode}: ${hs.body}`)
+  const { token, publicKey, nonce } = hs.json()
+  const payload = { password: a.password, nonce }
+  const enc = a.encryption ?? 'node-sha1'
+  const encryptedPassword = enc === 'node-sha1'
+    ? encryptNode(publicKey, payload)
+    : enc === 'node-sha256'
+      ? encryptNode(publicKey, payload, 'sha256')
+      : await encryptWebCrypto(publicKey, payload, enc === 'webcrypto-sha1' ? 'SHA-1' : 'SHA-256')
+  return await app.inject({
+    method: 'POST',
+    url: '/start-session',
+    headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+    payload: { handshakeToken: token, encryptedPassword }
+  })
+}
+
+export async function listSessions (app: FastifyInstance, apiKey = API_KEY) {
+  const res = await app.inject({ method: 'GET', url: '/session', headers: { 'x-api-key': apiKey } })
+  return res.json() as { activeSessions: Array<Record<string, unknown>>, pendingSessions: Array<Record<string, unknown>> }
+}
+
+export async function endSession (app: FastifyInstance, sessionId: string, apiKey = API_KEY) {
+  return await app.inject({ method: 'DELETE', url: `/end-session?sessionId=${encodeURIComponent(sessionId)}`, headers: { 'x-api-key': apiKey } })
+}
+
+/** Every live process below `pid` (Chromium's renderers, GPU and utility processes). */
+export function descendants (pid: number): number[] {
+  const parent = new Map<number, number>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      // Fields after the command (which may hold spaces) start after ')'.
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (rest[0] === 'Z') continue
+      parent.set(Number(name), Number(rest[1]))
+    } catch {}
+  }
+  const out: number[] = []
+  const walk = (p: number): void => {
+    for (const [child, pp] of parent) if (pp === p) { out.push(child); walk(child) }
+  }
+  walk(pid)
+  return out
+}
+
+export function alive (pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch { return false }
+}
+
+/** Poll a condition (for process exits, which have no event) with a bound. */
+export async function eventually (check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return await check()
+}
