@@ -42,7 +42,7 @@ function makeUser (d) {
   }
 }
 
-const Hooks = {
+const Hooks = window.Hooks ?? {
   _hooks: {},
   on (name, fn) { (this._hooks[name] ??= []).push({ fn, once: false }); return fn },
   once (name, fn) { (this._hooks[name] ??= []).push({ fn, once: true }); return fn },
@@ -65,7 +65,7 @@ const Hooks = {
 window.Hooks = Hooks
 
 const ui = window.ui = window.ui ?? {}
-ui.notifications = {
+ui.notifications = ui.notifications ?? {
   notify (message, type = 'info', { permanent = false } = {}) {
     let ol = document.getElementById('notifications')
     if (!ol) {

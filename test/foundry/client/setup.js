@@ -30,8 +30,34 @@ function render (data) {
   document.getElementById('setup-packages').innerHTML = `
     <nav class="tabs"><a class="item active" data-tab="worlds">Worlds</a><a class="item" data-tab="systems">Game Systems</a><a class="item" data-tab="modules">Add-on Modules</a></nav>
     <section id="worlds" class="tab active" data-tab="worlds"><ul id="worlds-list" class="package-list">${list}</ul></section>`
+  if (data.tourPrompt && !tourDone()) showTour()
   if (data.telemetryPrompt) showTelemetry()
   Hooks.callAll('renderSetupPackages')
+}
+
+// First-load tour (v12+ "backups" tour): a click-swallowing overlay closed by
+// its exit control or Escape. Progress lives in the client setting core.tourProgress.
+function tourDone () {
+  try { return JSON.parse(window.localStorage.getItem('core.tourProgress') ?? '{}')?.core?.backupsOverview !== undefined } catch { return false }
+}
+function showTour () {
+  const el = overlay('tour-overlay', `<div class="tour-center-step tour" role="dialog">
+      <header><h3>Backups</h3><a class="step-button" data-action="exit" aria-label="Exit tour"><i class="fas fa-times"></i> Exit</a></header>
+      <section class="step-content"><p>Foundry Virtual Tabletop can now create backups of your worlds.</p></section>
+      <footer><button type="button" class="tour-exit" data-action="exit">End Tour</button><button type="button" data-action="next">Next</button></footer>
+    </div>`)
+  el.classList.add('tour-overlay')
+  const close = () => {
+    el.remove()
+    document.removeEventListener('keydown', onKey)
+    let progress = {}
+    try { progress = JSON.parse(window.localStorage.getItem('core.tourProgress') ?? '{}') ?? {} } catch {}
+    progress.core = { ...(progress.core ?? {}), backupsOverview: -1 }
+    window.localStorage.setItem('core.tourProgress', JSON.stringify(progress))
+  }
+  const onKey = (ev) => { if (ev.key === 'Escape') close() }
+  document.addEventListener('keydown', onKey)
+  el.addEventListener('click', (ev) => { if (ev.target.closest('[data-action=exit]')) close() })
 }
 
 function showTelemetry () {
