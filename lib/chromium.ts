@@ -12,6 +12,10 @@ const DROPPED = new Set([
   '--allow-running-insecure-content'
 ])
 
+// Flags that switch the sandbox off (--no-zygote is only allowed without it),
+// kept only when running as root, where Chromium refuses the sandbox.
+const UNSANDBOXED = new Set(['--no-sandbox', '--no-zygote'])
+
 // Flags added to every launch. The network here is closed and a headless GM
 // never needs Google's background services; without these, Chromium spends
 // time on lookups that can never succeed.
@@ -52,9 +56,13 @@ export async function resolveChromium (opts: ChromiumLaunchOptions = {}): Promis
     return { executablePath: opts.executablePath, args, headless: shell ? 'shell' : true }
   }
   const { default: chromium } = await import('@sparticuz/chromium')
-  const base = chromium.args.filter((a) => !DROPPED.has(a) && !a.startsWith('--headless'))
-  // The sparticuz build is a headless shell that always runs without the
-  // sandbox (--no-sandbox is in its own flags).
+  // @sparticuz/chromium's flags turn the sandbox off (Lambda has no user
+  // namespaces). Its binary runs sandboxed fine elsewhere (checked as
+  // `runuser -u nobody`: renderers under seccomp-bpf, in user namespaces), so
+  // the sandbox stays on unless this process is root. Where user namespaces
+  // are off, Chromium fails to start: pass CHROMIUM_ARGS=--no-sandbox there.
+  const base = chromium.args.filter((a) => !DROPPED.has(a) && !a.startsWith('--headless') &&
+    (asRoot || !UNSANDBOXED.has(a)))
   return {
     executablePath: await chromium.executablePath(),
     args: [...base, ...EXTRA, ...(opts.args ?? [])],

@@ -2,7 +2,7 @@
 // 401 before any validation runs. Keys are held as digests only.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, onRequestHookHandler } from 'fastify'
-import { createApiKeys, generateApiKey, parseApiKeys, type ApiKeys } from '../lib/api-keys.js'
+import { createApiKeys, generateApiKey, parseApiKeys, readApiKeysFile, type ApiKeys } from '../lib/api-keys.js'
 import { ApiKeyInvalid, ApiKeyMissing } from '../lib/errors.js'
 
 declare module 'fastify' {
@@ -23,6 +23,7 @@ export interface AuthOptions {
 
 const auth: FastifyPluginAsync<AuthOptions> = async (fastify, opts) => {
   let keys = parseApiKeys(fastify.config.API_KEYS)
+  if (fastify.config.API_KEYS_FILE !== '') keys.push(...readApiKeysFile(fastify.config.API_KEYS_FILE))
   if (keys.length === 0) {
     const key = generateApiKey()
     keys = [key]
@@ -34,6 +35,8 @@ const auth: FastifyPluginAsync<AuthOptions> = async (fastify, opts) => {
   const authenticate: onRequestHookHandler = async function (request) {
     const key = request.headers['x-api-key']
     if (typeof key !== 'string' || key === '') throw new ApiKeyMissing()
+    // Bounded before hashing; no key this service issues is this long.
+    if (key.length > 1024) throw new ApiKeyInvalid()
     const owner = fastify.apiKeys.verify(key)
     if (owner === null) throw new ApiKeyInvalid()
     request.ownerId = owner

@@ -1,7 +1,7 @@
 // One error shape for everything: validation errors, typed service errors,
 // Fastify's own errors and crashes. Internal messages stay in the log.
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify'
 import { OWN_CODES, type ServiceError } from '../lib/errors.js'
 
 const FASTIFY_CODES: Record<string, string> = {
@@ -69,7 +69,8 @@ const errorHandler: FastifyPluginAsync = async (fastify) => {
       code,
       error: message,
       ...(err.stage !== undefined ? { stage: err.stage } : {}),
-      ...(err.page !== undefined ? { page: err.page } : {})
+      ...(err.page !== undefined ? { page: err.page } : {}),
+      ...(err.screenshot !== undefined ? { screenshot: err.screenshot } : {})
     })
   })
 
@@ -83,3 +84,26 @@ const errorHandler: FastifyPluginAsync = async (fastify) => {
 }
 
 export default fp(errorHandler, { name: 'error-handler', fastify: '5.x' })
+
+/** Largest request head (request line and headers) Node accepts; past it, 431. */
+export const MAX_HEADER_BYTES = 16 * 1024
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (headers too
+ * large, malformed request line), answered in the one error shape. Nothing
+ * is logged: the error carries the raw request bytes, API key included.
+ */
+export const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHandler']> = function (err, socket) {
+  const e = err as Error & { code?: string }
+  if (e.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, text, message] = e.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'HEADERS_TOO_LARGE', 'Request Header Fields Too Large', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes`]
+    : e.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'REQUEST_TIMEOUT', 'Request Timeout', 'The request was not received in time']
+      : [400, 'INVALID_REQUEST', 'Bad Request', 'The request is not valid HTTP']
+  const body = JSON.stringify({ statusCode: status, code, error: message })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}

@@ -1,0 +1,44 @@
+// Tenant isolation: a key never sees, ends or learns of another key's
+// sessions or handshakes, and its attempts change nothing for the owner.
+import t from 'tap'
+import { startFoundryStandin } from '../foundry/standin.js'
+import { startRelayStandin } from '../foundry/relay.js'
+import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
+import { GM, WORLD, endSession, eventually, listSessions } from '../e2e/fixtures.js'
+
+t.test('handshakes and sessions are per key', async (t) => {
+  const { app } = await build(t)
+  const relay = await startRelayStandin()
+  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url, gameReadyDelayMs: 60_000 })
+  t.teardown(async () => { await standin.close(); await relay.close() })
+  const start = async (body: unknown, key: string) => await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': key, 'content-type': 'application/json' }, payload: body as object })
+
+  // Another key's handshake token is "not found", and stays usable for its owner.
+  const h = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
+  const enc = encryptNode(h.publicKey, { password: GM.password, nonce: h.nonce })
+  const stolen = await start({ handshakeToken: h.token, encryptedPassword: enc }, OTHER_KEY)
+  expectError(t, stolen, 401, 'HANDSHAKE_NOT_FOUND')
+  const unknown = await start({ handshakeToken: 'f'.repeat(64), encryptedPassword: enc }, OTHER_KEY)
+  t.same(stolen.json(), unknown.json(), 'indistinguishable from an unknown token')
+  t.equal(app.keystore.size(), 1, 'the handshake is still there')
+
+  // The owner's login (pending: the game never gets ready) is invisible to the other key.
+  const pending = start({ handshakeToken: h.token, encryptedPassword: enc }, API_KEY)
+  let id = ''
+  t.ok(await eventually(async () => {
+    id = String((await listSessions(app)).pendingSessions[0]?.id ?? '')
+    return id !== ''
+  }), 'the owner sees its pending session')
+  const theirs = await listSessions(app, OTHER_KEY)
+  t.same([theirs.activeSessions.length, theirs.pendingSessions.length, (theirs as { endedSessions?: unknown[] }).endedSessions?.length ?? 0], [0, 0, 0], 'the other key sees nothing')
+  const notFound = await endSession(app, id, OTHER_KEY)
+  expectError(t, notFound, 404, 'SESSION_NOT_FOUND')
+  t.same(notFound.json(), (await endSession(app, '00000000-0000-4000-8000-000000000000', OTHER_KEY)).json(), 'indistinguishable from an unknown id')
+  t.equal((await listSessions(app)).pendingSessions.length, 1, 'still starting for its owner')
+  const shot = await app.inject({ method: 'GET', url: `/failure-screenshot/${'a'.repeat(32)}`, headers: { 'x-api-key': OTHER_KEY } })
+  t.ok(shot.statusCode === 404 || shot.statusCode === 401, `screenshots are per key too (${shot.statusCode})`)
+
+  t.equal((await endSession(app, id)).statusCode, 200, 'the owner can end it')
+  t.equal((await pending).statusCode, 409)
+})
+
