@@ -1,0 +1,109 @@
+// Page tuning (lib/page-setup.ts) through real Chromium against the Foundry
+// stand-in's heavy game page: the module still connects with the defaults,
+// and each setting has its effect (no image/audio requests, core.noCanvas,
+// per-session overrides).
+import t from 'tap'
+import { startFoundryStandin, type Standin } from '../foundry/standin.js'
+import { startRelayStandin } from '../foundry/relay.js'
+import { fileBrowser, freshPage, loginWithForm, waitReady } from '../foundry/browser.js'
+import { API_KEY, build, encryptNode, handshake } from '../helper.js'
+import { GM, WORLD } from '../e2e/fixtures.js'
+import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/page-setup.js'
+
+const HEAVY = { scriptBytes: 64 * 1024, images: 3, canvasMs: 50 }
+
+async function foundry (t: { teardown: (fn: () => unknown) => void }): Promise<Standin> {
+  const relay = await startRelayStandin()
+  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url, heavyGame: HEAVY })
+  t.teardown(async () => { await standin.close(); await relay.close() })
+  return standin
+}
+
+const assetRequests = (s: Standin): string[] => s.requests.map((r) => r.path).filter((p) => /\/assets\/heavy/.test(p))
+
+t.test('parseBlockResources', async (t) => {
+  t.same(parseBlockResources('image,media,font'), ['image', 'media', 'font'])
+  t.same(parseBlockResources(' image  font '), ['image', 'font'])
+  t.same(parseBlockResources('image,image'), ['image'])
+  t.same(parseBlockResources(''), [])
+  t.same(parseBlockResources('none'), [])
+  t.throws(() => parseBlockResources('image,script'), /unknown resource type "script"/)
+})
+
+t.test('the service with its default page settings: the module connects, no image or audio is fetched', async (t) => {
+  const { app } = await build(t)
+  const standin = await foundry(t)
+  const hs = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/start-session',
+    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+    payload: { handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: GM.password, nonce: hs.nonce }) }
+  })
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(res.json().clientId, `foundry-${GM.id}`, 'the REST API module connected')
+  t.ok(standin.requests.some((r) => r.path.endsWith('/scripts/heavy.js')), 'the game page loaded its scripts')
+  t.same(assetRequests(standin), [], 'no image or audio reached Foundry')
+})
+
+t.test('per-session overrides: noCanvas false and blockResources [] load everything', async (t) => {
+  const { app } = await build(t)
+  const standin = await foundry(t)
+  const hs = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/start-session',
+    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+    payload: {
+      handshakeToken: hs.token,
+      encryptedPassword: encryptNode(hs.publicKey, { password: GM.password, nonce: hs.nonce }),
+      noCanvas: false,
+      blockResources: []
+    }
+  })
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(res.json().clientId, `foundry-${GM.id}`)
+  const assets = assetRequests(standin)
+  t.equal(assets.filter((p) => p.endsWith('.bmp')).length, HEAVY.images, 'every image was fetched')
+  t.ok(assets.some((p) => p.endsWith('.wav')), 'the audio was fetched')
+
+  const bad = await app.inject({
+    method: 'POST',
+    url: '/start-session',
+    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+    payload: { handshakeToken: 'x', encryptedPassword: 'eA==', blockResources: ['script'] }
+  })
+  t.equal(bad.statusCode, 400, 'an unknown resource type is refused')
+})
+
+t.test('preparePage on a page: core.noCanvas, blocked requests', async (t) => {
+  const browser = await fileBrowser(t)
+  const standin = await foundry(t)
+  const { page } = await freshPage(t, browser)
+  const prepared = await preparePage(page, DEFAULT_PAGE_SETUP)
+  await page.goto(standin.url)
+  await loginWithForm(page, GM.id, GM.password)
+  await waitReady(page)
+  const state = await page.evaluate(() => ({
+    noCanvas: window.localStorage.getItem('core.noCanvas'),
+    canvasReady: (window as unknown as { canvas?: { ready?: boolean } }).canvas?.ready
+  }))
+  t.equal(state.noCanvas, 'true', 'core.noCanvas is set before the game boots')
+  t.equal(state.canvasReady, false, 'Foundry skipped its canvas')
+  t.same(assetRequests(standin), [], 'images and audio never reached Foundry')
+  t.ok(prepared.blocked() >= HEAVY.images, `the page's image requests were failed (${prepared.blocked()})`)
+  await prepared.detach()
+})
+
+t.test('preparePage with nothing to do intercepts nothing', async (t) => {
+  const browser = await fileBrowser(t)
+  const standin = await foundry(t)
+  const { page } = await freshPage(t, browser)
+  const prepared = await preparePage(page, { blockResources: [], noCanvas: false })
+  await page.goto(standin.url)
+  await loginWithForm(page, GM.id, GM.password)
+  await waitReady(page)
+  t.equal(await page.evaluate(() => window.localStorage.getItem('core.noCanvas')), null, 'core.noCanvas left alone')
+  t.equal(prepared.blocked(), 0)
+  await prepared.detach()
+})
