@@ -1,10 +1,13 @@
 // The whole service as one plugin, registered in dependency order.
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
 import sensible from '@fastify/sensible'
 import config, { type ConfigOptions } from './plugins/config.js'
-import errorHandler from './plugins/error-handler.js'
+import errorHandler, { clientErrorHandler } from './plugins/error-handler.js'
+import accessLog from './plugins/access-log.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
+import urlPolicy, { type UrlPolicyPluginOptions } from './plugins/url-policy.js'
+import rateLimits from './plugins/rate-limit.js'
 import swagger from './plugins/swagger.js'
 import keystore from './plugins/keystore.js'
 import browserPool from './plugins/browser-pool.js'
@@ -12,13 +15,16 @@ import sessions from './plugins/sessions.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
 
-export interface ServiceOptions extends ConfigOptions, AuthOptions {}
+export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPluginOptions {}
 
 const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(config, opts)
   await fastify.register(sensible)
   await fastify.register(errorHandler)
+  await fastify.register(accessLog)
   await fastify.register(auth, opts)
+  await fastify.register(rateLimits)
+  await fastify.register(urlPolicy, opts)
   await fastify.register(swagger) // before any route, or routes miss the document
   await fastify.register(keystore)
   await fastify.register(browserPool)
@@ -32,10 +38,15 @@ export default fp(service, { name: 'service', fastify: '5.x' })
 /** Server options shared by server.ts, tests and benchmarks. */
 export const serverOptions: FastifyServerOptions = {
   bodyLimit: 64 * 1024,
+  // Node's parser answers past 16 KiB of request line + headers (its
+  // default maxHeaderSize), and malformed HTTP, in the one error shape.
+  clientErrorHandler,
   // Sessions can take minutes to start; Fly's proxy and clients hold the
   // request meanwhile. Closing waits for them to be cancelled (see sessions).
   requestTimeout: 0,
   return503OnClosing: true,
+  // plugins/access-log.ts writes one line per request instead of Fastify's two.
+  logController: new LogController({ disableRequestLogging: true }),
   ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }
 }
 

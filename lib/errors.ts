@@ -12,6 +12,8 @@ export interface ServiceError extends Error {
   page?: string
   /** Seconds after which a retry makes sense (429). */
   retryAfter?: number
+  /** URL of a failure screenshot. */
+  screenshot?: string
 }
 
 // Auth
@@ -28,9 +30,12 @@ export const HandshakeNotFound = createError('HANDSHAKE_NOT_FOUND', 'Invalid or 
 export const HandshakeExpired = createError('HANDSHAKE_EXPIRED', 'Handshake token expired: request a new one with POST /session-handshake and start the session within its lifetime', 401)
 export const NonceMismatch = createError('NONCE_MISMATCH', 'Invalid nonce: encrypt {"password", "nonce"} with the nonce from the same handshake', 401)
 export const HandshakeStoreFull = createError('HANDSHAKE_STORE_FULL', 'Too many open handshakes: use or let expire the ones you have, then retry', 429)
+export const HandshakeOwnerFull = createError('HANDSHAKE_STORE_FULL', '%s', 429)
+export const RateLimited = createError('RATE_LIMITED', '%s', 429)
 
 // Sessions
 export const SessionNotFound = createError('SESSION_NOT_FOUND', 'Session not found: list your sessions with GET /session', 404)
+export const ScreenshotNotFound = createError('SCREENSHOT_NOT_FOUND', 'Screenshot not found: it expired, or belongs to another API key', 404)
 export const SessionCancelled = createError('SESSION_CANCELLED', 'The session was ended while it was starting', 409)
 export const AtCapacity = createError('AT_CAPACITY', '%s', 429)
 export const ServiceClosing = createError('SERVICE_CLOSING', 'The service is shutting down: retry against another instance or in a moment', 503)
@@ -54,13 +59,21 @@ export const LoginRejected = createError('FOUNDRY_LOGIN_REJECTED', '%s', 422)
 export const LoginLost = createError('FOUNDRY_LOGIN_LOST', '%s', 502)
 export const NotGamemaster = createError('NOT_GAMEMASTER', '%s', 409)
 export const ModuleNotConnected = createError('MODULE_NOT_CONNECTED', '%s', 504)
+export const ModuleConnectionTaken = createError('MODULE_CONNECTION_TAKEN', '%s', 409)
+export const ModuleTokenRefused = createError('MODULE_TOKEN_REFUSED', '%s', 422)
+export const AdminPasswordRejected = createError('ADMIN_PASSWORD_REJECTED', '%s', 422)
+export const WorldNeedsMigration = createError('WORLD_NEEDS_MIGRATION', '%s', 409)
+export const WorldLocked = createError('WORLD_LOCKED', '%s', 409)
+export const UserAlreadyActive = createError('USER_ALREADY_ACTIVE', '%s', 409)
+export const FoundryUrlRefused = createError('FOUNDRY_URL_REFUSED', '%s', 403)
+export const JoinFormUnknown = createError('JOIN_FORM_UNKNOWN', '%s', 502)
 
 /** Codes whose message is written for clients, even on 5xx. */
 export const OWN_CODES = new Set<string>([
   ServiceClosing, BrowserUnavailable, FoundryUnreachable, FoundryTlsError, NotFoundry, FoundryTimeout,
-  FoundryError, WorldLaunchFailed, LoginLost, ModuleNotConnected
+  FoundryError, WorldLaunchFailed, LoginLost, ModuleNotConnected, JoinFormUnknown
 ].map((E) => new E('').code))
 
-export function withContext<E extends Error> (err: E, ctx: { stage?: string, page?: string, retryAfter?: number }): E {
+export function withContext<E extends Error> (err: E, ctx: { stage?: string, page?: string, retryAfter?: number, screenshot?: string }): E {
   return Object.assign(err, ctx)
 }

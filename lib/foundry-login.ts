@@ -3,9 +3,11 @@
 // bounded by a timeout; there is no fixed sleep anywhere.
 import type { HTTPResponse, Page } from 'puppeteer-core'
 import {
-  AdminPasswordRequired, FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, LicenseNotSigned,
-  LoginLost, LoginRejected, ModuleNotConnected, NotFoundry, NotGamemaster, SessionCancelled, UserBanned,
-  UserNotFound, WorldLaunchFailed, WorldMismatch, WorldNotFound, WorldNotRunning, withContext, type ServiceError
+  AdminPasswordRejected, AdminPasswordRequired, FoundryError, FoundryUrlRefused, FoundryTimeout, FoundryTlsError, FoundryUnreachable,
+  JoinFormUnknown, LicenseNotSigned, LoginLost, LoginRejected, ModuleConnectionTaken, ModuleNotConnected,
+  ModuleTokenRefused, NotFoundry, NotGamemaster, SessionCancelled, UserAlreadyActive, UserBanned, UserNotFound,
+  WorldLaunchFailed, WorldLocked, WorldMismatch, WorldNeedsMigration, WorldNotFound, WorldNotRunning, withContext,
+  type ServiceError
 } from './errors.js'
 import { watchWebSockets, WsWaitTimeout, type WsConnection, type WsWatcher } from './websockets.js'
 
@@ -15,6 +17,12 @@ export interface LoginTimeouts {
   worldLaunch: number
   gameReady: number
   moduleConnect: number
+  /**
+   * Module 2.x: how long an accepted relay connection must stay open to
+   * count (a 2.x relay accepts the upgrade, then closes a refused id with
+   * 4004; it sends nothing on success). Default 500 ms.
+   */
+  moduleStable?: number
 }
 
 export interface LoginParams {
@@ -22,7 +30,20 @@ export interface LoginParams {
   username: string
   password: string
   worldName?: string
+  /** Foundry's administrator password, to pass /auth and launch the world. */
+  adminPassword?: string
+  /** Module 3.x connection token, seeded into localStorage before Foundry loads. */
+  connectionToken?: string
+  /** Wait for the REST API module's relay connection (default true). */
+  requireModule?: boolean
+  /** Log in even when Foundry shows the user as already logged in elsewhere. */
+  loginIfActive?: boolean
+  /** Launch the named world from the setup page when none runs (default true). */
+  launchWorld?: boolean
 }
+
+/** localStorage key of the module 3.x connection token (JSON-encoded). */
+export const CONNECTION_TOKEN_KEY = 'foundry-rest-api.connectionToken'
 
 export interface LoginOptions {
   timeouts: LoginTimeouts
@@ -31,7 +52,7 @@ export interface LoginOptions {
   onStage?: (stage: Stage, page: string | null) => void
 }
 
-export type Stage = 'reach' | 'world-launch' | 'join' | 'game-load' | 'module-connection'
+export type Stage = 'reach' | 'admin-auth' | 'world-launch' | 'join' | 'game-load' | 'module-connection'
 
 export interface WorldInfo {
   userId: string
@@ -46,8 +67,10 @@ export interface WorldInfo {
 }
 
 export interface LoginResult extends WorldInfo {
-  /** The id the REST API module announced to its relay. */
-  clientId: string
+  /** The id the REST API module announced to its relay; null when the module was not required and did not connect. */
+  clientId: string | null
+  /** 2 or 3 when the module connected. */
+  moduleProtocol: 2 | 3 | null
   /** Relay origin + path the module connected to (no query: it may carry a token). */
   relayUrl: string
   /** Module-announced custom name ('' when none). */
@@ -56,6 +79,7 @@ export interface LoginResult extends WorldInfo {
 
 const STAGE_WHAT: Record<Stage, string> = {
   reach: 'reaching Foundry',
+  'admin-auth': 'passing Foundry\'s administrator login',
   'world-launch': 'launching the world',
   join: 'joining the world',
   'game-load': 'loading the game',
@@ -99,21 +123,32 @@ class LoginDriver {
       // Foundry reportedly logs an error below 1366×768.
       await page.setViewport({ width: 1366, height: 768 })
       this.ws = await watchWebSockets(page)
+      if (this.params.connectionToken !== undefined && this.params.connectionToken !== '') {
+        // Before any Foundry script runs, on Foundry's origin only, and only
+        // where the module has no token of its own yet.
+        await page.evaluateOnNewDocument((origin: string, key: string, token: string) => {
+          try {
+            if (location.origin === origin && localStorage.getItem(key) === null) localStorage.setItem(key, JSON.stringify(token))
+          } catch {}
+        }, this.base.origin, CONNECTION_TOKEN_KEY, this.params.connectionToken)
+      }
       this.enter('reach')
       await this.goto(this.base.href)
 
       // Follow Foundry's own routing until the game page. Each step moves
       // the page forward; a loop means Foundry sent us back.
-      for (let step = 0; step < 6; step++) {
+      for (let step = 0; step < 8; step++) {
         this.checkAborted()
         const route = this.route()
         switch (route) {
           case '/license':
             throw this.fail(LicenseNotSigned, 'Foundry shows its licence page: sign the licence (EULA) and enter the licence key in a browser once; this service never accepts a licence on your behalf')
           case '/auth':
-            throw this.fail(AdminPasswordRequired, 'No world is running and Foundry asks for its administrator password to reach the setup page: launch the world in Foundry yourself, then start the session again')
+            await this.adminAuth()
+            break
           case '/players':
-            throw this.fail(FoundryError, 'Foundry shows the user setup page of a world launched for the first time (/players): open the world once in a browser and press "Save and Continue"')
+            await this.playersGate()
+            break
           case '/setup':
             await this.launchWorld()
             break
@@ -138,10 +173,66 @@ class LoginDriver {
 
   // — steps —
 
+  private adminAuthTried = false
+
+  /** /auth: Foundry's administrator login, posted by its own form. */
+  private async adminAuth (): Promise<void> {
+    this.enter('admin-auth')
+    const { adminPassword, worldName } = this.params
+    if (worldName === undefined || worldName === '') {
+      throw this.fail(WorldNotRunning, 'No world is running on this Foundry server: name the world to launch in x-world-name, and send Foundry\'s administrator password as encryptedAdminPassword')
+    }
+    if (adminPassword === undefined || adminPassword === '') {
+      throw this.fail(AdminPasswordRequired, `No world is running and Foundry asks for its administrator password to launch "${worldName}": send it as encryptedAdminPassword (encrypted like the password), or launch the world in Foundry yourself`)
+    }
+    if (this.adminAuthTried) {
+      const flash = await this.errorNotice()
+      throw this.fail(AdminPasswordRejected, `Foundry rejected the administrator password${flash !== '' ? ` (${flash})` : ''}: check encryptedAdminPassword`)
+    }
+    this.adminAuthTried = true
+    await this.waitIn(() => document.querySelector('#setup-authentication input[name=adminPassword], #setup-authentication #auth-password') !== null,
+      { timeout: this.opts.timeouts.joinForm, what: 'the administrator password form' })
+    // Foundry's /auth is a native form post: fill it and submit it, so the
+    // browser sends exactly what Foundry's page sends.
+    await Promise.all([
+      this.page.waitForNavigation({ waitUntil: 'domcontentloaded' }),
+      this.page.evaluate((pw: string) => {
+        const form = document.querySelector<HTMLFormElement>('#setup-authentication')!
+        const input = form.querySelector<HTMLInputElement>('input[name=adminPassword], #auth-password')!
+        input.value = pw
+        form.requestSubmit()
+        // Nothing typed stays behind in the page.
+        setTimeout(() => { input.value = '' }, 0)
+      }, adminPassword)
+    ])
+  }
+
+  /** v14 /players: the user setup shown after a world's first launch. */
+  private async playersGate (): Promise<void> {
+    this.enter('join')
+    const submitted = await this.page.evaluate(() => {
+      const form = document.querySelector<HTMLFormElement>('form#players-config, main form, form')
+      const button = form?.querySelector<HTMLButtonElement>('button[type=submit], button[data-action=submit]')
+      if (form == null || button == null) return false
+      form.requestSubmit(button)
+      return true
+    })
+    if (!submitted) {
+      throw this.fail(FoundryError, 'Foundry shows the user setup page of a world launched for the first time (/players): open the world once in a browser and press "Save and Continue"')
+    }
+    await this.page.waitForNavigation({ waitUntil: 'domcontentloaded' }).catch(() => {})
+    if (this.route() === '/players') {
+      throw this.fail(FoundryError, 'Foundry kept the browser on its first-launch user setup page (/players): open the world once in a browser and press "Save and Continue"')
+    }
+  }
+
   private async launchWorld (): Promise<void> {
     const { worldName } = this.params
     if (worldName === undefined || worldName === '') {
       throw this.fail(WorldNotRunning, 'No world is running on this Foundry server: name the world to launch in x-world-name (or the worldName body field)')
+    }
+    if (this.params.launchWorld === false) {
+      throw this.fail(WorldNotRunning, `World "${worldName}" is no longer running on this Foundry server, and relaunching it was not allowed for this session (start it with "relaunchWorld": true to allow it)`)
     }
     this.enter('world-launch')
     await this.waitIn(() => document.readyState === 'complete' && document.querySelector('#worlds-list') !== null,
@@ -155,28 +246,66 @@ class LoginDriver {
       const titles = worlds.map((w) => `"${w.title}"`).join(', ')
       throw this.fail(WorldNotFound, `No world "${worldName}" on this Foundry server. Worlds: ${titles === '' ? 'none' : titles}`)
     }
-    // Launch the way the setup page's play button does: a JSON POST.
-    const res = await this.fetchJson('setup', { action: 'launchWorld', world: world.id })
-    if (res.status === 401 || res.status === 403) {
-      throw this.fail(AdminPasswordRequired, `Foundry refused to launch "${world.title}" without its administrator password (${foundryMessage(res.text)}): launch the world in Foundry yourself, then start the session again`)
+    // First-load overlays: decline the telemetry prompt (the choice that
+    // shares nothing) and close tours, as a user would before launching.
+    await this.page.evaluate(() => {
+      document.querySelector<HTMLElement>('#telemetry button[data-action=no], .telemetry button[data-action=no]')?.click()
+      for (const b of Array.from(document.querySelectorAll<HTMLElement>('.tour-overlay button.tour-exit, .tour-center-step [data-action=exit], .tour [data-action=exit]'))) b.click()
+    })
+    // Launch with the world's own play control, so that Foundry's client
+    // runs its checks (a world that needs migrating opens a dialog instead).
+    const errorsBefore = await this.page.evaluate(() => document.querySelectorAll('#notifications .notification.error').length)
+    const clicked = await this.page.evaluate((id: string) => {
+      const li = Array.from(document.querySelectorAll<HTMLElement>('#worlds-list li.package.world')).find((e) => e.dataset.packageId === id)
+      const control = li?.querySelector<HTMLElement>('[data-action=worldLaunch], [data-action=launchWorld]') ??
+        Array.from(document.querySelectorAll<HTMLElement>('button[data-action=launchWorld]')).find((b) => b.dataset.world === id)
+      if (control == null) return false
+      control.click()
+      return true
+    }, world.id)
+    if (!clicked) {
+      throw this.fail(FoundryError, `The setup page shows world "${world.title}" without a launch control this service knows: launch the world in Foundry yourself`)
     }
-    if (res.status !== 200) {
-      throw this.fail(WorldLaunchFailed, `Foundry refused to launch "${world.title}": HTTP ${res.status} ${foundryMessage(res.text)}`)
-    }
-    // Foundry launches asynchronously; its status endpoint says when the
-    // world is up. Wait on that document rather than the setup page, whose
-    // own script navigates when the launch completes (and would race ours).
+    // Wait for the outcome: Foundry's status says the world is up, or the
+    // page shows a migration dialog or an error. The setup page navigates
+    // by itself when the launch completes; the wait follows it.
     const statusUrl = new URL('api/status', this.base).href
-    await this.goto(statusUrl)
-    await this.waitIn(async (url: string, id: string) => {
+    const outcome = await this.waitIn(async (url: string, id: string, before: number) => {
+      const dialog = Array.from(document.querySelectorAll('dialog, .dialog, .application'))
+        .find((d) => /migrat/i.test(d.textContent ?? '') && d.querySelector('[data-action=yes]') !== null)
+      if (dialog !== undefined) return 'migration'
+      const errors = document.querySelectorAll('#notifications .notification.error')
+      if (errors.length > before) return 'error:' + (errors[errors.length - 1].textContent ?? '').trim()
       try {
         const r = await fetch(url, { cache: 'no-store' })
         const s = await r.json() as { active?: boolean, world?: string }
-        return s.active === true && s.world === id
-      } catch { return false }
-    }, { timeout: this.opts.timeouts.worldLaunch, what: `world "${world.title}" to finish launching` }, statusUrl, world.id)
+        if (s.active === true && s.world === id) return 'active'
+      } catch {}
+      return false
+    }, { timeout: this.opts.timeouts.worldLaunch, what: `world "${world.title}" to finish launching`, polling: 250 }, statusUrl, world.id, errorsBefore)
+    if (outcome === 'migration') {
+      // Close the dialog without migrating.
+      await this.page.evaluate(() => {
+        const d = Array.from(document.querySelectorAll('dialog, .dialog, .application')).find((x) => /migrat/i.test(x.textContent ?? ''))
+        d?.querySelector<HTMLElement>('[data-action=no], [data-action=cancel], .header-control[data-action=close]')?.click()
+      }).catch(() => {})
+      throw this.fail(WorldNeedsMigration, `World "${world.title}" needs a data migration before it can be launched. Migration is irreversible: back up the world, launch it once in Foundry and confirm the migration there, then start the session again`)
+    }
+    if (typeof outcome === 'string' && outcome.startsWith('error:')) {
+      const reason = foundryMessage(outcome.slice(6))
+      if (/LaunchLocked|locked/i.test(reason)) {
+        throw this.fail(WorldLocked, `World "${world.title}" is locked against launching (${reason}): unlock it in Foundry's setup page first`)
+      }
+      if (/Migrat/i.test(reason)) {
+        throw this.fail(WorldNeedsMigration, `World "${world.title}" needs a data migration before it can be launched (${reason}): launch it once in Foundry and confirm the migration there`)
+      }
+      if (/InvalidAdminKey|Forbidden/i.test(reason)) {
+        throw this.fail(AdminPasswordRequired, `Foundry refused to launch "${world.title}" without its administrator password (${reason}): send it as encryptedAdminPassword`)
+      }
+      throw this.fail(WorldLaunchFailed, `Foundry failed to launch "${world.title}" (${reason})`)
+    }
     this.enter('join')
-    await this.goto(new URL('join', this.base).href)
+    if (this.route() !== '/join') await this.goto(new URL('join', this.base).href)
   }
 
   private async join (): Promise<void> {
@@ -185,20 +314,37 @@ class LoginDriver {
     if (worldName !== undefined && worldName !== '') {
       const running = await this.page.evaluate(() => document.querySelector('#main-header h1, header h1')?.textContent?.trim() ?? '')
       const status = await this.status()
+      if (status !== null && status.active === false) {
+        // /join without a world ("no active game session"): go through setup.
+        await this.goto(this.base.href)
+        return
+      }
       const candidates = [{ id: status?.world ?? '', title: running }]
       if (matchWorld(candidates, worldName) === undefined) {
         throw this.fail(WorldMismatch, `Another world is running on this Foundry server: "${running !== '' ? running : status?.world ?? 'unknown'}", not "${worldName}". Ask for that world, or return Foundry to setup yourself (this service never shuts a running world down)`)
       }
     }
     // The join form is built by script after Foundry's socket answers
-    // getJoinData: wait for it and for game.users.
-    await this.waitIn(() => {
+    // getJoinData. Wait until game.users is filled and the form rendered;
+    // then read which variant it is.
+    const state = await this.waitIn(() => {
       const users = (globalThis as { game?: { users?: { size?: number } } }).game?.users
       const hasUsers = users !== undefined && users !== null && (users.size ?? 0) > 0
-      const select = document.querySelector('select[name=userid] option[value]:not([value=""])')
-      const field = document.querySelector('#join-username')
-      return hasUsers && (select !== null || field !== null)
+      if (document.querySelector('select[name=userid] option[value]:not([value=""])') !== null && hasUsers) return 'select'
+      if (document.querySelector('#join-username') !== null && hasUsers) return 'text'
+      const root = document.querySelector('#join-game')
+      // Rendered (no longer the empty <template>) but with no control we know.
+      if (hasUsers && root !== null && root.tagName !== 'TEMPLATE' && root.querySelector('input, select, button') !== null) return 'unknown'
+      if (document.querySelector('#join-inactive') !== null) return 'inactive'
+      return false
     }, { timeout: this.opts.timeouts.joinForm, what: 'the join form' })
+    if (state === 'inactive') {
+      throw this.fail(WorldNotRunning, 'Foundry\'s join page says no world is running: name the world in x-world-name to launch it')
+    }
+    if (state === 'unknown') {
+      const version = (await this.status())?.version ?? 'this version'
+      throw this.fail(JoinFormUnknown, `Foundry ${version}'s join page has a login form this service does not recognise (neither a user list nor a user name field): please report it with your Foundry version`)
+    }
 
     const form = await this.page.evaluate(() => {
       type U = { id?: string, _id?: string, name?: string, active?: boolean }
@@ -206,19 +352,28 @@ class LoginDriver {
       const raw: U[] = col === undefined ? [] : col.contents ?? Array.from(col.values?.() ?? col)
       const users = raw.map((u) => ({ id: String(u.id ?? u._id ?? ''), name: String(u.name ?? ''), active: u.active === true }))
       for (const o of Array.from(document.querySelectorAll<HTMLOptionElement>('select[name=userid] option'))) {
-        if (o.value !== '' && !users.some((u) => u.id === o.value)) users.push({ id: o.value, name: o.textContent?.trim() ?? '', active: o.disabled })
+        const known = users.find((u) => u.id === o.value)
+        if (known !== undefined) known.active ||= o.disabled
+        else if (o.value !== '') users.push({ id: o.value, name: o.textContent?.trim() ?? '', active: o.disabled })
       }
-      return { users, textField: document.querySelector('#join-username') !== null }
+      return users
     })
-    const user = matchUser(form.users, username)
+    const user = matchUser(form, username)
     if (user === undefined) {
       throw this.fail(UserNotFound, `User "${username}" does not exist in this world: use the user name exactly as Foundry's join page shows it`)
     }
-    // v14 from build 367 posts `userId` (its join page has a text field);
-    // earlier versions post `userid`. The old key on a new server is
-    // answered as "user does not exist".
-    const key = form.textField ? 'userId' : 'userid'
-    const res = await this.fetchJson('join', { [key]: user.id, password, action: 'join' })
+    if (user.active && this.params.loginIfActive !== true) {
+      throw this.fail(UserAlreadyActive, `User "${user.name}" is already logged in elsewhere (Foundry's join page shows it as active). Log that browser out, or start the session with "loginIfActive": true to log in anyway (Foundry allows it)`)
+    }
+    // v14 from build 367 posts `userId` (its join page has a user name
+    // field); earlier versions post `userid`. Foundry answers the wrong key
+    // with "user does not exist": then the other key is tried once, so an
+    // unknown build degrades to a clear error, not a wrong login.
+    const keys = state === 'text' ? ['userId', 'userid'] : ['userid', 'userId']
+    let res = await this.fetchJson('join', { [keys[0]]: user.id, password, action: 'join' })
+    if (res.status === 401 && foundryMessage(res.text) === 'JOIN.ErrorUserDoesNotExist') {
+      res = await this.fetchJson('join', { [keys[1]]: user.id, password, action: 'join' })
+    }
     if (res.status === 401) {
       const reason = foundryMessage(res.text)
       if (reason === 'JOIN.ErrorInvalidPassword') {
@@ -244,7 +399,7 @@ class LoginDriver {
     // Foundry's page would set location.href 500 ms after the toast; go at once.
     await this.goto(new URL(redirect, this.page.url()).href)
     if (this.route() !== '/game') {
-      throw this.fail(LoginLost, `Foundry accepted the login but sent the browser to ${this.route() ?? 'another site'} instead of the game`)
+      throw this.fail(LoginLost, `Foundry accepted the login but sent the browser to ${this.pagePath() ?? 'another site'} instead of the game`)
     }
   }
 
@@ -280,13 +435,17 @@ class LoginDriver {
         matchWorld([{ id: info.worldId, title: info.worldTitle }], worldName) === undefined) {
       throw this.fail(WorldMismatch, `Foundry loaded world "${info.worldTitle}", not "${worldName}"`)
     }
+    if (this.params.requireModule === false) {
+      return { ...info, clientId: null, moduleProtocol: null, relayUrl: '', customName: '' }
+    }
     if (info.role !== 4) {
-      throw this.fail(NotGamemaster, `User "${info.userName}" is not a Gamemaster (role ${info.role}); the REST API module connects to its relay only for a Gamemaster (role 4). Log in as a Gamemaster`)
+      const what = info.role === 3 ? 'an Assistant GM' : 'not a Gamemaster'
+      throw this.fail(NotGamemaster, `User "${info.userName}" is ${what} (role ${info.role}); the REST API module connects to its relay only for a Gamemaster (role 4). Log in as a Gamemaster, or send "requireModule": false to keep the world logged in without the module`)
     }
     return { ...info, ...await this.moduleConnection(info) }
   }
 
-  private async moduleConnection (info: WorldInfo): Promise<{ clientId: string, relayUrl: string, customName: string }> {
+  private async moduleConnection (info: WorldInfo): Promise<{ clientId: string, moduleProtocol: 2 | 3, relayUrl: string, customName: string }> {
     this.enter('module-connection')
     const socketPath = new URL('socket.io/', this.base).pathname
     const isModule = (c: WsConnection): boolean => {
@@ -296,29 +455,65 @@ class LoginDriver {
       const worldId = c.url.searchParams.get('worldId')
       return worldId === null || worldId === info.worldId
     }
-    const connected = (c: WsConnection): boolean => {
-      if (!isModule(c)) return false
-      // Module 3.x authenticates with its first message: wait for the
-      // relay's auth-success. Module 2.x is in once the upgrade is accepted.
-      return c.url.pathname.endsWith('/relay') ? c.authSucceeded : c.status === 101
-    }
+    const isV3 = (c: WsConnection): boolean => c.url.pathname.endsWith('/relay')
+    // Module 3.x authenticates with its first message: wait for the relay's
+    // auth-success. Module 2.x is in once the upgrade is accepted. A close
+    // code that says why the relay refused ends the wait at once.
+    const REFUSALS = new Set([4004, 1008, 4001, 4002])
+    const settled = (c: WsConnection): boolean => isModule(c) && (
+      (isV3(c) ? c.authSucceeded : c.status === 101 && c.closeCode === undefined) ||
+      (c.closeCode !== undefined && REFUSALS.has(c.closeCode)))
     let conn: WsConnection
     try {
-      conn = await this.ws!.waitFor(connected, this.opts.timeouts.moduleConnect, this.opts.signal)
+      conn = await this.ws!.waitFor(settled, this.opts.timeouts.moduleConnect, this.opts.signal)
     } catch (err) {
       if (!(err instanceof WsWaitTimeout)) throw err
-      const seen = this.ws!.connections().filter(isModule)
-      const why = seen.length > 0
-        ? 'The module opened a relay connection but the relay did not accept it (check the relay URL and, for module 3.x, the connection token)'
-        : 'The module never opened a relay connection. Usual causes: the Foundry REST API module is not active in this world; its relay URL is not set; or another Gamemaster is connected (module 2.x connects only for the primary GM, the active GM with the lowest id)'
-      throw this.fail(ModuleNotConnected, `${why}. Waited ${Math.round(this.opts.timeouts.moduleConnect / 1000)} s`)
+      throw this.fail(ModuleNotConnected, `${await this.whyNoModule(info, isModule)} Waited ${Math.round(this.opts.timeouts.moduleConnect / 1000)} s`)
+    }
+    if (!isV3(conn) && conn.closeCode === undefined) {
+      // Accepted upgrade: a refusal would close it at once.
+      const stableMs = this.opts.timeouts.moduleStable ?? 500
+      conn = await this.ws!.waitFor((c) => c.requestId === conn.requestId && c.closeCode !== undefined, stableMs, this.opts.signal)
+        .catch((err: unknown) => { if (err instanceof WsWaitTimeout) return conn; throw err })
+      if (conn.closed && conn.closeCode === undefined) conn.closeCode = 1006
+    }
+    if (conn.closeCode !== undefined && !REFUSALS.has(conn.closeCode)) {
+      throw this.fail(ModuleNotConnected, `The relay closed the module's connection at once (close ${conn.closeCode}): check the relay URL in the module's settings and that the relay is running`)
+    }
+    if (conn.closeCode === 4004) {
+      throw this.fail(ModuleConnectionTaken, 'The relay refused the module\'s connection (close 4004): another browser of this world already holds it. Close the other browser\'s session (or end the other headless session), then start again')
+    }
+    if (conn.closeCode !== undefined && REFUSALS.has(conn.closeCode)) {
+      throw this.fail(ModuleTokenRefused, `The relay refused the module's connection token (close ${conn.closeCode}): pair the world with the relay again and send the new token as encryptedConnectionToken`)
     }
     const { url } = conn
     return {
       clientId: url.searchParams.get('id') ?? '',
+      moduleProtocol: isV3(conn) ? 3 : 2,
       relayUrl: `${url.protocol}//${url.host}${url.pathname}`,
       customName: url.searchParams.get('customName') ?? ''
     }
+  }
+
+  /** Explain a module that never connected, from what the page shows. */
+  private async whyNoModule (info: WorldInfo, isModule: (c: WsConnection) => boolean): Promise<string> {
+    const seen = this.ws!.connections().filter(isModule)
+    if (seen.length > 0) {
+      return 'The module opened a relay connection but the relay did not accept it: check the module\'s relay URL and, for module 3.x, the connection token.'
+    }
+    const other = await this.page.evaluate((me: string) => {
+      type U = { id?: string, role?: number, active?: boolean }
+      const col = (globalThis as { game?: { users?: Iterable<U> & { contents?: U[] } } }).game?.users
+      const users: U[] = col === undefined ? [] : col.contents ?? Array.from(col)
+      return users.some((u) => u.id !== me && u.active === true && u.role === 4 && String(u.id) < me)
+    }, info.userId).catch(() => false)
+    if (other) {
+      return 'Another Gamemaster is logged into this world and holds the module\'s relay connection (module 2.x connects only for the primary GM, the active GM with the lowest user id). Log the other GM out, or log in as that GM.'
+    }
+    const hasToken = this.params.connectionToken !== undefined && this.params.connectionToken !== ''
+    return 'The REST API module never opened a relay connection. Usual causes: the module is not active in this world; its relay URL is not set' +
+      (hasToken ? '' : '; module 3.x needs a connection token (send encryptedConnectionToken)') +
+      '; or another Gamemaster holds the connection.'
   }
 
   // — helpers —
@@ -352,7 +547,15 @@ class LoginDriver {
   }
 
   private async goto (url: string): Promise<HTTPResponse | null> {
-    const res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
+    let res: HTTPResponse | null
+    try {
+      res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
+    } catch (err) {
+      // The page's own script may navigate at the same moment (setup after
+      // a launch): ours is aborted. Go again once.
+      if (!/net::ERR_ABORTED/.test((err as Error).message)) throw err
+      res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
+    }
     const status = res?.status() ?? 0
     if (status >= 500) {
       throw this.fail(FoundryError, `Foundry answered HTTP ${status} on ${this.pagePath() ?? url}: check the Foundry server's own log`)
@@ -391,11 +594,11 @@ class LoginDriver {
   }
 
   /**
-   * Wait for a condition evaluated in the page. A navigation destroys the
-   * page's context mid-wait: then wait again in the new document, unless the
-   * page has left the route `w.stayOn`.
+   * Wait for a condition evaluated in the page and return its truthy value.
+   * A navigation destroys the page's context mid-wait: then wait again in
+   * the new document, unless the page has left the route `w.stayOn`.
    */
-  private async waitIn<A extends unknown[]> (fn: (...args: A) => unknown, w: { timeout: number, what: string, stayOn?: string }, ...args: A): Promise<void> {
+  private async waitIn<A extends unknown[]> (fn: (...args: A) => unknown, w: { timeout: number, what: string, stayOn?: string, polling?: number }, ...args: A): Promise<unknown> {
     const deadline = Date.now() + w.timeout
     for (;;) {
       this.checkAborted()
@@ -404,8 +607,10 @@ class LoginDriver {
         throw this.fail(FoundryTimeout, `Timed out after ${Math.round(w.timeout / 1000)} s ${STAGE_WHAT[this.stage]}: waited for ${w.what} on ${this.pagePath() ?? 'the page'}`)
       }
       try {
-        await this.page.waitForFunction(fn as (...a: unknown[]) => unknown, { timeout: left, polling: 100 }, ...args)
-        return
+        const handle = await this.page.waitForFunction(fn as (...a: unknown[]) => unknown, { timeout: left, polling: w.polling ?? 100 }, ...args)
+        const value = await handle.jsonValue().catch(() => true)
+        await handle.dispose().catch(() => {})
+        return value
       } catch (err) {
         const e = err as Error
         if (e.name === 'TimeoutError') continue
@@ -419,11 +624,22 @@ class LoginDriver {
     }
   }
 
+  /** The newest error notification Foundry shows, if any. */
+  private async errorNotice (): Promise<string> {
+    return await this.page.evaluate(() => {
+      const all = document.querySelectorAll('#notifications .notification.error, .notification.error, p.error, .form-error')
+      return all.length > 0 ? (all[all.length - 1].textContent ?? '').trim() : ''
+    }).then(foundryMessage, () => '')
+  }
+
   /** Turn a navigation or protocol error into a client-facing one. */
   private translate (err: Error): ServiceError {
     const msg = err.message ?? ''
     const net = /net::(ERR_[A-Z_]+)/.exec(msg)?.[1]
     if (net !== undefined) {
+      if (net === 'ERR_BLOCKED_BY_CLIENT') {
+        return this.fail(FoundryUrlRefused, `The browser was sent to an address this service's FOUNDRY_URL_POLICY refuses (from ${this.pagePath() ?? this.base.host}): check x-foundry-url and where that server redirects`)
+      }
       if (/CERT|SSL|TLS/.test(net)) {
         return this.fail(FoundryTlsError, `The TLS connection to ${this.base.host} failed (${net}): fix the server's certificate or use its http:// URL`)
       }

@@ -8,7 +8,8 @@ import {
 } from 'node:crypto'
 import { promisify } from 'node:util'
 import {
-  HandshakeExpired, HandshakeNotFound, HandshakeStoreFull, InvalidEncryptedPassword, NonceMismatch
+  HandshakeExpired, HandshakeNotFound, HandshakeOwnerFull, HandshakeStoreFull, InvalidEncryptedPassword, NonceMismatch,
+  withContext
 } from './errors.js'
 
 const generate = promisify(generateKeyPair)
@@ -38,8 +39,19 @@ interface StoredHandshake extends Handshake {
   privateKey: KeyObject
 }
 
+/** Base64 RSA-OAEP ciphertexts from the client. */
+export interface EncryptedSecrets {
+  password: string
+  adminPassword?: string
+  connectionToken?: string
+}
+
 export interface Credentials {
   password: string
+  /** Foundry's administrator password, when the client sent one. */
+  adminPassword?: string
+  /** Module 3.x connection token, when the client sent one. */
+  connectionToken?: string
   /** Hash the client used for OAEP. */
   oaepHash: 'sha1' | 'sha256'
 }
@@ -47,6 +59,8 @@ export interface Credentials {
 export interface KeystoreOptions {
   ttlMs: number
   maxHandshakes: number
+  /** Most unexpired handshakes of one owner (default: maxHandshakes). */
+  maxHandshakesPerOwner?: number
   rotateMs: number
   modulusLength?: number
   sweepMs?: number
@@ -61,7 +75,7 @@ export interface Keystore {
    * Take a handshake (single use) and decrypt its password. A token that
    * belongs to another owner is reported as not found and left untouched.
    */
-  consume: (token: string, ownerId: string, encryptedPassword: string) => { handshake: Handshake, credentials: Credentials }
+  consume: (token: string, ownerId: string, encrypted: EncryptedSecrets) => { handshake: Handshake, credentials: Credentials }
   /** Open handshakes, for tests and metrics. */
   size: () => number
   keyGenerations: () => number
@@ -74,6 +88,8 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
   const now = opts.now ?? Date.now
   const modulusLength = opts.modulusLength ?? 2048
   const handshakes = new Map<string, StoredHandshake>()
+  const perOwner = new Map<string, number>()
+  const maxPerOwner = opts.maxHandshakesPerOwner ?? opts.maxHandshakes
   let current: KeyPair | undefined
   let next: KeyPair | undefined
   let generating: Promise<void> | undefined
@@ -109,9 +125,27 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
     return current
   }
 
+  function remove (token: string): void {
+    const h = handshakes.get(token)
+    if (h === undefined) return
+    handshakes.delete(token)
+    const n = (perOwner.get(h.ownerId) ?? 1) - 1
+    if (n <= 0) perOwner.delete(h.ownerId)
+    else perOwner.set(h.ownerId, n)
+  }
+
   function sweep (): void {
     const t = now()
-    for (const [token, h] of handshakes) if (h.expires <= t) handshakes.delete(token)
+    for (const [token, h] of handshakes) if (h.expires <= t) remove(token)
+  }
+
+  /** Seconds until the oldest handshake (of this owner, if given) expires. */
+  function retryAfter (ownerId?: string): number {
+    const t = now()
+    for (const h of handshakes.values()) {
+      if (ownerId === undefined || h.ownerId === ownerId) return Math.max(1, Math.ceil((h.expires - t) / 1000))
+    }
+    return 1
   }
 
   const timer = setTimeout(function tick () {
@@ -120,17 +154,6 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
   }, opts.sweepMs ?? 30_000)
   timer.unref()
 
-  function decrypt (privateKey: KeyObject, ciphertext: Buffer): { plain: Buffer, oaepHash: 'sha1' | 'sha256' } | undefined {
-    // The existing clients use SHA-1 (Node's and WebCrypto's RSA-OAEP with
-    // SHA-1); the Go relay's use SHA-256. A wrong hash never decodes.
-    for (const oaepHash of ['sha1', 'sha256'] as const) {
-      try {
-        const plain = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, ciphertext)
-        return { plain, oaepHash }
-      } catch {}
-    }
-    return undefined
-  }
 
   return {
     async ready () {
@@ -139,56 +162,50 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
 
     create (input) {
       const t = now()
-      if (handshakes.size >= opts.maxHandshakes) {
+      if (handshakes.size >= opts.maxHandshakes || (perOwner.get(input.ownerId) ?? 0) >= maxPerOwner) {
         sweep()
-        if (handshakes.size >= opts.maxHandshakes) throw new HandshakeStoreFull()
+        if (handshakes.size >= opts.maxHandshakes) {
+          throw withContext(new HandshakeStoreFull(), { retryAfter: retryAfter() })
+        }
+        if ((perOwner.get(input.ownerId) ?? 0) >= maxPerOwner) {
+          throw withContext(new HandshakeOwnerFull(`This API key has ${maxPerOwner} open handshakes, its maximum: use them or let them expire, then retry`), { retryAfter: retryAfter(input.ownerId) })
+        }
       }
       const key = currentKey()
       const h: StoredHandshake = {
         ...input,
-        token: randomBytes(32).toString('hex'),
-        nonce: randomBytes(16).toString('hex'),
+        token: random.take(32).toString('hex'),
+        nonce: random.take(16).toString('hex'),
         publicKey: key.publicKey,
         privateKey: key.privateKey,
         createdAt: t,
         expires: t + opts.ttlMs
       }
       handshakes.set(h.token, h)
+      perOwner.set(h.ownerId, (perOwner.get(h.ownerId) ?? 0) + 1)
       const { privateKey: _, ...pub } = h
       return pub
     },
 
-    consume (token, ownerId, encryptedPassword) {
+    consume (token, ownerId, encrypted) {
       const h = handshakes.get(token)
       if (h === undefined || h.ownerId !== ownerId) throw new HandshakeNotFound()
       // Single use from here on, whatever happens next.
-      handshakes.delete(token)
+      remove(token)
       if (h.expires <= now()) throw new HandshakeExpired()
 
-      const b64 = encryptedPassword.replace(/\s+/g, '')
-      if (!B64.test(b64)) {
-        throw new InvalidEncryptedPassword('encryptedPassword is not base64: send base64(RSA-OAEP(publicKey, JSON {password, nonce}))')
+      const main = open(h, 'encryptedPassword', 'password', encrypted.password)
+      const credentials: Credentials = { password: main.value, oaepHash: main.oaepHash }
+      // Optional secrets: in the same JSON as the password, or each in its
+      // own ciphertext {"<name>": "…", "nonce": "…"} (more room than 214 bytes).
+      for (const [name, field] of [['adminPassword', 'encryptedAdminPassword'], ['connectionToken', 'encryptedConnectionToken']] as const) {
+        const inline = main.parsed[name]
+        if (typeof inline === 'string' && inline !== '') credentials[name] = inline
+        const own = encrypted[name]
+        if (own !== undefined && own !== '') credentials[name] = open(h, field, name, own).value
       }
-      const decrypted = decrypt(h.privateKey, Buffer.from(b64, 'base64'))
-      if (decrypted === undefined) {
-        throw new InvalidEncryptedPassword('encryptedPassword could not be decrypted: encrypt with RSA-OAEP (SHA-1 or SHA-256) and the publicKey of this handshake')
-      }
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(decrypted.plain.toString('utf8'))
-      } catch {
-        parsed = undefined
-      } finally {
-        decrypted.plain.fill(0)
-      }
-      if (typeof parsed !== 'object' || parsed === null ||
-          typeof (parsed as { password?: unknown }).password !== 'string') {
-        throw new InvalidEncryptedPassword('The decrypted data is not the JSON object {"password": "…", "nonce": "…"}')
-      }
-      const { password, nonce } = parsed as { password: string, nonce?: unknown }
-      if (typeof nonce !== 'string' || !sameString(nonce, h.nonce)) throw new NonceMismatch()
       const { privateKey: _, ...pub } = h
-      return { handshake: pub, credentials: { password, oaepHash: decrypted.oaepHash } }
+      return { handshake: pub, credentials }
     },
 
     size: () => handshakes.size,
@@ -198,9 +215,67 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
       closed = true
       clearTimeout(timer)
       handshakes.clear()
+      perOwner.clear()
       current = undefined
       next = undefined
     }
+  }
+}
+
+function decrypt (privateKey: KeyObject, ciphertext: Buffer): { plain: Buffer, oaepHash: 'sha1' | 'sha256' } | undefined {
+  // The existing clients use SHA-1 (Node's and WebCrypto's RSA-OAEP with
+  // SHA-1); the Go relay's use SHA-256. A wrong hash never decodes.
+  for (const oaepHash of ['sha1', 'sha256'] as const) {
+    try {
+      const plain = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, ciphertext)
+      return { plain, oaepHash }
+    } catch {}
+  }
+  return undefined
+}
+
+/** Decrypt one field's ciphertext: JSON {"<name>": string, "nonce": the handshake's}. */
+function open (h: StoredHandshake, field: string, name: string, ciphertext: string): { value: string, oaepHash: 'sha1' | 'sha256', parsed: Record<string, unknown> } {
+  const b64 = ciphertext.replace(/\s+/g, '')
+  if (!B64.test(b64)) {
+    throw new InvalidEncryptedPassword(`${field} is not base64: send base64(RSA-OAEP(publicKey, JSON {"${name}", "nonce"}))`)
+  }
+  const decrypted = decrypt(h.privateKey, Buffer.from(b64, 'base64'))
+  if (decrypted === undefined) {
+    throw new InvalidEncryptedPassword(`${field} could not be decrypted: encrypt with RSA-OAEP (SHA-1 or SHA-256) and the publicKey of this handshake`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(decrypted.plain.toString('utf8'))
+  } catch {
+    parsed = undefined
+  } finally {
+    decrypted.plain.fill(0)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) ||
+      typeof (parsed as Record<string, unknown>)[name] !== 'string') {
+    throw new InvalidEncryptedPassword(`The decrypted ${field} is not the JSON object {"${name}": "…", "nonce": "…"}`)
+  }
+  const p = parsed as Record<string, unknown>
+  if (typeof p.nonce !== 'string' || !sameString(p.nonce, h.nonce)) throw new NonceMismatch()
+  return { value: p[name] as string, oaepHash: decrypted.oaepHash, parsed: p }
+}
+
+/**
+ * CSPRNG bytes drawn from a refilled pool: one randomBytes call serves 128
+ * handshakes (a synchronous call per token and nonce showed in profiles).
+ */
+const random = {
+  pool: Buffer.alloc(0),
+  offset: 0,
+  take (n: number): Buffer {
+    if (this.offset + n > this.pool.length) {
+      this.pool = randomBytes(48 * 128)
+      this.offset = 0
+    }
+    const out = this.pool.subarray(this.offset, this.offset + n)
+    this.offset += n
+    return out
   }
 }
 

@@ -3,6 +3,10 @@
 // (and so its `id`), its handshake status and, for module 3.x, the relay's
 // `auth-success` answer. Frame payloads are read for that one word and never
 // kept or logged: they can carry connection tokens.
+//
+// The protocol does not carry close codes, and the relay's codes say why a
+// connection was refused (4004: id held elsewhere; 1008: bad token). A small
+// script in the page reports each socket's close code through a binding.
 import type { CDPSession, Page } from 'puppeteer-core'
 
 export interface WsConnection {
@@ -14,6 +18,25 @@ export interface WsConnection {
   /** The relay answered {"type":"auth-success"} (module 3.x). */
   authSucceeded: boolean
   closed: boolean
+  /** Close code seen by the page, when it closed. */
+  closeCode?: number
+}
+
+const BINDING = '__foundrySessionsSocketClosed'
+
+/** Runs in every document of the page, before its own scripts. */
+function reportCloseCodes (binding: string): void {
+  const Native = window.WebSocket
+  const report = (globalThis as unknown as Record<string, ((url: string, code: number) => void) | undefined>)[binding]
+  if (typeof Native !== 'function' || typeof report !== 'function') return
+  const send: (url: string, code: number) => void = report
+  class Watched extends Native {
+    constructor (url: string | URL, protocols?: string | string[]) {
+      super(url, protocols)
+      this.addEventListener('close', (ev) => { try { send(this.url, ev.code) } catch {} })
+    }
+  }
+  window.WebSocket = Watched
 }
 
 export interface WsWatcher {
@@ -56,6 +79,12 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
     if (c !== undefined) { c.closed = true; changed() }
   })
   await cdp.send('Network.enable')
+  await page.exposeFunction(BINDING, (url: string, code: number) => {
+    // The newest connection to that URL without a code is the one that closed.
+    const c = [...byId.values()].reverse().find((x) => x.url.href === url && x.closeCode === undefined)
+    if (c !== undefined && Number.isInteger(code)) { c.closeCode = code; c.closed = true; changed() }
+  })
+  await page.evaluateOnNewDocument(reportCloseCodes, BINDING)
 
   return {
     connections: () => [...byId.values()],

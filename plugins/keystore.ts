@@ -11,6 +11,7 @@ const keystore: FastifyPluginAsync = async (fastify) => {
   const store = createKeystore({
     ttlMs: config.HANDSHAKE_TTL_MS,
     maxHandshakes: config.HANDSHAKE_MAX,
+    maxHandshakesPerOwner: config.HANDSHAKE_MAX_PER_KEY,
     rotateMs: config.KEY_ROTATE_MS
   })
   // The first key pair is made before the service accepts requests.

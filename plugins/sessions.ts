@@ -1,14 +1,27 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { createSessionManager, type SessionManager } from '../lib/sessions.js'
+import { parseBlockResources } from '../lib/page-setup.js'
+import { createRequestGuard } from '../lib/url-policy.js'
+import { createScreenshotStore, type ScreenshotStore } from '../lib/screenshots.js'
 
 declare module 'fastify' {
-  interface FastifyInstance { sessions: SessionManager }
+  interface FastifyInstance {
+    sessions: SessionManager
+    screenshots: ScreenshotStore
+  }
 }
 
 const sessions: FastifyPluginAsync = async (fastify) => {
   const { config } = fastify
+  const screenshots = createScreenshotStore({ ttlMs: config.SCREENSHOT_TTL_MS, max: 200 })
   const manager = createSessionManager({
+    screenshots,
+    idleTimeoutMs: config.SESSION_IDLE_TIMEOUT_MS,
+    maxLifetimeMs: config.SESSION_MAX_LIFETIME_MS,
+    reloginAttempts: config.RELOGIN_ATTEMPTS,
+    reloginBaseMs: config.RELOGIN_BASE_MS,
+    retainEndedMs: config.SESSION_RETAIN_ENDED_MS,
     pool: fastify.browserPool,
     log: fastify.log.child({ plugin: 'sessions' }),
     maxSessions: config.MAX_SESSIONS,
@@ -18,14 +31,28 @@ const sessions: FastifyPluginAsync = async (fastify) => {
       joinForm: config.JOIN_FORM_TIMEOUT_MS,
       worldLaunch: config.WORLD_LAUNCH_TIMEOUT_MS,
       gameReady: config.GAME_READY_TIMEOUT_MS,
-      moduleConnect: config.MODULE_CONNECT_TIMEOUT_MS
+      moduleConnect: config.MODULE_CONNECT_TIMEOUT_MS,
+      moduleStable: config.MODULE_STABLE_MS
+    },
+    page: {
+      blockResources: parseBlockResources(config.PAGE_BLOCK_RESOURCES),
+      noCanvas: config.PAGE_NO_CANVAS,
+      // The URL policy on every request of the session's browser, and on
+      // the address each response actually came from (DNS rebinding).
+      ...(fastify.urlPolicy.mode !== 'any'
+        ? { allowRequest: createRequestGuard(fastify.urlPolicy), allowAddress: (ip: string) => fastify.urlPolicy.allowAddress(ip) }
+        : {})
     }
   })
   fastify.decorate('sessions', manager)
+  fastify.decorate('screenshots', screenshots)
   // Logins can take minutes: cancel them (and end every session) before the
   // server waits for in-flight requests, so close() is not held up.
   fastify.addHook('preClose', async () => { await manager.endAll() })
-  fastify.addHook('onClose', async () => { await manager.endAll() })
+  fastify.addHook('onClose', async () => {
+    await manager.endAll()
+    screenshots.close()
+  })
 }
 
-export default fp(sessions, { name: 'sessions', fastify: '5.x', dependencies: ['config', 'browser-pool'] })
+export default fp(sessions, { name: 'sessions', fastify: '5.x', dependencies: ['config', 'browser-pool', 'url-policy'] })

@@ -11,7 +11,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Whether the service can start sessions (for load balancers and Fly checks)',
       response: { 200: HealthReply, 503: HealthReply }
     },
-    logLevel: 'warn'
+    logLevel: 'warn',
+    config: { accessLog: 'debug' }
   }, async function (_request, reply) {
     const h = browserPool.health()
     const body = {

@@ -6,7 +6,8 @@ export const ErrorReply = Type.Object({
   code: Type.String({ description: 'Stable machine-readable name, e.g. HANDSHAKE_EXPIRED' }),
   error: Type.String({ description: 'What went wrong and what to do, in a sentence' }),
   stage: Type.Optional(Type.String({ description: 'Login stage that failed: reach, world-launch, join, game-load, module-connection' })),
-  page: Type.Optional(Type.String({ description: 'Path of the Foundry page the browser was on' }))
+  page: Type.Optional(Type.String({ description: 'Path of the Foundry page the browser was on' })),
+  screenshot: Type.Optional(Type.String({ description: 'URL of a screenshot of the page at the failure (when screenshotOnFailure was set); fetch it with the same API key' }))
 }, { $id: 'ErrorReply', title: 'Error' })
 export type ErrorReplyT = Static<typeof ErrorReply>
 

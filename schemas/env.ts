@@ -18,6 +18,17 @@ export const EnvSchema = Type.Object({
     default: '',
     description: 'Comma-separated API keys accepted in x-api-key. Empty: one is generated at start and printed once.'
   }),
+  API_KEYS_FILE: Type.String({
+    default: '',
+    description: 'File of API keys, one per line: a plain key or sha256:<64 hex> (its SHA-256); # starts a comment. Adds to API_KEYS.'
+  }),
+  FOUNDRY_URL_POLICY: Type.Union(
+    [Type.Literal('default'), Type.Literal('public-only'), Type.Literal('any')],
+    {
+      default: 'default',
+      description: 'Addresses x-foundry-url and the session browser may reach: default refuses link-local, cloud metadata, multicast and reserved; public-only (hosted instances) also refuses private and loopback; any checks none'
+    }
+  ),
   CHROMIUM_PATH: Type.String({
     default: '',
     description: 'Chromium binary to use instead of the one @sparticuz/chromium ships'
@@ -27,17 +38,37 @@ export const EnvSchema = Type.Object({
 
   HANDSHAKE_TTL_MS: ms(300_000, 'How long a handshake token stays valid'),
   HANDSHAKE_MAX: Type.Integer({ minimum: 1, default: 10_000, description: 'Most unexpired handshakes kept at once' }),
+  HANDSHAKE_MAX_PER_KEY: Type.Integer({ minimum: 1, default: 1000, description: 'Most unexpired handshakes kept at once for one API key' }),
+  HANDSHAKE_RATE_MAX: Type.Integer({ minimum: 0, default: 120, description: 'Handshakes one API key may request per HANDSHAKE_RATE_WINDOW_MS; more get 429 (0: no limit)' }),
+  HANDSHAKE_RATE_WINDOW_MS: ms(60_000, 'Window of HANDSHAKE_RATE_MAX'),
   KEY_ROTATE_MS: ms(60_000, 'How long one RSA key pair serves new handshakes before the next one takes over'),
 
   MAX_SESSIONS: Type.Integer({ minimum: 1, default: 50, description: 'Sessions (starting or active) in total' }),
   MAX_SESSIONS_PER_KEY: Type.Integer({ minimum: 1, default: 10, description: 'Sessions (starting or active) per API key' }),
+  SESSION_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 0, description: 'End a session after this long without an API call naming or listing it; 0 = never' }),
+  SESSION_MAX_LIFETIME_MS: Type.Integer({ minimum: 0, default: 0, description: 'End a session this long after it started; 0 = never' }),
+  RELOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 5, description: 'Failed logins in a row before a session that lost its login is marked failed' }),
+  RELOGIN_BASE_MS: ms(1000, 'First delay before logging a session back in; doubles per failed attempt, up to 30 s'),
+  SESSION_RETAIN_ENDED_MS: Type.Integer({ minimum: 0, default: 600_000, description: 'How long ended and failed sessions stay listed in GET /session' }),
+  SCREENSHOT_TTL_MS: ms(600_000, 'How long failure screenshots are kept (in memory)'),
   MAX_CONCURRENT_LOGINS: Type.Integer({ minimum: 1, default: 4, description: 'Logins running at once; more get 429' }),
 
   NAVIGATION_TIMEOUT_MS: ms(60_000, 'Each page load of a login (Foundry pages, /game included)'),
   JOIN_FORM_TIMEOUT_MS: ms(30_000, 'Wait for the client-rendered join form'),
   WORLD_LAUNCH_TIMEOUT_MS: ms(180_000, 'Wait for a launched world to become active'),
   GAME_READY_TIMEOUT_MS: ms(120_000, 'Wait for game.ready on /game'),
-  MODULE_CONNECT_TIMEOUT_MS: ms(60_000, 'Wait for the REST API module to connect to its relay')
+  MODULE_CONNECT_TIMEOUT_MS: ms(60_000, 'Wait for the REST API module to connect to its relay'),
+  MODULE_STABLE_MS: ms(500, 'Module 2.x: how long its accepted relay connection must stay open to count (a 2.x relay accepts, then closes a refused id with 4004)'),
+
+  PAGE_BLOCK_RESOURCES: Type.String({
+    default: 'image,media,font',
+    pattern: '^\\s*((image|media|font|none)\\s*([,\\s]\\s*(image|media|font|none)\\s*)*)?$',
+    description: 'Resource types a session page never loads (comma-separated: image, media, font; empty or none: load everything). A start-session body may override it with blockResources'
+  }),
+  PAGE_NO_CANVAS: Type.Boolean({
+    default: true,
+    description: "Set Foundry's core.noCanvas client setting in session pages (no WebGL, no scene rendering; module requests that select or control tokens on the canvas then fail). A start-session body may override it with noCanvas"
+  })
 })
 
 export type Env = Static<typeof EnvSchema>

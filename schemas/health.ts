@@ -10,7 +10,7 @@ export const HealthReply = Type.Object({
     maxConcurrentLogins: Type.Integer(),
     lastError: Type.Union([Type.String(), Type.Null()])
   }),
-  sessions: Type.Object({ starting: Type.Integer(), active: Type.Integer() }),
+  sessions: Type.Object({ starting: Type.Integer(), active: Type.Integer(), reconnecting: Type.Integer() }),
   instanceId: Type.String(),
   uptimeSeconds: Type.Integer()
 })

@@ -26,7 +26,25 @@ export const StartBody = Type.Object({
     maxLength: 4096,
     description: 'base64 of RSA-OAEP (SHA-1 or SHA-256) over the UTF-8 JSON {"password": "…", "nonce": "<nonce>"} with the handshake\'s publicKey'
   }),
-  worldName: Type.Optional(Type.String({ maxLength: 256, description: 'Overrides the handshake\'s x-world-name' }))
+  worldName: Type.Optional(Type.String({ maxLength: 256, description: 'Overrides the handshake\'s x-world-name' })),
+  encryptedAdminPassword: Type.Optional(Type.String({
+    maxLength: 4096,
+    description: 'Foundry\'s administrator password, to launch a world behind /auth: base64 RSA-OAEP of {"adminPassword": "…", "nonce": "<nonce>"} with the same handshake key (or put "adminPassword" in the password JSON)'
+  })),
+  encryptedConnectionToken: Type.Optional(Type.String({
+    maxLength: 4096,
+    description: 'REST API module 3.x connection token, seeded into the browser before Foundry loads: base64 RSA-OAEP of {"connectionToken": "…", "nonce": "<nonce>"} (or put "connectionToken" in the password JSON)'
+  })),
+  requireModule: Type.Optional(Type.Boolean({ description: 'false: succeed once the game is ready, without waiting for the REST API module (default true)' })),
+  relaunchWorld: Type.Optional(Type.Boolean({ description: 'true: if the world is shut down while the session runs, launch it again when logging back in (default false)' })),
+  loginIfActive: Type.Optional(Type.Boolean({ description: 'true: log in even if Foundry shows the user as logged in elsewhere (Foundry allows it)' })),
+  screenshotOnFailure: Type.Optional(Type.Boolean({ description: 'true: keep a screenshot of the page if the login fails, for a few minutes, at the URL in the error\'s "screenshot"' })),
+  noCanvas: Type.Optional(Type.Boolean({ description: 'Overrides PAGE_NO_CANVAS for this session: true skips Foundry\'s canvas (WebGL, scenes); false keeps it, for module requests that select or control tokens on the canvas' })),
+  blockResources: Type.Optional(Type.Array(Type.Union([Type.Literal('image'), Type.Literal('media'), Type.Literal('font')]), {
+    maxItems: 3,
+    uniqueItems: true,
+    description: 'Overrides PAGE_BLOCK_RESOURCES for this session: resource types the page never loads ([] loads everything)'
+  }))
 }, { additionalProperties: true })
 export type StartBodyT = Static<typeof StartBody>
 
@@ -34,7 +52,9 @@ export const StartReply = Type.Object({
   success: Type.Literal(true),
   message: Type.String(),
   sessionId: Type.String({ format: 'uuid' }),
-  clientId: Type.String({ description: 'The id the REST API module announced to its relay (module 2.x: foundry-<userId>)' })
+  clientId: Type.String({ description: 'The id the REST API module announced to its relay (module 2.x: foundry-<userId>; 3.x: the world\'s paired id); "" when the module was not required and is not connected' }),
+  moduleConnected: Type.Boolean({ description: 'Whether the REST API module is connected to its relay' }),
+  existingSession: Type.Optional(Type.Boolean({ description: 'true: this API key already had a session for this Foundry URL, world and user; it is returned instead of a second login' }))
 })
 
 export const EndQuery = Type.Object({
@@ -50,12 +70,18 @@ export const EndReply = Type.Object({
 
 const str = (description?: string) => Type.String(description === undefined ? {} : { description })
 
+export const ScreenshotParams = Type.Object({
+  id: Type.String({ pattern: '^[0-9a-f]{32}$', description: 'Screenshot id from an error\'s "screenshot" URL' })
+})
+
 export const ActiveSession = Type.Object({
   id: str('Session id'),
   sessionId: str('Same as id'),
-  clientId: str('Module relay client id'),
-  status: Type.String({ description: 'active' }),
-  statusReason: str(),
+  clientId: str('Module relay client id ("" when the module is not connected)'),
+  status: Type.String({ description: 'active, reconnecting (lost its login; logging back in), failed or ended' }),
+  statusReason: str('Why the status last changed'),
+  statusChangedAt: Type.String({ format: 'date-time' }),
+  relogins: Type.Integer({ description: 'Times the session logged back in after losing its login' }),
   lastActivity: Type.Number({ description: 'Epoch ms of the last API call that named or listed the session' }),
   idleMinutes: Type.Integer(),
   instanceId: str(),
@@ -86,7 +112,10 @@ export const PendingSession = Type.Object({
   waitingSeconds: Type.Integer()
 })
 
+export const EndedSession = Type.Intersect([ActiveSession, Type.Object({ endedAt: Type.String({ format: 'date-time' }) })])
+
 export const ListReply = Type.Object({
-  activeSessions: Type.Array(ActiveSession),
-  pendingSessions: Type.Array(PendingSession)
+  activeSessions: Type.Array(ActiveSession, { description: 'Logged in (status active), or logging back in (status reconnecting)' }),
+  pendingSessions: Type.Array(PendingSession, { description: 'Logins in progress' }),
+  endedSessions: Type.Array(EndedSession, { description: 'Ended or failed in the last minutes, with the reason; a failed one stays until DELETE /end-session removes it' })
 })

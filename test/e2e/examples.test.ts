@@ -3,10 +3,8 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { startFoundryStandin } from '../foundry/standin.js'
-import { startRelayStandin } from '../foundry/relay.js'
 import { API_KEY, build } from '../helper.js'
-import { GM, WORLD, endSession } from './fixtures.js'
+import { GM, WORLD, endSession, foundry } from './fixtures.js'
 
 const run = promisify(execFile)
 
@@ -14,9 +12,7 @@ t.test('client examples start a session and get the module\'s clientId', async (
   const { app, logs } = await build(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address() as { port: number }
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
-  t.teardown(async () => { await standin.close(); await relay.close() })
+  const { standin, relay } = await foundry(t)
 
   const env = {
     ...process.env,

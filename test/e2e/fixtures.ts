@@ -1,7 +1,8 @@
 // Worlds, users and process helpers shared by the end-to-end tests.
 import { readFileSync, readdirSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
-import type { StandinWorld } from '../foundry/standin.js'
+import { startFoundryStandin, type Standin, type StandinOptions, type StandinWorld } from '../foundry/standin.js'
+import { startRelayStandin, type RelayStandin, type RelayStandinOptions } from '../foundry/relay.js'
 import { API_KEY, encryptNode, encryptWebCrypto } from '../helper.js'
 
 export const GM = { id: 'aB3dE5gH7jK9mN1p', name: 'Gamemaster', role: 4 as const, password: 'gm-secret-Pa55word!' }
@@ -23,6 +24,18 @@ export const OTHER_WORLD: StandinWorld = {
   users: [GM2]
 }
 
+/** A Foundry stand-in running WORLD (by default) and its relay, closed after the test. */
+export async function foundry (
+  t: { teardown: (fn: () => unknown) => void },
+  opts: Partial<StandinOptions> = {},
+  relayOpts: RelayStandinOptions = {}
+): Promise<{ standin: Standin, relay: RelayStandin }> {
+  const relay = await startRelayStandin(relayOpts)
+  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url, ...opts })
+  t.teardown(async () => { await standin.close(); await relay.close() })
+  return { standin, relay }
+}
+
 export type Encryption = 'node-sha1' | 'webcrypto-sha1' | 'node-sha256' | 'webcrypto-sha256'
 
 export interface StartArgs {
@@ -32,6 +45,12 @@ export interface StartArgs {
   world?: string
   apiKey?: string
   encryption?: Encryption
+  /** Sent as encryptedAdminPassword. */
+  adminPassword?: string
+  /** Sent as encryptedConnectionToken. */
+  connectionToken?: string
+  /** More start-session body fields. */
+  body?: Record<string, unknown>
 }
 
 /** Handshake + encrypt + start-session through the API, as a client does. */
@@ -60,13 +79,19 @@ export async function startSession (app: FastifyInstance, a: StartArgs) {
     method: 'POST',
     url: '/start-session',
     headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
-    payload: { handshakeToken: token, encryptedPassword }
+    payload: {
+      handshakeToken: token,
+      encryptedPassword,
+      ...(a.adminPassword !== undefined ? { encryptedAdminPassword: encryptNode(publicKey, { adminPassword: a.adminPassword, nonce }) } : {}),
+      ...(a.connectionToken !== undefined ? { encryptedConnectionToken: encryptNode(publicKey, { connectionToken: a.connectionToken, nonce }, 'sha256') } : {}),
+      ...a.body
+    }
   })
 }
 
 export async function listSessions (app: FastifyInstance, apiKey = API_KEY) {
   const res = await app.inject({ method: 'GET', url: '/session', headers: { 'x-api-key': apiKey } })
-  return res.json() as { activeSessions: Array<Record<string, unknown>>, pendingSessions: Array<Record<string, unknown>> }
+  return res.json() as { activeSessions: Array<Record<string, unknown>>, pendingSessions: Array<Record<string, unknown>>, endedSessions: Array<Record<string, unknown>> }
 }
 
 export async function endSession (app: FastifyInstance, sessionId: string, apiKey = API_KEY) {

@@ -3,18 +3,14 @@
 import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
-import { startFoundryStandin, type Standin, type StandinOptions } from '../foundry/standin.js'
-import { startRelayStandin, type RelayStandin } from '../foundry/relay.js'
 import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
 import {
-  BANNED, GM, GM2, OTHER_WORLD, PLAYER, WORLD, alive, descendants, endSession, eventually, listSessions, startSession
+  BANNED, GM, GM2, OTHER_WORLD, foundry as foundryOf, PLAYER, WORLD, alive, descendants, endSession, eventually, listSessions, startSession
 } from './fixtures.js'
 
-async function foundry (t: { teardown: (fn: () => unknown) => void }, opts: Partial<StandinOptions> = {}): Promise<{ standin: Standin, relay: RelayStandin }> {
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD, OTHER_WORLD], activeWorld: WORLD.id, relayUrl: relay.url, ...opts })
-  t.teardown(async () => { await standin.close(); await relay.close() })
-  return { standin, relay }
+/** This file's worlds: WORLD running, OTHER_WORLD on the setup page. */
+async function foundry (t: Parameters<typeof foundryOf>[0], opts: Parameters<typeof foundryOf>[1] = {}) {
+  return await foundryOf(t, { worlds: [WORLD, OTHER_WORLD], ...opts })
 }
 
 t.test('start, list and end a session', async (t) => {
@@ -73,7 +69,9 @@ t.test('start, list and end a session', async (t) => {
   const end = await endSession(app, body.sessionId)
   t.equal(end.statusCode, 200)
   t.match(end.json(), { success: true, status: 'ok', message: 'Foundry session terminated' })
-  t.same(await listSessions(app), { activeSessions: [], pendingSessions: [] })
+  const after = await listSessions(app)
+  t.same([after.activeSessions, after.pendingSessions], [[], []])
+  t.match(after.endedSessions, [{ id: body.sessionId, status: 'ended', statusReason: 'ended by the client', endedAt: String }], 'listed as ended, with the reason')
   t.equal(app.browserPool.health().contexts, 0, 'its browser context is closed')
   t.ok(await eventually(() => descendants(pid!).length <= baseline), 'its renderer process exited')
   t.ok(await eventually(() => relay.connections.find((c) => c.id === body.clientId)?.closedAt !== undefined), 'the module connection closed with the page')
@@ -148,7 +146,9 @@ t.test('login failures are explained', async (t) => {
   })
 
   t.test('all failed logins left no session and no browser context', async (t) => {
-    t.same(await listSessions(app), { activeSessions: [], pendingSessions: [] })
+    const list = await listSessions(app)
+    t.same([list.activeSessions, list.pendingSessions], [[], []])
+    t.ok(list.endedSessions.every((s) => s.status === 'failed' || s.statusReason === 'ended by the client'), 'failed logins are listed as failed')
     t.equal(app.browserPool.health().contexts, 0)
   })
 
@@ -235,7 +235,9 @@ t.test('a session still starting is listed and can be cancelled', async (t) => {
   t.match(end.json(), { success: true, message: 'Pending Foundry session cancelled' })
   const res = await pending
   expectError(t, res, 409, 'SESSION_CANCELLED')
-  t.same(await listSessions(app), { activeSessions: [], pendingSessions: [] })
+  const list = await listSessions(app)
+  t.same([list.activeSessions, list.pendingSessions], [[], []])
+  t.match(list.endedSessions, [{ status: 'ended', statusReason: 'cancelled by the client while starting' }])
   t.equal(app.browserPool.health().contexts, 0, 'the browser context is gone')
 })
 
@@ -250,8 +252,12 @@ t.test('capacity: past the caps the answer is an immediate 429 with Retry-After'
   expectError(t, second, 429, 'AT_CAPACITY')
   t.ok(Number(second.headers['retry-after']) > 0, 'Retry-After is set')
   t.ok(Date.now() - t0 < 1000, 'refused at once')
-  t.equal((await first).statusCode, 200)
-  const third = await startSession(app, args)
+  const firstRes = await first
+  t.equal(firstRes.statusCode, 200)
+  const again = await startSession(app, args)
+  t.equal(again.statusCode, 200, 'the same world and user again is not a second session')
+  t.match(again.json(), { existingSession: true, sessionId: firstRes.json().sessionId, clientId: firstRes.json().clientId })
+  const third = await startSession(app, { ...args, username: PLAYER.name, password: PLAYER.password })
   expectError(t, third, 429, 'AT_CAPACITY')
   t.match(third.json().error, /maximum of 1 sessions/)
 })

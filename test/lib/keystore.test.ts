@@ -23,7 +23,7 @@ t.test('SHA-1 from Node, SHA-1 from WebCrypto and SHA-256 all decrypt', async (t
   for (const [name, enc, hash] of cases) {
     const h = ks.create(input)
     const ct = await enc(h.publicKey, { password: `pw ${name} ✓`, nonce: h.nonce })
-    const { credentials, handshake } = ks.consume(h.token, owner, ct)
+    const { credentials, handshake } = ks.consume(h.token, owner, { password: ct })
     t.equal(credentials.password, `pw ${name} ✓`, name)
     t.equal(credentials.oaepHash, hash, `${name} hash`)
     t.equal(handshake.username, 'Gamemaster')
@@ -33,25 +33,25 @@ t.test('SHA-1 from Node, SHA-1 from WebCrypto and SHA-256 all decrypt', async (t
 t.test('empty passwords are legal', async (t) => {
   const ks = await store(t)
   const h = ks.create(input)
-  t.equal(ks.consume(h.token, owner, encryptNode(h.publicKey, { password: '', nonce: h.nonce })).credentials.password, '')
+  t.equal(ks.consume(h.token, owner, { password: encryptNode(h.publicKey, { password: '', nonce: h.nonce }) }).credentials.password, '')
 })
 
 t.test('tokens are single use, even after a failure', async (t) => {
   const ks = await store(t)
   const h = ks.create(input)
-  t.throws(() => ks.consume(h.token, owner, encryptNode(h.publicKey, { password: 'x', nonce: 'wrong' })), { code: 'NONCE_MISMATCH' })
-  t.throws(() => ks.consume(h.token, owner, encryptNode(h.publicKey, { password: 'x', nonce: h.nonce })), { code: 'HANDSHAKE_NOT_FOUND' })
+  t.throws(() => ks.consume(h.token, owner, { password: encryptNode(h.publicKey, { password: 'x', nonce: 'wrong' }) }), { code: 'NONCE_MISMATCH' })
+  t.throws(() => ks.consume(h.token, owner, { password: encryptNode(h.publicKey, { password: 'x', nonce: h.nonce }) }), { code: 'HANDSHAKE_NOT_FOUND' })
   const h2 = ks.create(input)
-  ks.consume(h2.token, owner, encryptNode(h2.publicKey, { password: 'x', nonce: h2.nonce }))
-  t.throws(() => ks.consume(h2.token, owner, encryptNode(h2.publicKey, { password: 'x', nonce: h2.nonce })), { code: 'HANDSHAKE_NOT_FOUND' })
+  ks.consume(h2.token, owner, { password: encryptNode(h2.publicKey, { password: 'x', nonce: h2.nonce }) })
+  t.throws(() => ks.consume(h2.token, owner, { password: encryptNode(h2.publicKey, { password: 'x', nonce: h2.nonce }) }), { code: 'HANDSHAKE_NOT_FOUND' })
 })
 
 t.test("another owner's token is not found and stays usable by its owner", async (t) => {
   const ks = await store(t)
   const h = ks.create(input)
   const ct = encryptNode(h.publicKey, { password: 'x', nonce: h.nonce })
-  t.throws(() => ks.consume(h.token, 'b'.repeat(64), ct), { code: 'HANDSHAKE_NOT_FOUND' })
-  t.equal(ks.consume(h.token, owner, ct).credentials.password, 'x')
+  t.throws(() => ks.consume(h.token, 'b'.repeat(64), { password: ct }), { code: 'HANDSHAKE_NOT_FOUND' })
+  t.equal(ks.consume(h.token, owner, { password: ct }).credentials.password, 'x')
 })
 
 t.test('expired handshakes are refused and swept', async (t) => {
@@ -60,10 +60,10 @@ t.test('expired handshakes are refused and swept', async (t) => {
   const h = ks.create(input)
   const h2 = ks.create(input)
   now += 1001
-  t.throws(() => ks.consume(h.token, owner, encryptNode(h.publicKey, { password: 'x', nonce: h.nonce })), { code: 'HANDSHAKE_EXPIRED' })
+  t.throws(() => ks.consume(h.token, owner, { password: encryptNode(h.publicKey, { password: 'x', nonce: h.nonce }) }), { code: 'HANDSHAKE_EXPIRED' })
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(ks.size(), 0, 'the sweeper removed the other expired handshake')
-  t.throws(() => ks.consume(h2.token, owner, 'AAAA'), { code: 'HANDSHAKE_NOT_FOUND' })
+  t.throws(() => ks.consume(h2.token, owner, { password: 'AAAA' }), { code: 'HANDSHAKE_NOT_FOUND' })
 })
 
 t.test('malformed ciphertexts are 400s with a reason', async (t) => {
@@ -78,7 +78,7 @@ t.test('malformed ciphertexts are 400s with a reason', async (t) => {
   ]
   for (const [name, make] of bad) {
     const h = ks.create(input)
-    t.throws(() => ks.consume(h.token, owner, make(h)), { code: 'INVALID_ENCRYPTED_PASSWORD', statusCode: 400 }, name)
+    t.throws(() => ks.consume(h.token, owner, { password: make(h) }), { code: 'INVALID_ENCRYPTED_PASSWORD', statusCode: 400 }, name)
   }
 })
 
@@ -102,5 +102,31 @@ t.test('no key pair is generated on the request path; keys rotate to a pre-gener
   const rotated = ks.create(input)
   t.not(rotated.publicKey, first.publicKey, 'the spare key took over')
   // The old key still decrypts for the handshakes it served.
-  t.equal(ks.consume(first.token, owner, encryptNode(first.publicKey, { password: 'old', nonce: first.nonce })).credentials.password, 'old')
+  t.equal(ks.consume(first.token, owner, { password: encryptNode(first.publicKey, { password: 'old', nonce: first.nonce }) }).credentials.password, 'old')
+})
+
+t.test('admin password and connection token: inline or in their own ciphertexts', async (t) => {
+  const ks = await store(t)
+  const h = ks.create(input)
+  const inline = ks.consume(h.token, owner, { password: encryptNode(h.publicKey, { password: 'pw', nonce: h.nonce, adminPassword: 'adm', connectionToken: 'tok' }) })
+  t.match(inline.credentials, { password: 'pw', adminPassword: 'adm', connectionToken: 'tok' })
+
+  const h2 = ks.create(input)
+  const own = ks.consume(h2.token, owner, {
+    password: encryptNode(h2.publicKey, { password: 'pw', nonce: h2.nonce }),
+    adminPassword: encryptNode(h2.publicKey, { adminPassword: 'a'.repeat(120), nonce: h2.nonce }, 'sha256'),
+    connectionToken: encryptNode(h2.publicKey, { connectionToken: 't'.repeat(120), nonce: h2.nonce })
+  })
+  t.match(own.credentials, { password: 'pw', adminPassword: 'a'.repeat(120), connectionToken: 't'.repeat(120) })
+
+  const h3 = ks.create(input)
+  t.throws(() => ks.consume(h3.token, owner, {
+    password: encryptNode(h3.publicKey, { password: 'pw', nonce: h3.nonce }),
+    adminPassword: encryptNode(h3.publicKey, { adminPassword: 'x', nonce: 'f'.repeat(32) })
+  }), { code: 'NONCE_MISMATCH' }, 'each ciphertext must carry the nonce')
+  const h4 = ks.create(input)
+  t.throws(() => ks.consume(h4.token, owner, {
+    password: encryptNode(h4.publicKey, { password: 'pw', nonce: h4.nonce }),
+    connectionToken: 'garbage!'
+  }), { code: 'INVALID_ENCRYPTED_PASSWORD', message: /encryptedConnectionToken is not base64/ })
 })

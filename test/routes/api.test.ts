@@ -72,7 +72,7 @@ t.test('API contract', async (t) => {
     expectError(t, await start({ handshakeToken: h3.token, encryptedPassword: 'bm90IGNpcGhlcnRleHQ=' }), 400, 'INVALID_ENCRYPTED_PASSWORD')
 
     const sessions = await app.inject({ method: 'GET', url: '/session', headers: { 'x-api-key': API_KEY } })
-    t.same(sessions.json(), { activeSessions: [], pendingSessions: [] }, 'no session was created by bad requests')
+    t.same(sessions.json(), { activeSessions: [], pendingSessions: [], endedSessions: [] }, 'no session was created by bad requests')
   })
 
   t.test('end-session', async (t) => {

@@ -1,0 +1,83 @@
+// The service as `npm start` runs it: server.ts in its own process.
+// Start-up without configuration, refusal of bad configuration, and a
+// graceful SIGTERM that ends sessions and Chromium.
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { startFoundryStandin } from '../foundry/standin.js'
+import { startRelayStandin } from '../foundry/relay.js'
+import { encryptNode } from '../helper.js'
+import { GM, WORLD, alive, descendants, eventually } from './fixtures.js'
+
+interface Running { child: ChildProcess, out: () => string, err: () => string, base: () => string | null }
+
+function startServer (env: Record<string, string>): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+  return {
+    child,
+    out: () => out,
+    err: () => err,
+    base: () => /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? null
+  }
+}
+
+t.test('starts with no configuration, prints a generated API key once, and it works', async (t) => {
+  const s = startServer({ CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
+  t.teardown(() => { s.child.kill('SIGKILL') })
+  t.ok(await eventually(() => s.base() !== null, 30_000), 'listening')
+  const key = /^\s+(fsk_[A-Za-z0-9_-]+)\s*$/m.exec(s.err())?.[1]
+  t.ok(key, 'the key is printed to the terminal')
+  t.match(s.err(), /API_KEYS=/, 'with how to set your own')
+  t.notOk(s.out().includes(key!), 'and not into the log')
+  const res = await fetch(`${s.base()}/session`, { headers: { 'x-api-key': key! } })
+  t.equal(res.status, 200)
+  const health = await fetch(`${s.base()}/health`)
+  t.equal(health.status, 200)
+  s.child.kill('SIGTERM')
+  const [code] = await once(s.child, 'exit')
+  t.equal(code, 0)
+})
+
+t.test('a bad configuration value stops start-up with the reason', async (t) => {
+  const s = startServer({ PORT: 'not-a-port', API_KEYS: 'k' })
+  const [code] = await once(s.child, 'exit')
+  t.equal(code, 1)
+  t.match(s.err(), /Invalid configuration: .*PORT/)
+})
+
+t.test('SIGTERM ends every session and Chromium, then exits', async (t) => {
+  const relay = await startRelayStandin()
+  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
+  t.teardown(async () => { await standin.close(); await relay.close() })
+  const s = startServer({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
+  t.teardown(() => { s.child.kill('SIGKILL') })
+  t.ok(await eventually(() => s.base() !== null, 30_000), 'listening')
+  const headers = { 'x-api-key': 'server-test-key' }
+  const hs = await (await fetch(`${s.base()}/session-handshake`, {
+    method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': GM.name }
+  })).json() as { token: string, publicKey: string, nonce: string }
+  const start = await fetch(`${s.base()}/start-session`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: GM.password, nonce: hs.nonce }) })
+  })
+  t.equal(start.status, 200)
+  const tree = [s.child.pid!, ...descendants(s.child.pid!)]
+  t.ok(tree.length >= 3, 'the service, Chromium and its helpers run')
+
+  const t0 = Date.now()
+  s.child.kill('SIGTERM')
+  const [code] = await once(s.child, 'exit')
+  t.equal(code, 0, 'a clean exit')
+  t.ok(Date.now() - t0 < 20_000, 'well inside Fly\'s kill timeout')
+  t.ok(await eventually(() => tree.every((p) => !alive(p))), 'no process of the service outlives it')
+  t.ok(await eventually(() => relay.open().length === 0), 'the module connection closed')
+  t.notOk(s.out().includes(GM.password), 'no password in the log')
+})
