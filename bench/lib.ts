@@ -2,10 +2,11 @@
 // their proportional set size, child processes, Foundry stand-ins.
 import { fork, type ChildProcess } from 'node:child_process'
 import puppeteer from 'puppeteer-core'
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { processTree } from '../test/proc.js'
 import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../test/foundry/standin.js'
 import { startRelayStandin, type RelayStandin } from '../test/foundry/relay.js'
 
@@ -68,29 +69,8 @@ export function log (msg: string): void {
 
 // — processes —
 
-function parents (): Map<number, number> {
-  const parent = new Map<number, number>()
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (rest[0] === 'Z') continue
-      parent.set(Number(name), Number(rest[1]))
-    } catch {}
-  }
-  return parent
-}
-
 /** `pid` and every live process below it. */
-export function tree (pid: number): number[] {
-  const parent = parents()
-  const out = [pid]
-  for (let i = 0; i < out.length; i++) {
-    for (const [child, p] of parent) if (p === out[i]) out.push(child)
-  }
-  return out.filter((p) => p === pid ? parent.has(pid) : true)
-}
+export const tree = processTree
 
 /** Proportional set size of a process tree, in MB (from /proc/<pid>/smaps_rollup). */
 export function pssMB (pid: number): { mb: number, procs: number } {

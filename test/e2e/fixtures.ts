@@ -1,6 +1,6 @@
 // Worlds, users and process helpers shared by the end-to-end tests.
-import { readFileSync, readdirSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
+import { alive, processTree } from '../proc.js'
 import { startFoundryStandin, type Standin, type StandinOptions, type StandinWorld } from '../foundry/standin.js'
 import { startRelayStandin, type RelayStandin, type RelayStandinOptions } from '../foundry/relay.js'
 import { API_KEY, encryptNode, encryptWebCrypto } from '../helper.js'
@@ -100,31 +100,10 @@ export async function endSession (app: FastifyInstance, sessionId: string, apiKe
 
 /** Every live process below `pid` (Chromium's renderers, GPU and utility processes). */
 export function descendants (pid: number): number[] {
-  const parent = new Map<number, number>()
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      // Fields after the command (which may hold spaces) start after ')'.
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (rest[0] === 'Z') continue
-      parent.set(Number(name), Number(rest[1]))
-    } catch {}
-  }
-  const out: number[] = []
-  const walk = (p: number): void => {
-    for (const [child, pp] of parent) if (pp === p) { out.push(child); walk(child) }
-  }
-  walk(pid)
-  return out
+  return processTree(pid).filter((p) => p !== pid)
 }
 
-export function alive (pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
-  } catch { return false }
-}
+export { alive }
 
 /** Poll a condition (for process exits, which have no event) with a bound. */
 export async function eventually (check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
