@@ -20,7 +20,7 @@ export interface LoginTimeouts {
   /**
    * Module 2.x: how long an accepted relay connection must stay open to
    * count (a 2.x relay accepts the upgrade, then closes a refused id with
-   * 4004; it sends nothing on success). Default 500 ms.
+   * 4004; it sends nothing on success). Default 250 ms.
    */
   moduleStable?: number
 }
@@ -472,7 +472,7 @@ class LoginDriver {
     }
     if (!isV3(conn) && conn.closeCode === undefined) {
       // Accepted upgrade: a refusal would close it at once.
-      const stableMs = this.opts.timeouts.moduleStable ?? 500
+      const stableMs = this.opts.timeouts.moduleStable ?? 250
       conn = await this.ws!.waitFor((c) => c.requestId === conn.requestId && c.closeCode !== undefined, stableMs, this.opts.signal)
         .catch((err: unknown) => { if (err instanceof WsWaitTimeout) return conn; throw err })
       if (conn.closed && conn.closeCode === undefined) conn.closeCode = 1006

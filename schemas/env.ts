@@ -58,7 +58,7 @@ export const EnvSchema = Type.Object({
   WORLD_LAUNCH_TIMEOUT_MS: ms(180_000, 'Wait for a launched world to become active'),
   GAME_READY_TIMEOUT_MS: ms(120_000, 'Wait for game.ready on /game'),
   MODULE_CONNECT_TIMEOUT_MS: ms(60_000, 'Wait for the REST API module to connect to its relay'),
-  MODULE_STABLE_MS: ms(500, 'Module 2.x: how long its accepted relay connection must stay open to count (a 2.x relay accepts, then closes a refused id with 4004)'),
+  MODULE_STABLE_MS: ms(250, 'Module 2.x: how long its accepted relay connection must stay open to count (a 2.x relay accepts, then closes a refused id with 4004)'),
 
   PAGE_BLOCK_RESOURCES: Type.String({
     default: 'image,media,font',
