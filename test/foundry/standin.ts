@@ -691,7 +691,9 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
     const w = world()
     if (w === null) { text(400, 'JOIN.ErrorNoActiveWorld'); return }
     if (gated()) { text(403, 'JOIN.ErrorUserConfigPending'); return }
-    const action = body.action ?? 'join'
+    // Foundry's own page always sends the action ("join" or "shutdown"):
+    // a post without one is not what a real client sends.
+    const action = body.action
     if (action === 'shutdown') {
       if (opts.adminPassword === undefined || opts.adminPassword === '' || body.adminPassword !== opts.adminPassword) {
         text(403, 'ERROR.InvalidAdminKey')

@@ -73,6 +73,12 @@ t.test('v13 join and game', async (t) => {
       return r.status
     }, GM.id, GM.password)
     t.equal(urlencoded, 400, 'an urlencoded POST /join from the page → 400')
+    const noAction = await page.evaluate(async (id, pw) => {
+      const r = await fetch('/join', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ userid: id, password: pw }) })
+      return r.status
+    }, GM.id, GM.password)
+    t.equal(noAction, 400, 'a JSON POST /join without its action → 400')
+    t.same(s.joins, [], 'still no login')
   })
 
   t.test('login through the page; skeleton before ready; globals', async (t) => {
