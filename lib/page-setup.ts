@@ -86,7 +86,6 @@ export async function preparePage (page: Page, opts: PageSetupOptions): Promise<
     })
   }
   const cdp = await intercept(page, opts, guard)
-  if (opts.allowRequest !== undefined) await watchWebSockets(page, opts.allowRequest, guard)
   let blocked = 0
   return {
     blocked: () => cdp?.count() ?? blocked,
@@ -123,28 +122,8 @@ async function closeRefusedPage (page: Page, guard: GuardState): Promise<void> {
   }
 }
 
-/**
- * WebSocket handshakes never pause in the Fetch domain: check each socket's
- * URL as it is created and treat a refused one like a refused address (the
- * page is closed). The handshake itself may already be on its way.
- */
-async function watchWebSockets (page: Page, allowRequest: (url: URL) => boolean | Promise<boolean>, guard: GuardState): Promise<void> {
-  const cdp = await page.createCDPSession()
-  cdp.on('Network.webSocketCreated', (e) => {
-    Promise.resolve()
-      .then(async () => await allowRequest(new URL(e.url)))
-      .catch(() => false)
-      .then((ok) => {
-        if (ok || guard.refused) return
-        guard.refused = true
-        void closeRefusedPage(page, guard)
-      }, () => {})
-  })
-  await cdp.send('Network.enable')
-}
-
 /** The one place that intercepts requests. Null when nothing needs intercepting. */
-async function intercept (page: Page, opts: PageSetupOptions, guard: GuardState = { refused: false, deciding: 0 }): Promise<{ count: () => number, detach: () => Promise<void> } | null> {
+async function intercept (page: Page, opts: PageSetupOptions, guard: GuardState): Promise<{ count: () => number, detach: () => Promise<void> } | null> {
   const block = new Set(opts.blockResources.map((t) => CDP_TYPE[t]))
   const { allowRequest } = opts
   if (block.size === 0 && allowRequest === undefined) return null
@@ -176,6 +155,23 @@ async function intercept (page: Page, opts: PageSetupOptions, guard: GuardState 
     ? [{ urlPattern: '*', requestStage: 'Request' as const }]
     : [...block].map((resourceType) => ({ urlPattern: '*', resourceType: resourceType as 'Image', requestStage: 'Request' as const }))
   await cdp.send('Fetch.enable', { patterns })
+  if (allowRequest !== undefined) {
+    // WebSocket handshakes never pause in the Fetch domain: check each
+    // socket's URL as it is created, on the same session, and treat a
+    // refused one like a refused address (the page is closed). The handshake
+    // itself may already be on its way.
+    cdp.on('Network.webSocketCreated', (e) => {
+      Promise.resolve()
+        .then(async () => await allowRequest(new URL(e.url)))
+        .catch(() => false)
+        .then((ok) => {
+          if (ok || guard.refused) return
+          guard.refused = true
+          void closeRefusedPage(page, guard)
+        }, () => {})
+    })
+    await cdp.send('Network.enable')
+  }
   return {
     count: () => count,
     async detach () { await cdp.detach().catch(() => {}) }

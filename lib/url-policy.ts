@@ -273,8 +273,3 @@ export function createUrlPolicy (opts: UrlPolicyOptions): UrlPolicy {
     allowAddress
   }
 }
-
-/** The request-interception predicate for the session's browser (lib/page-setup.ts's allowRequest). */
-export function createRequestGuard (policy: UrlPolicy): (url: URL) => Promise<boolean> {
-  return async (url) => await policy.allowRequest(url)
-}

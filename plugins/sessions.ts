@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { createSessionManager, type SessionManager } from '../lib/sessions.js'
 import { parseBlockResources } from '../lib/page-setup.js'
-import { createRequestGuard } from '../lib/url-policy.js'
 import { createScreenshotStore, type ScreenshotStore } from '../lib/screenshots.js'
 
 declare module 'fastify' {
@@ -40,7 +39,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
       // The URL policy on every request of the session's browser, and on
       // the address each response actually came from (DNS rebinding).
       ...(fastify.urlPolicy.mode !== 'any'
-        ? { allowRequest: createRequestGuard(fastify.urlPolicy), allowAddress: (ip: string) => fastify.urlPolicy.allowAddress(ip) }
+        ? { allowRequest: fastify.urlPolicy.allowRequest, allowAddress: fastify.urlPolicy.allowAddress }
         : {})
     }
   })

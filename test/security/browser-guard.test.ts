@@ -8,7 +8,7 @@ import http from 'node:http'
 import type { Browser } from 'puppeteer-core'
 import { launchChromium, resolveChromium } from '../../lib/chromium.js'
 import { preparePage } from '../../lib/page-setup.js'
-import { createRequestGuard, createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/url-policy.js'
+import { createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/url-policy.js'
 import { startFoundryStandin } from '../foundry/standin.js'
 import { startRelayStandin } from '../foundry/relay.js'
 import { GM, WORLD, eventually, listSessions, startSession } from '../e2e/fixtures.js'
@@ -45,7 +45,7 @@ async function guardedPage (t: Tap, b: Browser, mode: UrlPolicyMode, resolve?: R
   const prepared = await preparePage(page, {
     blockResources: [],
     noCanvas: false,
-    allowRequest: createRequestGuard(policy),
+    allowRequest: policy.allowRequest,
     allowAddress: (ip) => policy.allowAddress(ip)
   })
   return { page, prepared }

@@ -1,7 +1,7 @@
 // The Foundry URL policy on its own (injected resolver, no network) and on
 // the handshake's x-foundry-url header.
 import t from 'tap'
-import { classifyAddress, createRequestGuard, createUrlPolicy, kindAllowed, type Resolver } from '../../lib/url-policy.js'
+import { classifyAddress, createUrlPolicy, kindAllowed, type Resolver } from '../../lib/url-policy.js'
 import { API_KEY, build, expectError } from '../helper.js'
 
 const names: Record<string, string[]> = {
@@ -96,7 +96,7 @@ t.test('the browser guard', async (t) => {
   let time = 0
   const counting: Resolver = async (h) => { lookups++; return await resolve(h) }
   const policy = createUrlPolicy({ mode: 'public-only', resolve: counting, cacheMs: 1000, now: () => time })
-  const guard = createRequestGuard(policy)
+  const guard = policy.allowRequest
   const u = (s: string) => new URL(s)
   t.equal(await guard(u('https://public.test/scripts/foundry.js')), true)
   t.equal(await guard(u('wss://public.test/socket.io/')), true)
