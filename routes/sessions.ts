@@ -144,7 +144,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const s = await sessions.end(request.ownerId, request.query.sessionId)
     const message = s.status === 'failed'
       ? 'Failed Foundry session removed'
-      : s.statusReason.includes('while starting') ? 'Pending Foundry session cancelled' : 'Foundry session terminated'
+      : s.activeSince === null ? 'Pending Foundry session cancelled' : 'Foundry session terminated'
     return {
       success: true as const,
       status: 'ok' as const,
