@@ -3,20 +3,16 @@
 // and each setting has its effect (no image/audio requests, core.noCanvas,
 // per-session overrides).
 import t from 'tap'
-import { startFoundryStandin, type Standin } from '../foundry/standin.js'
-import { startRelayStandin } from '../foundry/relay.js'
+import type { Standin } from '../foundry/standin.js'
 import { fileBrowser, freshPage, loginWithForm, waitReady } from '../foundry/browser.js'
-import { API_KEY, build, encryptNode, handshake } from '../helper.js'
-import { GM, WORLD } from '../e2e/fixtures.js'
+import { API_KEY, build } from '../helper.js'
+import { GM, foundry as foundryOf, startSession } from '../e2e/fixtures.js'
 import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/page-setup.js'
 
 const HEAVY = { scriptBytes: 64 * 1024, images: 3, canvasMs: 50 }
 
-async function foundry (t: { teardown: (fn: () => unknown) => void }): Promise<Standin> {
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url, heavyGame: HEAVY })
-  t.teardown(async () => { await standin.close(); await relay.close() })
-  return standin
+async function foundry (t: Parameters<typeof foundryOf>[0]): Promise<Standin> {
+  return (await foundryOf(t, { heavyGame: HEAVY })).standin
 }
 
 const assetRequests = (s: Standin): string[] => s.requests.map((r) => r.path).filter((p) => /\/assets\/heavy/.test(p))
@@ -33,13 +29,7 @@ t.test('parseBlockResources', async (t) => {
 t.test('the service with its default page settings: the module connects, no image or audio is fetched', async (t) => {
   const { app } = await build(t)
   const standin = await foundry(t)
-  const hs = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
-  const res = await app.inject({
-    method: 'POST',
-    url: '/start-session',
-    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
-    payload: { handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: GM.password, nonce: hs.nonce }) }
-  })
+  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
   t.equal(res.statusCode, 200, res.body)
   t.equal(res.json().clientId, `foundry-${GM.id}`, 'the REST API module connected')
   t.ok(standin.requests.some((r) => r.path.endsWith('/scripts/heavy.js')), 'the game page loaded its scripts')
@@ -49,18 +39,7 @@ t.test('the service with its default page settings: the module connects, no imag
 t.test('per-session overrides: noCanvas false and blockResources [] load everything', async (t) => {
   const { app } = await build(t)
   const standin = await foundry(t)
-  const hs = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
-  const res = await app.inject({
-    method: 'POST',
-    url: '/start-session',
-    headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
-    payload: {
-      handshakeToken: hs.token,
-      encryptedPassword: encryptNode(hs.publicKey, { password: GM.password, nonce: hs.nonce }),
-      noCanvas: false,
-      blockResources: []
-    }
-  })
+  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password, body: { noCanvas: false, blockResources: [] } })
   t.equal(res.statusCode, 200, res.body)
   t.equal(res.json().clientId, `foundry-${GM.id}`)
   const assets = assetRequests(standin)
