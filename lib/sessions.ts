@@ -94,8 +94,6 @@ export interface SessionManager {
   /** Snapshots of the owner's sessions, ended ones included; listing counts as activity. */
   list: (ownerId: string) => Session[]
   counts: () => { starting: number, active: number, reconnecting: number }
-  /** Browser contexts held by sessions. */
-  contexts: () => number
   endAll: () => Promise<void>
 }
 
@@ -298,7 +296,6 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     if (closing || entries.get(entry.session.id) !== entry || entry.session.status !== 'active') return
     log.warn({ sessionId: entry.session.id, reason }, 'session lost its login; logging back in')
     setStatus(entry.session, 'reconnecting', reason)
-    entry.session.clientId = entry.session.info?.clientId ?? null
     void closeBrowser(entry)
     scheduleRelogin(entry, 0)
   }
@@ -480,8 +477,6 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       }
       return c
     },
-
-    contexts: () => [...entries.values()].filter((e) => e.context !== null).length,
 
     async endAll () {
       closing = true
