@@ -12,6 +12,7 @@ import swagger from './plugins/swagger.js'
 import keystore from './plugins/keystore.js'
 import browserPool from './plugins/browser-pool.js'
 import sessions from './plugins/sessions.js'
+import fleet from './plugins/fleet.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
 
@@ -29,6 +30,7 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(keystore)
   await fastify.register(browserPool)
   await fastify.register(sessions)
+  await fastify.register(fleet)
   await fastify.register(healthRoutes)
   await fastify.register(sessionRoutes)
 }

@@ -15,20 +15,29 @@ try {
 
 const app = Fastify({ ...serverOptions, logger: { level: logLevel, redact: REDACT } })
 
-await app.register(service, {
-  onGeneratedKey (key) {
-    // Printed once, to the terminal, never through the logger.
-    process.stderr.write([
-      '',
-      '  No API_KEYS configured: generated an API key for this run:',
-      '',
-      `      ${key}`,
-      '',
-      '  Send it as x-api-key. Set your own with API_KEYS=key1,key2 (comma-separated).',
-      ''
-    ].join('\n') + '\n')
-  }
-})
+try {
+  await app.register(service, {
+    onGeneratedKey (key) {
+      // Printed once, to the terminal, never through the logger.
+      process.stderr.write([
+        '',
+        '  No API_KEYS configured: generated an API key for this run:',
+        '',
+        `      ${key}`,
+        '',
+        '  Send it as x-api-key. Set your own with API_KEYS=key1,key2 (comma-separated).',
+        ''
+      ].join('\n') + '\n')
+    }
+  })
+  await app.ready()
+} catch (err) {
+  // A plugin that cannot start (Redis unreachable, Chromium missing, …) says why.
+  app.log.error({ err }, 'start-up failed')
+  process.stderr.write(`Start-up failed: ${(err as Error).message}\n`)
+  await app.close().catch(() => {})
+  process.exit(1)
+}
 
 closeWithGrace({ delay: 25_000 }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an error')
@@ -37,7 +46,6 @@ closeWithGrace({ delay: 25_000 }, async ({ signal, err }) => {
 })
 
 try {
-  await app.ready()
   await app.listen({ host: app.config.HOST, port: app.config.PORT })
   app.log.info({ docs: '/docs' }, 'API documentation and try-it console at /docs')
 } catch (err) {

@@ -14,6 +14,8 @@ export interface ServiceError extends Error {
   retryAfter?: number
   /** URL of a failure screenshot. */
   screenshot?: string
+  /** Value of the fly-replay response header (Fly's proxy replays the request accordingly). */
+  replay?: string
 }
 
 // Auth
@@ -40,6 +42,14 @@ export const SessionCancelled = createError('SESSION_CANCELLED', 'The session wa
 export const AtCapacity = createError('AT_CAPACITY', '%s', 429)
 export const ServiceClosing = createError('SERVICE_CLOSING', 'The service is shutting down: retry against another instance or in a moment', 503)
 export const BrowserUnavailable = createError('BROWSER_UNAVAILABLE', 'Chromium could not be started: %s', 503)
+
+// Fleet (REDIS_URL set)
+/** Answer carrying `fly-replay: instance=<owner>`: Fly's proxy replays the request there; a client only sees it when it bypasses the proxy. */
+export const OtherMachine = createError('OTHER_MACHINE', '%s', 409)
+/** A request Fly's proxy already replayed once reached a machine that still cannot serve it. */
+export const ReplayMissed = createError('REPLAY_MISSED', '%s', 503)
+export const FleetUnavailable = createError('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached: sessions keep running; retry in a few seconds', 503)
+export const HandshakeMachineGone = createError('HANDSHAKE_NOT_FOUND', 'The machine that made this handshake has stopped (deploy or crash), and its key with it: request a new one with POST /session-handshake', 401)
 
 // Login (the stage and page are set by the login driver)
 export const FoundryUnreachable = createError('FOUNDRY_UNREACHABLE', '%s', 502)
@@ -70,10 +80,10 @@ export const JoinFormUnknown = createError('JOIN_FORM_UNKNOWN', '%s', 502)
 
 /** Codes whose message is written for clients, even on 5xx. */
 export const OWN_CODES = new Set<string>([
-  ServiceClosing, BrowserUnavailable, FoundryUnreachable, FoundryTlsError, NotFoundry, FoundryTimeout,
+  ServiceClosing, BrowserUnavailable, ReplayMissed, FleetUnavailable, FoundryUnreachable, FoundryTlsError, NotFoundry, FoundryTimeout,
   FoundryError, WorldLaunchFailed, LoginLost, ModuleNotConnected, JoinFormUnknown
 ].map((E) => new E('').code))
 
-export function withContext<E extends Error> (err: E, ctx: { stage?: string, page?: string, retryAfter?: number, screenshot?: string }): E {
+export function withContext<E extends Error> (err: E, ctx: { stage?: string, page?: string, retryAfter?: number, screenshot?: string, replay?: string }): E {
   return Object.assign(err, ctx)
 }

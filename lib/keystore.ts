@@ -76,6 +76,8 @@ export interface Keystore {
    * belongs to another owner is reported as not found and left untouched.
    */
   consume: (token: string, ownerId: string, encrypted: EncryptedSecrets) => { handshake: Handshake, credentials: Credentials }
+  /** Whether this process holds the (unexpired or not) handshake: its private key is here. */
+  has: (token: string) => boolean
   /** Open handshakes, for tests and metrics. */
   size: () => number
   keyGenerations: () => number
@@ -208,6 +210,7 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
       return { handshake: pub, credentials }
     },
 
+    has: (token) => handshakes.has(token),
     size: () => handshakes.size,
     keyGenerations: () => generations,
 

@@ -27,7 +27,24 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
   } catch (err) {
     throw new ConfigError(`Invalid configuration: ${(err as Error).message}`)
   }
-  const instanceId = env.INSTANCE_ID !== '' ? env.INSTANCE_ID : (process.env.FLY_ALLOC_ID ?? 'local')
+  const str = (v: unknown): string => typeof v === 'string' ? v : ''
+  // FLY_MACHINE_ID is the id `fly-replay: instance=` takes.
+  const instanceId = env.INSTANCE_ID !== ''
+    ? env.INSTANCE_ID
+    : str(data.FLY_MACHINE_ID) !== '' ? str(data.FLY_MACHINE_ID) : str(data.FLY_ALLOC_ID) !== '' ? str(data.FLY_ALLOC_ID) : 'local'
+  if (env.REDIS_URL !== '') {
+    let url: URL | undefined
+    try { url = new URL(env.REDIS_URL) } catch {}
+    if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) {
+      throw new ConfigError('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL')
+    }
+  }
+  if (env.SESSION_SEAL_KEY !== '' && !/^[A-Za-z0-9+/]{43}=$/.test(env.SESSION_SEAL_KEY)) {
+    throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY must be the base64 of 32 random bytes (openssl rand -base64 32)')
+  }
+  if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '') {
+    throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY needs REDIS_URL (sealed credentials are kept in the fleet registry)')
+  }
   return { ...env, instanceId }
 }
 

@@ -64,6 +64,7 @@ const errorHandler: FastifyPluginAsync = async (fastify) => {
       request.log.warn({ code, stage: err.stage, page: err.page }, message)
     }
     if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter))
+    if (err.replay !== undefined) void reply.header('fly-replay', err.replay)
     return reply.code(status).send({
       statusCode: status,
       code,

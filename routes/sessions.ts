@@ -7,7 +7,7 @@ import {
 } from '../schemas/session.js'
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { keystore, sessions, config, urlPolicy, screenshots } = fastify
+  const { keystore, sessions, config, urlPolicy, screenshots, fleet } = fastify
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.post('/session-handshake', {
@@ -22,7 +22,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ...errors({ 400: 'Missing or invalid header (INVALID_REQUEST, INVALID_FOUNDRY_URL)', ...AUTH_ERRORS, 429: 'Too many handshakes for this API key, or too many open (RATE_LIMITED, HANDSHAKE_STORE_FULL); see Retry-After' })
       }
     },
-    preHandler: fastify.handshakeRateLimit,
+    preHandler: [fastify.handshakeRateLimit, fastify.fleetPlaceHandshake],
     config: { accessLog: 'debug' }
   }, async function (request) {
     const headers = request.headers
@@ -34,6 +34,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       username: headers['x-username'],
       ...(worldName !== undefined && worldName !== '' ? { worldName } : {})
     })
+    // Any machine can then tell where the handshake (and its key) is.
+    if (fleet !== null) await fleet.recordHandshake(h.token, h.expires)
     return {
       token: h.token,
       publicKey: h.publicKey,
@@ -69,7 +71,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           504: 'A login step timed out, or the module never connected (FOUNDRY_TIMEOUT, MODULE_NOT_CONNECTED)'
         })
       }
-    }
+    },
+    preHandler: fastify.fleetRouteStart
   }, async function (request) {
     const {
       handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, worldName,

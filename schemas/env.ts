@@ -34,7 +34,10 @@ export const EnvSchema = Type.Object({
     description: 'Chromium binary to use instead of the one @sparticuz/chromium ships'
   }),
   CHROMIUM_ARGS: Type.String({ default: '', description: 'Extra Chromium flags, space-separated' }),
-  INSTANCE_ID: Type.String({ default: '', description: 'Instance id in replies (default FLY_ALLOC_ID, else "local")' }),
+  INSTANCE_ID: Type.String({ default: '', pattern: '^[A-Za-z0-9_.-]*$', maxLength: 64, description: 'Instance id in replies and in the fleet registry (default FLY_MACHINE_ID, which fly-replay: instance= takes, else FLY_ALLOC_ID, else "local")' }),
+  REDIS_URL: Type.String({ default: '', description: 'redis:// or rediss:// URL of the fleet registry (handshakes, sessions, caps and rate limits shared by every machine). Empty: one machine, everything in memory' }),
+  SESSION_SEAL_KEY: Type.String({ default: '', description: 'Base64 of 32 random bytes, the same on every machine: with REDIS_URL, keeps each session\'s credentials in Redis sealed with AES-256-GCM so another machine can take the session over (deploys, crashes). Empty: nothing secret is stored' }),
+  FLEET_HEARTBEAT_MS: ms(2000, 'With REDIS_URL: how often a machine renews its heartbeat; a machine silent for 3 times this is taken as gone'),
 
   HANDSHAKE_TTL_MS: ms(300_000, 'How long a handshake token stays valid'),
   HANDSHAKE_MAX: Type.Integer({ minimum: 1, default: 10_000, description: 'Most unexpired handshakes kept at once' }),

@@ -1,0 +1,111 @@
+// The fleet (REDIS_URL set): a Redis client, this machine's heartbeat, the
+// handshake index, and the route hooks that answer a request belonging to
+// another machine with `fly-replay` (Fly's proxy replays it there). Without
+// REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import { Redis } from 'ioredis'
+import { createFleet, type Fleet } from '../lib/fleet.js'
+import { HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The fleet registry, or null on a single machine (no REDIS_URL). */
+    fleet: Fleet | null
+    /** preHandler of POST /session-handshake: a full machine sends the handshake elsewhere. */
+    fleetPlaceHandshake: preHandlerAsyncHookHandler
+    /** preHandler of POST /start-session: replayed to the machine holding the handshake. */
+    fleetRouteStart: preHandlerAsyncHookHandler
+  }
+}
+
+const noop: preHandlerAsyncHookHandler = async () => {}
+
+/** Connect, or say exactly why not: a fleet machine never starts without its registry. */
+export async function connectRedis (url: string, log: FastifyRequest['log']): Promise<Redis> {
+  const where = (() => { try { const u = new URL(url); return `${u.protocol}//${u.host}` } catch { return 'REDIS_URL' } })()
+  let started = false
+  const client = new Redis(url, {
+    lazyConnect: true,
+    // Requests that need the registry fail at once while it is away (503
+    // FLEET_UNAVAILABLE) instead of queueing behind a reconnect.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    // At start: one attempt. Later: reconnect forever, backing off to 2 s.
+    retryStrategy: (times) => started ? Math.min(times * 200, 2000) : null
+  })
+  let down = false
+  client.on('error', (err: Error) => {
+    if (started && !down) { down = true; log.warn({ redis: where, err: err.message }, 'lost the fleet registry (Redis); sessions keep running, fleet requests get 503 until it is back') }
+  })
+  client.on('ready', () => {
+    if (down) { down = false; log.info({ redis: where }, 'the fleet registry (Redis) is back') }
+  })
+  try {
+    await client.connect()
+  } catch (err) {
+    client.disconnect()
+    throw new Error(`REDIS_URL is set but Redis at ${where} cannot be reached (${(err as Error).message}): start Redis, fix REDIS_URL, or unset it to run a single machine`)
+  }
+  started = true
+  return client
+}
+
+const fleetPlugin: FastifyPluginAsync = async (fastify) => {
+  const { config, sessions, keystore } = fastify
+  if (config.REDIS_URL === '') {
+    fastify.decorate('fleet', null)
+    fastify.decorate('fleetPlaceHandshake', noop)
+    fastify.decorate('fleetRouteStart', noop)
+    return
+  }
+  const log = fastify.log.child({ plugin: 'fleet' })
+  const redis = await connectRedis(config.REDIS_URL, log)
+  let closing = false
+  const load = (): number => { const c = sessions.counts(); return c.starting + c.active + c.reconnecting }
+  const fleet = createFleet({
+    redis,
+    instanceId: config.instanceId,
+    heartbeatMs: config.FLEET_HEARTBEAT_MS,
+    log,
+    state: () => ({ sessions: load(), maxSessions: config.MAX_SESSIONS, closing })
+  })
+  redis.on('ready', () => { void fleet.beat().catch(() => {}) })
+  await fleet.start()
+  log.info({ instanceId: config.instanceId }, 'joined the fleet')
+  fastify.decorate('fleet', fleet)
+
+  fastify.decorate('fleetPlaceHandshake', async function (request: FastifyRequest) {
+    if (load() < config.MAX_SESSIONS && !closing) return
+    // A replayed request is never replayed again: it is served here (and a
+    // start-session then says the fleet is full).
+    if (request.headers['fly-replay-src'] !== undefined) return
+    const other = await fleet.otherWithRoom()
+    if (other === null) return
+    throw withContext(new OtherMachine(`Machine ${config.instanceId} is full; another machine of the fleet has room. Fly's proxy replays this request there (fly-replay: elsewhere=true): send requests to the service's Fly.io address`), { replay: 'elsewhere=true' })
+  } satisfies preHandlerAsyncHookHandler)
+
+  fastify.decorate('fleetRouteStart', async function (request: FastifyRequest) {
+    const token = (request.body as { handshakeToken?: unknown } | undefined)?.handshakeToken
+    if (typeof token !== 'string' || keystore.has(token)) return
+    const owner = await fleet.handshakeMachine(token)
+    if (owner === null || owner === config.instanceId) return // unknown: HANDSHAKE_NOT_FOUND from the keystore
+    if (!(await fleet.machines()).some((m) => m.id === owner)) throw new HandshakeMachineGone()
+    if (request.headers['fly-replay-src'] !== undefined) {
+      throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but its handshake is on machine ${owner}: retry in a moment`), { retryAfter: 1 })
+    }
+    throw withContext(new OtherMachine(`This handshake was made on machine ${owner}, which holds its key. Fly's proxy replays this request there (fly-replay: instance=${owner}): send requests to the service's Fly.io address`), { replay: `instance=${owner}` })
+  } satisfies preHandlerAsyncHookHandler)
+
+  fastify.addHook('preClose', async () => {
+    closing = true
+    await fleet.beat().catch(() => {})
+  })
+  fastify.addHook('onClose', async () => {
+    await fleet.stop()
+    await redis.quit().catch(() => { redis.disconnect() })
+  })
+}
+
+export default fp(fleetPlugin, { name: 'fleet', fastify: '5.x', dependencies: ['config', 'keystore', 'sessions'] })

@@ -1,0 +1,74 @@
+// Service processes as users start them (`node dist/server.js`, the compiled
+// service `npm start` runs), on loopback, each with its own machine id, for
+// the fleet tests.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+export interface MachineProc {
+  id: string
+  child: ChildProcess
+  /** http://127.0.0.1:port once listening. */
+  url: string
+  out: () => string
+  err: () => string
+  /** Resolves with the exit code (or null after a signal). */
+  exited: Promise<number | null>
+  kill: (signal: NodeJS.Signals) => void
+}
+
+const ROOT = new URL('../../', import.meta.url).pathname
+
+function newest (dir: string): number {
+  let t = 0
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'dist' || name === 'test' || name === 'bench' || name.startsWith('.')) continue
+    const p = join(dir, name)
+    const s = statSync(p)
+    if (s.isDirectory()) t = Math.max(t, newest(p))
+    else if (name.endsWith('.ts')) t = Math.max(t, s.mtimeMs)
+  }
+  return t
+}
+
+/** Build dist/ when it is missing or older than the sources (the tap before script may have done it). */
+export function ensureBuilt (): void {
+  const entry = join(ROOT, 'dist/server.js')
+  if (existsSync(entry) && statSync(entry).mtimeMs >= newest(ROOT)) return
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
+}
+
+/** Start one machine; rejects with its output if it exits before listening. */
+export async function startMachine (id: string, env: Record<string, string>, t?: { teardown: (fn: () => unknown) => void }): Promise<MachineProc> {
+  const child = spawn(process.execPath, ['dist/server.js'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      INSTANCE_ID: id,
+      CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '',
+      ...env
+    },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  t?.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited }
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const check = (): void => {
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (m !== null) { child.stdout!.off('data', check); resolve(m[1]!) }
+    }
+    child.stdout!.on('data', check)
+    void exited.then((code) => { reject(new Error(`machine ${id} exited (${code}) before listening:\n${err}\n${out}`)) })
+  })
+  return { id, child, url, out: () => out, err: () => err, exited, kill: (s) => { child.kill(s) } }
+}

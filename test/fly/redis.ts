@@ -1,0 +1,96 @@
+// A real Redis for the fleet tests: Debian's redis-server on a free loopback
+// port, no persistence, stopped after the test. It can be killed and started
+// again on the same port (Redis lost while the fleet runs).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { Redis } from 'ioredis'
+
+export interface TestRedis {
+  url: string
+  port: number
+  /** A client of the test's own (closed with the server). */
+  client: Redis
+  /** SIGKILL the server (the fleet sees its connections drop). */
+  kill: () => Promise<void>
+  /** Start it again on the same port, empty. */
+  restart: () => Promise<void>
+  /** Every key with its value(s) as text, for the plaintext-secret scans. */
+  dump: () => Promise<Map<string, string>>
+  close: () => Promise<void>
+}
+
+export async function freePort (): Promise<number> {
+  const srv = createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as { port: number }).port
+  srv.close()
+  await once(srv, 'close')
+  return port
+}
+
+async function launch (port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    const onData = (d: Buffer): void => {
+      out += d.toString()
+      if (out.includes('Ready to accept connections')) { child.stdout!.off('data', onData); resolve() }
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', (code) => { reject(new Error(`redis-server exited (${code ?? 'signal'}): ${out}`)) })
+  })
+  child.stdout!.resume()
+  child.stderr!.resume()
+  return child
+}
+
+export async function startRedis (t: { teardown: (fn: () => unknown) => void }): Promise<TestRedis> {
+  const port = await freePort()
+  let child = await launch(port)
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 3 })
+  client.on('error', () => {})
+  await client.connect()
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill(signal)
+    await exited
+  }
+  const r: TestRedis = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    client,
+    kill: async () => { await stop('SIGKILL') },
+    restart: async () => { await stop('SIGKILL'); child = await launch(port) },
+    async dump () {
+      const out = new Map<string, string>()
+      let cursor = '0'
+      do {
+        const [next, keys] = await client.scan(cursor, 'COUNT', 500)
+        cursor = next
+        for (const key of keys) {
+          const type = await client.type(key)
+          let value: unknown
+          if (type === 'string') value = await client.get(key)
+          else if (type === 'hash') value = await client.hgetall(key)
+          else if (type === 'set') value = await client.smembers(key)
+          else if (type === 'zset') value = await client.call('zrange', key, '0', '-1', 'WITHSCORES')
+          else if (type === 'list') value = await client.lrange(key, 0, -1)
+          else value = `<${type}>`
+          out.set(key, typeof value === 'string' ? value : JSON.stringify(value))
+        }
+      } while (cursor !== '0')
+      return out
+    },
+    async close () {
+      client.disconnect()
+      await stop('SIGTERM')
+    }
+  }
+  t.teardown(async () => { await r.close() })
+  return r
+}
