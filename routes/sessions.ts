@@ -136,7 +136,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: EndQuery,
       response: {
         200: EndReply,
-        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
       }
     }
   }, async function (request) {
