@@ -13,6 +13,7 @@ import keystore from './plugins/keystore.js'
 import browserPool from './plugins/browser-pool.js'
 import sessions from './plugins/sessions.js'
 import fleet from './plugins/fleet.js'
+import redis from './plugins/redis.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
 
@@ -20,6 +21,7 @@ export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPlu
 
 const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(config, opts)
+  await fastify.register(redis)
   await fastify.register(sensible)
   await fastify.register(errorHandler)
   await fastify.register(accessLog)

@@ -4,7 +4,6 @@
 // REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { Redis } from 'ioredis'
 import { createFleet, type Fleet } from '../lib/fleet.js'
 import { HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
 
@@ -21,37 +20,6 @@ declare module 'fastify' {
 
 const noop: preHandlerAsyncHookHandler = async () => {}
 
-/** Connect, or say exactly why not: a fleet machine never starts without its registry. */
-export async function connectRedis (url: string, log: FastifyRequest['log']): Promise<Redis> {
-  const where = (() => { try { const u = new URL(url); return `${u.protocol}//${u.host}` } catch { return 'REDIS_URL' } })()
-  let started = false
-  const client = new Redis(url, {
-    lazyConnect: true,
-    // Requests that need the registry fail at once while it is away (503
-    // FLEET_UNAVAILABLE) instead of queueing behind a reconnect.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5000,
-    // At start: one attempt. Later: reconnect forever, backing off to 2 s.
-    retryStrategy: (times) => started ? Math.min(times * 200, 2000) : null
-  })
-  let down = false
-  client.on('error', (err: Error) => {
-    if (started && !down) { down = true; log.warn({ redis: where, err: err.message }, 'lost the fleet registry (Redis); sessions keep running, fleet requests get 503 until it is back') }
-  })
-  client.on('ready', () => {
-    if (down) { down = false; log.info({ redis: where }, 'the fleet registry (Redis) is back') }
-  })
-  try {
-    await client.connect()
-  } catch (err) {
-    client.disconnect()
-    throw new Error(`REDIS_URL is set but Redis at ${where} cannot be reached (${(err as Error).message}): start Redis, fix REDIS_URL, or unset it to run a single machine`)
-  }
-  started = true
-  return client
-}
-
 const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   const { config, sessions, keystore } = fastify
   if (config.REDIS_URL === '') {
@@ -61,7 +29,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     return
   }
   const log = fastify.log.child({ plugin: 'fleet' })
-  const redis = await connectRedis(config.REDIS_URL, log)
+  const redis = fastify.redis!
   let closing = false
   const load = (): number => { const c = sessions.counts(); return c.starting + c.active + c.reconnecting }
   const fleet = createFleet({
@@ -102,10 +70,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     closing = true
     await fleet.beat().catch(() => {})
   })
-  fastify.addHook('onClose', async () => {
-    await fleet.stop()
-    await redis.quit().catch(() => { redis.disconnect() })
-  })
+  fastify.addHook('onClose', async () => { await fleet.stop() })
 }
 
-export default fp(fleetPlugin, { name: 'fleet', fastify: '5.x', dependencies: ['config', 'keystore', 'sessions'] })
+export default fp(fleetPlugin, { name: 'fleet', fastify: '5.x', dependencies: ['config', 'redis', 'keystore', 'sessions'] })

@@ -2,11 +2,15 @@
 // store. Limits are keyed by the caller's owner id (the digest of its API key,
 // set by auth), so they run as preHandler hooks, after authentication: an
 // unknown key is a 401 and never takes a slot. Past the limit the answer is
-// the service's error shape, 429 RATE_LIMITED, with Retry-After.
+// the service's error shape, 429 RATE_LIMITED, with Retry-After. In a fleet
+// (REDIS_URL) the counters are @fastify/rate-limit's Redis store, shared by
+// every machine (an atomic Lua INCR per request); with Redis away the limit
+// cannot be checked and the handshake gets 503 FLEET_UNAVAILABLE.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { RateLimited, withContext } from '../lib/errors.js'
+import { FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.js'
+import { RETRY_AFTER_S } from '../lib/fleet.js'
 import { WindowStore } from '../lib/rate-limit-store.js'
 
 declare module 'fastify' {
@@ -20,10 +24,13 @@ const byOwner = (request: FastifyRequest): string => request.ownerId !== '' ? `k
 
 const rateLimits: FastifyPluginAsync = async (fastify) => {
   const { HANDSHAKE_RATE_MAX: max, HANDSHAKE_RATE_WINDOW_MS: timeWindow } = fastify.config
+  const { redis } = fastify
   await fastify.register(rateLimit, {
     global: false,
-    // Bounded counters (lib/rate-limit-store.ts says why not the built-in store).
-    store: class extends WindowStore { constructor () { super(10_000) } },
+    ...(redis !== null
+      ? { redis, nameSpace: 'fs:rl:' }
+      // Bounded counters (lib/rate-limit-store.ts says why not the built-in store).
+      : { store: class extends WindowStore { constructor () { super(10_000) } } }),
     keyGenerator: byOwner,
     errorResponseBuilder (_request, context) {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000))
@@ -31,9 +38,16 @@ const rateLimits: FastifyPluginAsync = async (fastify) => {
     }
   })
   const noLimit: preHandlerAsyncHookHandler = async () => {}
-  fastify.decorate('handshakeRateLimit', max > 0
-    ? fastify.rateLimit({ max, timeWindow, keyGenerator: byOwner, groupId: 'handshake' }) as preHandlerAsyncHookHandler
-    : noLimit)
+  const limit = fastify.rateLimit({ max, timeWindow, keyGenerator: byOwner, groupId: 'handshake' }) as preHandlerAsyncHookHandler
+  const fleetLimit: preHandlerAsyncHookHandler = async function (request, reply) {
+    try {
+      await limit.call(this, request, reply)
+    } catch (err) {
+      if ((err as ServiceError).statusCode !== undefined) throw err
+      throw withContext(new FleetUnavailable(), { retryAfter: RETRY_AFTER_S })
+    }
+  }
+  fastify.decorate('handshakeRateLimit', max === 0 ? noLimit : redis !== null ? fleetLimit : limit)
 }
 
-export default fp(rateLimits, { name: 'rate-limit', fastify: '5.x', dependencies: ['config', 'auth'] })
+export default fp(rateLimits, { name: 'rate-limit', fastify: '5.x', dependencies: ['config', 'redis', 'auth'] })
