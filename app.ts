@@ -14,6 +14,7 @@ import browserPool from './plugins/browser-pool.js'
 import sessions from './plugins/sessions.js'
 import fleet from './plugins/fleet.js'
 import redis from './plugins/redis.js'
+import metrics from './plugins/metrics.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
 
@@ -32,6 +33,7 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(keystore)
   await fastify.register(browserPool)
   await fastify.register(sessions)
+  await fastify.register(metrics)
   await fastify.register(fleet)
   await fastify.register(healthRoutes)
   await fastify.register(sessionRoutes)

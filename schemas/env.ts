@@ -37,6 +37,7 @@ export const EnvSchema = Type.Object({
   INSTANCE_ID: Type.String({ default: '', pattern: '^[A-Za-z0-9_.-]*$', maxLength: 64, description: 'Instance id in replies and in the fleet registry (default FLY_MACHINE_ID, which fly-replay: instance= takes, else FLY_ALLOC_ID, else "local")' }),
   REDIS_URL: Type.String({ default: '', description: 'redis:// or rediss:// URL of the fleet registry (handshakes, sessions, caps and rate limits shared by every machine). Empty: one machine, everything in memory' }),
   SESSION_SEAL_KEY: Type.String({ default: '', description: 'Base64 of 32 random bytes, the same on every machine: with REDIS_URL, keeps each session\'s credentials in Redis sealed with AES-256-GCM so another machine can take the session over (deploys, crashes). Empty: nothing secret is stored' }),
+  METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'Port serving Prometheus metrics at GET /metrics, without API key (keep it off the public services; fly.toml\'s [metrics] scrapes it); 0 = off' }),
   FLEET_HEARTBEAT_MS: ms(2000, 'With REDIS_URL: how often a machine renews its heartbeat; a machine silent for 3 times this is taken as gone'),
 
   HANDSHAKE_TTL_MS: ms(300_000, 'How long a handshake token stays valid'),

@@ -1,0 +1,97 @@
+// Prometheus metrics (prom-client) on their own port, METRICS_PORT (0: off).
+// Fly.io scrapes it over its private network ([metrics] in fly.toml); the
+// port is not one of the app's public services, so the API key guards
+// nothing here and nothing here needs it. Labels carry no key, URL or user:
+// `machine` (a default label on every metric) is the instance id, `code` an error code from the catalogue.
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ServiceError } from '../lib/errors.js'
+
+export interface Metrics {
+  registry: Registry
+  handshakes: Counter
+  logins: Counter<'result' | 'code'>
+  loginSeconds: Histogram<'result'>
+  relogins: Counter<'result'>
+  handovers: Counter<'direction'>
+  replays: Counter<'kind'>
+  registryErrors: Counter
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { metrics: Metrics }
+  interface FastifyRequest { errorCode?: string }
+}
+
+const metricsPlugin: FastifyPluginAsync = async (fastify) => {
+  const { config, sessions } = fastify
+  const machine = config.instanceId
+  const registry = new Registry()
+  registry.setDefaultLabels({ machine })
+  collectDefaultMetrics({ register: registry })
+  const m: Metrics = {
+    registry,
+    handshakes: new Counter({ name: 'foundry_handshakes_total', help: 'Handshakes made', registers: [registry] }),
+    logins: new Counter({ name: 'foundry_logins_total', help: 'start-session answers: ok, or failed with its error code', labelNames: ['result', 'code'], registers: [registry] }),
+    loginSeconds: new Histogram({ name: 'foundry_login_duration_seconds', help: 'Time start-session took to answer, by result', labelNames: ['result'], buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160], registers: [registry] }),
+    relogins: new Counter({ name: 'foundry_relogins_total', help: 'Sessions logged back in after losing their login', labelNames: ['result'], registers: [registry] }),
+    handovers: new Counter({ name: 'foundry_handovers_total', help: 'Sessions handed to another machine (out) or taken over from one (in)', labelNames: ['direction'], registers: [registry] }),
+    replays: new Counter({ name: 'foundry_replays_total', help: 'Requests answered with fly-replay: instance (to the owner) or elsewhere (placement)', labelNames: ['kind'], registers: [registry] }),
+    registryErrors: new Counter({ name: 'foundry_registry_errors_total', help: 'Requests refused because the fleet registry (Redis) could not be reached', registers: [registry] })
+  }
+  // Sessions on this machine by status, read at scrape time.
+  new Gauge({
+    name: 'foundry_sessions',
+    help: 'Sessions on this machine by status',
+    labelNames: ['status'],
+    registers: [registry],
+    collect () {
+      for (const [status, n] of Object.entries(sessions.counts())) this.set({ status }, n)
+    }
+  })
+  fastify.decorate('metrics', m)
+
+  const route = (request: FastifyRequest): string | undefined => request.routeOptions.url
+  fastify.addHook('onError', async (request, _reply, err) => {
+    request.errorCode = (err as ServiceError).code
+    if ((err as ServiceError).code === 'FLEET_UNAVAILABLE') m.registryErrors.inc()
+    const replay = (err as ServiceError).replay
+    if (replay !== undefined) m.replays.inc({ kind: replay.startsWith('instance=') ? 'instance' : 'elsewhere' })
+  })
+  fastify.addHook('onResponse', async (request, reply) => {
+    const url = route(request)
+    if (url === '/session-handshake' && reply.statusCode === 200) m.handshakes.inc()
+    if (url === '/start-session' && request.errorCode !== 'OTHER_MACHINE') {
+      const ok = reply.statusCode === 200
+      const result = ok ? 'ok' : 'failed'
+      m.logins.inc({ result, code: ok ? '' : request.errorCode ?? String(reply.statusCode) })
+      m.loginSeconds.observe({ result }, reply.elapsedTime / 1000)
+    }
+  })
+
+  if (config.METRICS_PORT > 0) {
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at GET /metrics\n')
+        return
+      }
+      registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': registry.contentType }).end(text)
+      }, (err: Error) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`)
+      })
+    })
+    server.listen(config.METRICS_PORT, config.HOST)
+    await once(server, 'listening')
+    fastify.log.info({ port: config.METRICS_PORT }, 'Prometheus metrics at GET /metrics on this port')
+    fastify.addHook('onClose', async () => {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    })
+  }
+}
+
+export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x', dependencies: ['config', 'sessions'] })

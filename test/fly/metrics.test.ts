@@ -1,0 +1,37 @@
+// Prometheus metrics on METRICS_PORT: handshakes, logins by result and code,
+// sessions by status, registry errors; never a secret in a label.
+import t from 'tap'
+import { API_KEY, build } from '../helper.js'
+import { freePort, startRedis } from './redis.js'
+
+const hsHeaders = { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
+
+t.test('GET /metrics on its own port, in Prometheus text format', async (t) => {
+  const redis = await startRedis(t)
+  const port = await freePort()
+  const { app } = await build(t, { METRICS_PORT: port, HOST: '127.0.0.1', INSTANCE_ID: 'metrics-a', REDIS_URL: redis.url })
+  const hs = await app.inject({ method: 'POST', url: '/session-handshake', headers: hsHeaders })
+  t.equal(hs.statusCode, 200)
+  const bad = await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY }, payload: { handshakeToken: 'a'.repeat(64), encryptedPassword: 'AAAA' } })
+  t.equal(bad.statusCode, 401)
+  await redis.kill()
+  t.equal((await app.inject({ method: 'POST', url: '/session-handshake', headers: hsHeaders })).statusCode, 503)
+
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+  const text = await res.text()
+  t.match(text, /^foundry_handshakes_total\{machine="metrics-a"\} 1$/m, 'one handshake')
+  t.match(text, /^foundry_logins_total\{result="failed",code="HANDSHAKE_NOT_FOUND",machine="metrics-a"\} 1$/m, 'a failed login by code')
+  t.match(text, /^foundry_login_duration_seconds_count\{machine="metrics-a",result="failed"\} 1$/m, 'its duration')
+  t.match(text, /^foundry_sessions\{status="active",machine="metrics-a"\} 0$/m, 'sessions by status')
+  t.match(text, /^foundry_registry_errors_total\{machine="metrics-a"\} 1$/m, 'the Redis outage counted')
+  t.match(text, /^process_resident_memory_bytes/m, 'process metrics')
+  t.notOk(text.includes(API_KEY), 'no API key in a label')
+  t.equal((await fetch(`http://127.0.0.1:${port}/session`)).status, 404, 'the metrics port serves nothing else')
+})
+
+t.test('METRICS_PORT unset: no metrics listener', async (t) => {
+  const { app } = await build(t)
+  t.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404, 'not on the API port either')
+})
