@@ -3,7 +3,7 @@
 // machine that holds the handshake's key. Redis unreachable at start stops a
 // machine with the reason. Nothing secret reaches Redis.
 import t from 'tap'
-import { GM, WORLD, foundry } from '../e2e/fixtures.js'
+import { GM, GM2, PLAYER, WORLD, eventually, foundry } from '../e2e/fixtures.js'
 import { encryptNode } from '../helper.js'
 import { startRedis, freePort } from './redis.js'
 import { startFlyProxy } from './proxy.js'
@@ -92,4 +92,53 @@ t.test('a handshake whose machine stopped: a clear 401 on the others, not a repl
   t.equal(res.status, 401)
   t.equal(res.headers.get('fly-replay'), null)
   t.match(await res.json(), { code: 'HANDSHAKE_NOT_FOUND', error: /machine that made this handshake has stopped/ })
+})
+
+t.test('placement: a full machine sends handshakes elsewhere; 429 only when the whole fleet is full', async (t) => {
+  const redis = await startRedis(t)
+  const { standin } = await foundry(t)
+  const env = { API_KEYS: KEY, REDIS_URL: redis.url, MAX_SESSIONS: '1', FLEET_HEARTBEAT_MS: '200' }
+  const [a, b] = await Promise.all([startMachine('machine-a', env, t), startMachine('machine-b', env, t)])
+  const proxy = await startFlyProxy([a, b])
+  t.teardown(proxy.close)
+  const json = { ...headers, 'content-type': 'application/json' }
+  const start = async (user: { name: string, password: string }, body: Record<string, unknown> = {}): Promise<{ status: number, body: Record<string, unknown>, hsMachine: string }> => {
+    const hs = await (await fetch(`${proxy.url}/session-handshake`, {
+      method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': user.name }
+    })).json() as { token: string, publicKey: string, nonce: string, instanceId: string }
+    const res = await fetch(`${proxy.url}/start-session`, {
+      method: 'POST', headers: json, body: JSON.stringify({ handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: user.password, nonce: hs.nonce }), ...body })
+    })
+    return { status: res.status, body: await res.json() as Record<string, unknown>, hsMachine: hs.instanceId }
+  }
+  const first = await start(GM)
+  t.equal(first.status, 200, JSON.stringify(first.body))
+  const full = first.hsMachine
+  const roomy = full === 'machine-a' ? 'machine-b' : 'machine-a'
+  // Once the full machine's heartbeat says so, every handshake ends up on the other one.
+  const landed = async (): Promise<string[]> => {
+    const out: string[] = []
+    for (let i = 0; i < 2; i++) {
+      out.push(((await (await fetch(`${proxy.url}/session-handshake`, { method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': PLAYER.name } })).json()) as { instanceId: string }).instanceId)
+    }
+    return out
+  }
+  t.ok(await eventually(async () => (await landed()).every((m) => m === roomy), 10_000), `handshakes go to ${roomy}`)
+  const replayed = proxy.log.filter((h) => h.path === '/session-handshake' && h.replay)
+  t.ok(replayed.length > 0 && replayed.every((h) => h.machine === roomy), 'by fly-replay: elsewhere=true from the full machine')
+  const direct = await fetch(`${(full === 'machine-a' ? a : b).url}/session-handshake`, { method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': PLAYER.name } })
+  t.equal(direct.status, 409)
+  t.equal(direct.headers.get('fly-replay'), 'elsewhere=true')
+
+  const second = await start(PLAYER, { requireModule: false })
+  t.equal(second.status, 200, JSON.stringify(second.body))
+  t.equal(second.hsMachine, roomy)
+  // Both full: the handshake is served where it lands, the start says the fleet is full.
+  t.ok(await eventually(async () => {
+    const r = await fetch(`${(full === 'machine-a' ? a : b).url}/session-handshake`, { method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': GM2.name } })
+    return r.status === 200
+  }, 10_000), 'no replay once no machine has room')
+  const third = await start(GM2)
+  t.equal(third.status, 429)
+  t.match(third.body, { code: 'AT_CAPACITY' })
 })
