@@ -3,7 +3,7 @@ import { HealthReply } from '../schemas/health.js'
 import { errorResponses } from '../schemas/common.js'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { browserPool, sessions, config } = fastify
+  const { browserPool, sessions, config, fleet } = fastify
   const started = Date.now()
 
   fastify.get('/health', {
@@ -28,6 +28,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
       sessions: sessions.counts(),
       instanceId: config.instanceId,
+      ...(fleet !== null ? { fleet: { registry: fleet.connected() ? 'connected' as const : 'unreachable' as const } } : {}),
       uptimeSeconds: Math.floor((Date.now() - started) / 1000)
     }
     return reply.code(h.ok ? 200 : 503).send(body)

@@ -12,5 +12,8 @@ export const HealthReply = Type.Object({
   }),
   sessions: Type.Object({ starting: Type.Integer(), active: Type.Integer(), reconnecting: Type.Integer() }),
   instanceId: Type.String(),
+  fleet: Type.Optional(Type.Object({
+    registry: Type.Union([Type.Literal('connected'), Type.Literal('unreachable')], { description: 'Whether Redis answers; while unreachable, sessions keep running and fleet requests get 503 FLEET_UNAVAILABLE' })
+  }, { description: 'Present with REDIS_URL' })),
   uptimeSeconds: Type.Integer()
 })
