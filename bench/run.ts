@@ -2,7 +2,7 @@
 // loopback, against the Foundry stand-in (heavy /game). Prints four tables,
 // writes bench/results/latest.{md,json} and the charts in docs/.
 //   npm run bench                      all (a few minutes)
-//   npm run bench -- handshake login   some of: handshake login memory burst
+//   npm run bench -- handshake login   some of: handshake login memory burst fleet
 //   npm run bench -- tuning            one tuning setting at a time (not in the default run)
 //   BENCH_QUICK=1 npm run bench        fewer samples and levels (1 and 10 sessions)
 //   BENCH_FULL=1 npm run bench         also the reference at 50 Chromiums and 20 logins at once
@@ -12,11 +12,12 @@ import { join } from 'node:path'
 import { benchBurst } from './burst.js'
 import { barChart, lineChart } from './chart.js'
 import { benchHandshake } from './handshake.js'
+import { benchFleet } from './fleet.js'
 import { benchLogin } from './login.js'
 import { benchMemory, benchTuning } from './memory.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
 
-const ALL = ['handshake', 'login', 'memory', 'burst'] as const
+const ALL = ['handshake', 'login', 'memory', 'burst', 'fleet'] as const
 const EXTRA = ['tuning'] as const
 type Name = typeof ALL[number] | typeof EXTRA[number]
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
@@ -66,6 +67,11 @@ try {
   if (run.has('tuning')) {
     const r = await benchTuning(stage)
     json.tuning = r.rows
+    print(r.markdown)
+  }
+  if (run.has('fleet')) {
+    const r = await benchFleet(stage)
+    json.fleet = r.rows
     print(r.markdown)
   }
   if (run.has('burst')) {
