@@ -7,12 +7,10 @@ import { GM, GM2, PLAYER, WORLD, eventually, foundry } from '../e2e/fixtures.js'
 import { encryptNode } from '../helper.js'
 import { startRedis, freePort } from './redis.js'
 import { startFlyProxy } from './proxy.js'
-import { ensureBuilt, startMachine } from './machines.js'
+import { startMachine } from './machines.js'
 
 const KEY = 'fleet-routing-key-0123456789'
 const headers = { 'x-api-key': KEY }
-
-ensureBuilt()
 
 t.test('REDIS_URL set but unreachable: the machine refuses to start and says why', async (t) => {
   const port = await freePort()

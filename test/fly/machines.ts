@@ -1,10 +1,8 @@
 // Service processes as users start them (`node dist/server.js`, the compiled
 // service `npm start` runs), on loopback, each with its own machine id, for
-// the fleet tests.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+// the fleet tests. tap's before script (test/before.ts) builds dist/.
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
 
 export interface MachineProc {
   id: string
@@ -19,25 +17,6 @@ export interface MachineProc {
 }
 
 const ROOT = new URL('../../', import.meta.url).pathname
-
-function newest (dir: string): number {
-  let t = 0
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name === 'dist' || name === 'test' || name === 'bench' || name.startsWith('.')) continue
-    const p = join(dir, name)
-    const s = statSync(p)
-    if (s.isDirectory()) t = Math.max(t, newest(p))
-    else if (name.endsWith('.ts')) t = Math.max(t, s.mtimeMs)
-  }
-  return t
-}
-
-/** Build dist/ when it is missing or older than the sources (the tap before script may have done it). */
-export function ensureBuilt (): void {
-  const entry = join(ROOT, 'dist/server.js')
-  if (existsSync(entry) && statSync(entry).mtimeMs >= newest(ROOT)) return
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
-}
 
 /** Start one machine; rejects with its output if it exits before listening. */
 export async function startMachine (id: string, env: Record<string, string>, t?: { teardown: (fn: () => unknown) => void }): Promise<MachineProc> {
