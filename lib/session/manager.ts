@@ -241,6 +241,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
   async function login (entry: Entry, relogin: boolean): Promise<{ page: Page, result: LoginResult }> {
     const { session } = entry
     const abort = entry.abort = new AbortController()
+    session.stage = null
     const gone = (): boolean => abort.signal.aborted || isFinal(session.status)
     const context = await pool.newContext()
     if (gone()) {
@@ -255,6 +256,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       timeouts: opts.timeouts,
       signal: abort.signal,
       onStage: (stage) => {
+        if (session.stage === stage) return
         session.stage = stage
         log.debug({ sessionId: session.id, stage }, 'login stage')
         void save(entry)
