@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { FinalStatus, RunningStatus } from '../lib/session/types.js'
 
 export const HandshakeHeaders = Type.Object({
@@ -6,7 +6,6 @@ export const HandshakeHeaders = Type.Object({
   'x-username': Type.String({ minLength: 1, maxLength: 256, description: 'Foundry user name as shown on the join page' }),
   'x-world-name': Type.Optional(Type.String({ maxLength: 256, description: 'World title (or id) to log into, launched if no world runs' }))
 })
-export type HandshakeHeadersT = Static<typeof HandshakeHeaders>
 
 export const HandshakeReply = Type.Object({
   token: Type.String({ description: 'Single-use handshake token (64 hex chars)' }),
@@ -47,7 +46,6 @@ export const StartBody = Type.Object({
     description: 'Overrides PAGE_BLOCK_RESOURCES for this session: resource types the page never loads ([] loads everything)'
   }))
 }, { additionalProperties: true })
-export type StartBodyT = Static<typeof StartBody>
 
 export const StartReply = Type.Object({
   success: Type.Literal(true),
