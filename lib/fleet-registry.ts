@@ -1,0 +1,182 @@
+// The session registry in Redis (REDIS_URL): the same interface and contract
+// as the in-memory one (lib/session/registry.ts), shared by every machine of
+// the fleet. Records hold no secrets (the Session type has none). Every step
+// that counts and writes is one Lua script, so two machines never both take
+// the last slot.
+//
+// Keys, under a prefix (default `fs:`):
+//   s:<id>          JSON record (live or retained)
+//   sm              hash: session id → machine that runs it
+//   live:<machine>  set: live ids on that machine (its MAX_SESSIONS, liveCount)
+//   own:<ownerId>   set: live ids of an API key, fleet-wide (MAX_SESSIONS_PER_KEY, findSame)
+//   end:<ownerId>   zset: retained ids by endedAt
+//   ended           zset: every retained id by endedAt (prune, the retention bound)
+import type { Redis } from 'ioredis'
+import { capacityError, type SessionRegistry } from './session/registry.js'
+import { isFinal, type Session } from './session/types.js'
+import { registry as call } from './fleet.js'
+
+export interface RedisRegistryOptions {
+  redis: Redis
+  /** This machine: the owner of the sessions it inserts. */
+  instanceId: string
+  retainEndedMs: number
+  maxRetained?: number
+  prefix?: string
+}
+
+export interface RedisSessionRegistry extends SessionRegistry {
+  /** The machine running each of these sessions (absent when unknown). */
+  machinesOf: (ids: string[]) => Promise<Map<string, string>>
+  /** Live ids on a machine. */
+  liveOn: (machine: string) => Promise<string[]>
+  /** Write this machine's live records again (after Redis came back, possibly empty). */
+  resync: () => Promise<number>
+}
+
+// Shared Lua: forget one session everywhere. ARGV-free: p is the prefix, id the session.
+const FORGET = `
+local function forget(p, id)
+  local json = redis.call('GET', p .. 's:' .. id)
+  if not json then return 0 end
+  local s = cjson.decode(json)
+  local m = redis.call('HGET', p .. 'sm', id)
+  if m then redis.call('SREM', p .. 'live:' .. m, id) end
+  redis.call('SREM', p .. 'own:' .. s.ownerId, id)
+  redis.call('ZREM', p .. 'end:' .. s.ownerId, id)
+  redis.call('ZREM', p .. 'ended', id)
+  redis.call('HDEL', p .. 'sm', id)
+  redis.call('DEL', p .. 's:' .. id)
+  return 1
+end
+`
+
+// ARGV: prefix, id, owner, machine, json, maxSessions, maxPerOwner
+const INSERT = `
+local p, id, owner, m, json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('SCARD', p .. 'live:' .. m) >= tonumber(ARGV[6]) then return 1 end
+if redis.call('SCARD', p .. 'own:' .. owner) >= tonumber(ARGV[7]) then return 2 end
+redis.call('SET', p .. 's:' .. id, json)
+redis.call('HSET', p .. 'sm', id, m)
+redis.call('SADD', p .. 'live:' .. m, id)
+redis.call('SADD', p .. 'own:' .. owner, id)
+return 0
+`
+
+// ARGV: prefix, id, owner, json — only while live.
+const UPDATE = `
+local p, id, owner, json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('SISMEMBER', p .. 'own:' .. owner, id) == 1 then redis.call('SET', p .. 's:' .. id, json) return 1 end
+return 0
+`
+
+// ARGV: prefix, id, owner, json, endedAt, maxRetained
+const FINISH = FORGET + `
+local p, id, owner, json, at, max = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local m = redis.call('HGET', p .. 'sm', id)
+if m then redis.call('SREM', p .. 'live:' .. m, id) end
+redis.call('SREM', p .. 'own:' .. owner, id)
+redis.call('SET', p .. 's:' .. id, json)
+redis.call('ZADD', p .. 'end:' .. owner, at, id)
+redis.call('ZADD', p .. 'ended', at, id)
+while redis.call('ZCARD', p .. 'ended') > max do
+  local oldest = redis.call('ZRANGE', p .. 'ended', 0, 0)[1]
+  forget(p, oldest)
+end
+return 1
+`
+
+// ARGV: prefix, id
+const REMOVE = FORGET + `return forget(ARGV[1], ARGV[2])`
+
+// ARGV: prefix, upTo (endedAt ≤ upTo goes)
+const PRUNE = FORGET + `
+local ids = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'ended', '-inf', ARGV[2])
+for _, id in ipairs(ids) do forget(ARGV[1], id) end
+return #ids
+`
+
+// ARGV: prefix, id, owner, machine, json — put a live record back (resync), no caps.
+const RESTORE = `
+local p, id, owner, m, json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('ZSCORE', p .. 'ended', id) then return 0 end
+redis.call('SET', p .. 's:' .. id, json)
+redis.call('HSET', p .. 'sm', id, m)
+redis.call('SADD', p .. 'live:' .. m, id)
+redis.call('SADD', p .. 'own:' .. owner, id)
+return 1
+`
+
+const parse = (json: string | null): Session | undefined => json === null ? undefined : JSON.parse(json) as Session
+
+export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRegistry {
+  const { redis, instanceId: me } = opts
+  const p = opts.prefix ?? 'fs:'
+  const maxRetained = opts.maxRetained ?? 1000
+  /** This machine's live records as last written, for resync. */
+  const mine = new Map<string, Session>()
+
+  const records = async (ids: string[]): Promise<Session[]> =>
+    ids.length === 0 ? [] : (await redis.mget(ids.map((id) => `${p}s:${id}`))).map(parse).filter((s): s is Session => s !== undefined)
+
+  return {
+    async insert (session, caps) {
+      const json = JSON.stringify(session)
+      const r = await call(async () => await redis.eval(INSERT, 0, p, session.id, session.ownerId, me, json, caps.maxSessions, caps.maxPerOwner))
+      if (r === 1) throw capacityError('total', caps)
+      if (r === 2) throw capacityError('owner', caps)
+      mine.set(session.id, structuredClone(session))
+    },
+    async update (session) {
+      if (mine.has(session.id)) mine.set(session.id, structuredClone(session))
+      await call(async () => await redis.eval(UPDATE, 0, p, session.id, session.ownerId, JSON.stringify(session)))
+    },
+    async get (id) {
+      return parse(await call(async () => await redis.get(`${p}s:${id}`)))
+    },
+    async listByOwner (ownerId) {
+      return await call(async () => {
+        const [live, ended] = await Promise.all([redis.smembers(`${p}own:${ownerId}`), redis.zrange(`${p}end:${ownerId}`, '0', '-1')])
+        const l = (await records(live)).sort((a, b) => a.startedAt - b.startedAt)
+        return [...l, ...await records(ended)]
+      })
+    },
+    async findSame (q) {
+      const user = q.username.toLowerCase()
+      const live = await call(async () => await records(await redis.smembers(`${p}own:${q.ownerId}`)))
+      return live.filter((s) => s.foundryUrl === q.foundryUrl && (s.username.toLowerCase() === user || s.info?.userId === q.username))
+    },
+    async finish (session) {
+      if (!isFinal(session.status)) throw new Error(`finish: session ${session.id} is ${session.status}`)
+      mine.delete(session.id)
+      await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained))
+    },
+    async remove (id) {
+      mine.delete(id)
+      return await call(async () => await redis.eval(REMOVE, 0, p, id)) === 1
+    },
+    async prune (now) {
+      await call(async () => await redis.eval(PRUNE, 0, p, now - opts.retainEndedMs))
+    },
+    async liveCount () {
+      return await call(async () => await redis.scard(`${p}live:${me}`))
+    },
+    async machinesOf (ids) {
+      const out = new Map<string, string>()
+      if (ids.length === 0) return out
+      const ms = await call(async () => await redis.hmget(`${p}sm`, ...ids))
+      ids.forEach((id, i) => { const m = ms[i]; if (m !== null && m !== undefined) out.set(id, m) })
+      return out
+    },
+    async liveOn (machine) {
+      return await call(async () => await redis.smembers(`${p}live:${machine}`))
+    },
+    async resync () {
+      let n = 0
+      for (const s of mine.values()) {
+        n += Number(await call(async () => await redis.eval(RESTORE, 0, p, s.id, s.ownerId, me, JSON.stringify(s))))
+      }
+      return n
+    }
+  }
+}
