@@ -6,6 +6,7 @@
 //   fs:machine:<id>   JSON {id, sessions, maxSessions, closing, at}, expires after 3 heartbeats
 //   fs:machines       set of machine ids ever seen (pruned when their heartbeat is gone)
 //   fs:hs:<sha256(token)>  id of the machine that made the handshake, expires with it
+//   fs:gone:<id>      claim on a lapsed machine's sessions (one claimer), short-lived
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { FleetUnavailable, withContext } from './errors.js'
@@ -33,6 +34,13 @@ export interface FleetOptions {
   /** This machine's state now, for its heartbeat. */
   state: () => Omit<MachineState, 'id' | 'at'>
   log: FleetLogger
+  /**
+   * A machine's heartbeat lapsed (SIGKILL, OOM, lost host) and this machine
+   * won the claim to deal with its sessions (exactly one claimer). Also
+   * called once at start for this machine's own id: sessions left from its
+   * previous life.
+   */
+  onMachineGone?: (machine: string) => Promise<void>
   now?: () => number
 }
 
@@ -58,7 +66,8 @@ export interface Fleet {
 export const KEY = {
   machine: (id: string) => `fs:machine:${id}`,
   machines: 'fs:machines',
-  handshake: (token: string) => `fs:hs:${digest(token)}`
+  handshake: (token: string) => `fs:hs:${digest(token)}`,
+  gone: (id: string) => `fs:gone:${id}`
 }
 
 /** Tokens are keyed by their SHA-256: a Redis dump holds no usable token. */
@@ -92,18 +101,9 @@ export function createFleet (opts: FleetOptions): Fleet {
       .exec()
   }
 
-  function schedule (): void {
-    if (stopped) return
-    timer = setTimeout(() => {
-      beat().catch((err: Error) => { log.warn({ err: err.message }, 'fleet heartbeat failed (Redis unreachable?)') })
-        .finally(schedule)
-    }, heartbeatMs)
-    timer.unref()
-  }
-
-  async function machines (): Promise<MachineState[]> {
+  async function scan (): Promise<{ live: MachineState[], gone: string[] }> {
     const ids = await redis.smembers(KEY.machines)
-    if (ids.length === 0) return []
+    if (ids.length === 0) return { live: [], gone: [] }
     const values = await redis.mget(ids.map(KEY.machine))
     const live: MachineState[] = []
     const gone: string[] = []
@@ -112,8 +112,37 @@ export function createFleet (opts: FleetOptions): Fleet {
       if (v === null || v === undefined) gone.push(id)
       else live.push(JSON.parse(v) as MachineState)
     })
-    if (gone.length > 0) await redis.srem(KEY.machines, ...gone)
-    return live
+    return { live, gone }
+  }
+
+  /** Lapsed at the previous sweep too: a machine is taken as gone only after two sweeps in a row. */
+  let suspects = new Set<string>()
+
+  /** Claim each lapsed machine (SET NX: one claimer), deal with its sessions, then forget it. */
+  async function sweep (): Promise<void> {
+    const { gone } = await scan()
+    const before = suspects
+    suspects = new Set(gone)
+    for (const id of gone) {
+      if (id === instanceId || !before.has(id)) continue
+      if (await redis.set(KEY.gone(id), instanceId, 'PX', ttlMs * 5, 'NX') !== 'OK') continue
+      log.warn({ machine: id }, 'a machine of the fleet stopped without a word (heartbeat lapsed): taking care of its sessions')
+      await opts.onMachineGone?.(id)
+      await redis.srem(KEY.machines, id)
+    }
+  }
+
+  function schedule (): void {
+    if (stopped) return
+    timer = setTimeout(() => {
+      beat().then(sweep).catch((err: Error) => { log.warn({ err: err.message }, 'fleet heartbeat failed (Redis unreachable?)') })
+        .finally(schedule)
+    }, heartbeatMs)
+    timer.unref()
+  }
+
+  async function machines (): Promise<MachineState[]> {
+    return (await scan()).live
   }
 
   return {
@@ -121,6 +150,9 @@ export function createFleet (opts: FleetOptions): Fleet {
     connected: () => redis.status === 'ready',
     async start () {
       stopped = false
+      // Sessions this machine id held in a previous life (a restart after a
+      // crash, or every machine down at once) are dealt with first.
+      await opts.onMachineGone?.(instanceId)
       await beat()
       schedule()
     },
@@ -128,7 +160,7 @@ export function createFleet (opts: FleetOptions): Fleet {
     async stop () {
       stopped = true
       if (timer !== null) clearTimeout(timer)
-      await redis.del(KEY.machine(instanceId)).catch(() => {})
+      await redis.multi().del(KEY.machine(instanceId)).srem(KEY.machines, instanceId).exec().catch(() => {})
     },
     async recordHandshake (token, expires) {
       const ms = Math.max(1, expires - now())

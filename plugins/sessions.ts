@@ -3,11 +3,14 @@ import type { FastifyPluginAsync } from 'fastify'
 import { auditListener, createMemoryRegistry, createSessionManager, type SessionManager } from '../lib/session/index.js'
 import { parseBlockResources } from '../lib/page-setup.js'
 import { createScreenshotStore, type ScreenshotStore } from '../lib/screenshots.js'
+import { createRedisRegistry, type RedisSessionRegistry } from '../lib/fleet-registry.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     sessions: SessionManager
     screenshots: ScreenshotStore
+    /** The session registry in Redis (REDIS_URL), shared by the fleet; null on a single machine. */
+    fleetRegistry: RedisSessionRegistry | null
   }
 }
 
@@ -15,8 +18,13 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   const { config } = fastify
   const screenshots = createScreenshotStore({ ttlMs: config.SCREENSHOT_TTL_MS, max: 200 })
   const log = fastify.log.child({ plugin: 'sessions' })
+  // With REDIS_URL the registry is the fleet's: GET /session, the per-key cap
+  // and existingSession see every machine; MAX_SESSIONS stays per machine.
+  const fleetRegistry = fastify.redis !== null
+    ? createRedisRegistry({ redis: fastify.redis, instanceId: config.instanceId, retainEndedMs: config.SESSION_RETAIN_ENDED_MS })
+    : null
   const manager = createSessionManager({
-    registry: createMemoryRegistry({ retainEndedMs: config.SESSION_RETAIN_ENDED_MS }),
+    registry: fleetRegistry ?? createMemoryRegistry({ retainEndedMs: config.SESSION_RETAIN_ENDED_MS }),
     screenshots,
     screenshotUrl: (id) => `/failure-screenshot/${id}`,
     idleTimeoutMs: config.SESSION_IDLE_TIMEOUT_MS,
@@ -49,6 +57,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   manager.onEvent(auditListener(log))
   fastify.decorate('sessions', manager)
   fastify.decorate('screenshots', screenshots)
+  fastify.decorate('fleetRegistry', fleetRegistry)
   // Logins can take minutes: cancel them (and end every session) before the
   // server waits for in-flight requests, so close() is not held up.
   fastify.addHook('preClose', async () => { await manager.endAll() })
@@ -58,4 +67,4 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   })
 }
 
-export default fp(sessions, { name: 'sessions', fastify: '5.x', dependencies: ['config', 'browser-pool', 'url-policy'] })
+export default fp(sessions, { name: 'sessions', fastify: '5.x', dependencies: ['config', 'redis', 'browser-pool', 'url-policy'] })

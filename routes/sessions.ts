@@ -125,9 +125,10 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: EndQuery,
       response: {
         200: EndReply,
-        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'SESSION_NOT_FOUND', 'OTHER_MACHINE', 'REPLAY_MISSED', 'FLEET_UNAVAILABLE')
       }
-    }
+    },
+    preHandler: fastify.fleetRouteEnd
   }, async function (request) {
     const s = await sessions.end(request.ownerId, request.query.sessionId)
     const message = s.status === 'failed'
@@ -146,11 +147,14 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['sessions'],
       summary: 'List this API key\'s sessions: active (and reconnecting), starting, and recently ended or failed',
       security: SECURITY,
-      response: { 200: ListReply, ...errorResponses(AUTHENTICATED) }
+      response: { 200: ListReply, ...errorResponses(AUTHENTICATED, 'FLEET_UNAVAILABLE') }
     }
   }, async function (request) {
     const now = Date.now()
     const mine = await sessions.list(request.ownerId)
+    // In a fleet, each session names the machine that runs it.
+    const where = fastify.fleetRegistry !== null ? await fastify.fleetRegistry.machinesOf(mine.map((s) => s.id)) : new Map<string, string>()
+    const machine = (id: string): string => where.get(id) ?? config.instanceId
     const running: Array<Listed<'active' | 'reconnecting'>> = []
     const over: Array<Listed<FinalStatus>> = []
     for (const s of mine) {
@@ -158,9 +162,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       else if (isFinal(s.status)) over.push({ ...s, status: s.status })
     }
     return {
-      activeSessions: running.map((s) => active(s, now, config.instanceId)),
+      activeSessions: running.map((s) => active(s, now, machine(s.id))),
       endedSessions: over.map((s) => ({
-        ...active(s, now, config.instanceId),
+        ...active(s, now, machine(s.id)),
         endedAt: new Date(s.endedAt ?? now).toISOString()
       })),
       pendingSessions: mine.filter((s) => s.status === 'starting').map((s) => ({
@@ -171,7 +175,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         foundryUrl: s.foundryUrl,
         worldName: s.worldName,
         username: s.username,
-        instanceId: config.instanceId,
+        instanceId: machine(s.id),
         startTime: s.startedAt,
         waitingSeconds: Math.floor((now - s.startedAt) / 1000)
       }))
