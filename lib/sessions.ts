@@ -9,7 +9,7 @@ import type { BrowserPool, Logger } from './browser-pool.js'
 import { AtCapacity, ServiceClosing, SessionCancelled, SessionNotFound, withContext, type ServiceError } from './errors.js'
 import {
   foundryBase, loginToFoundry, matchWorld, type LoginParams, type LoginResult, type LoginTimeouts, type Stage
-} from './foundry-login.js'
+} from './foundry/index.js'
 import { DEFAULT_PAGE_SETUP, preparePage, type PageSetupOptions } from './page-setup.js'
 import { pageFunction } from './foundry/page-scripts.js'
 import type { ScreenshotStore } from './screenshots.js'
