@@ -14,7 +14,8 @@ const docs: FastifyPluginAsync = async (fastify) => {
       info: {
         title: 'foundry-sessions',
         description: 'Headless Foundry VTT Gamemaster sessions for the Foundry REST API module. ' +
-          'Flow: POST /session-handshake → encrypt {"password","nonce"} with RSA-OAEP → POST /start-session → GET /session → DELETE /end-session.',
+          'Flow: POST /session-handshake → encrypt {"password","nonce"} with RSA-OAEP → POST /start-session → GET /session → DELETE /end-session. ' +
+          'To start a session from a browser without writing code, use the [console](/console).',
         version: '0.1.0'
       },
       components: {

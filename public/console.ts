@@ -122,38 +122,47 @@ function scheduleRefresh (delayMs = 100): void {
 
 async function refresh (): Promise<void> {
   if (refreshing !== null) return await refreshing
-  refreshing = (async () => {
-    try {
-      if (apiKey() === '') {
-        render(null)
-        return
-      }
-      render(await client().list())
-    } catch (err) {
-      render(null, err)
-    } finally {
-      refreshing = null
-      // A slow refresh in the background; events drive the fast ones.
-      scheduleRefresh(15_000)
-    }
-  })()
-  return await refreshing
+  const run = load()
+  refreshing = run
+  try { await run } finally { if (refreshing === run) refreshing = null }
 }
+
+async function load (): Promise<void> {
+  try {
+    if (apiKey() === '') {
+      render(null)
+      return
+    }
+    render(await client().list())
+  } catch (err) {
+    render(null, err)
+  } finally {
+    // A slow refresh in the background; events drive the fast ones.
+    scheduleRefresh(15_000)
+  }
+}
+
+/** Sessions whose stream failed, and when: not followed again for a while. */
+const failedStreams = new Map<string, number>()
 
 function follow (ids: string[]): void {
   for (const [id, stop] of streams) {
     if (!ids.includes(id)) { stop.abort(); streams.delete(id) }
   }
+  const now = Date.now()
   for (const id of ids) {
-    if (streams.has(id) || streams.size >= MAX_STREAMS) continue
+    if (streams.has(id) || streams.size >= MAX_STREAMS || now - (failedStreams.get(id) ?? 0) < 10_000) continue
     const stop = new AbortController()
     streams.set(id, stop)
     void (async () => {
       try {
+        // Each event changes what the list shows: fetch it again.
         for await (const _ of client().events(id, { signal: stop.signal })) scheduleRefresh()
-      } catch {}
+      } catch {
+        failedStreams.set(id, Date.now())
+      }
       if (streams.get(id) === stop) streams.delete(id)
-      scheduleRefresh()
+      if (!stop.signal.aborted) scheduleRefresh()
     })()
   }
 }
@@ -180,7 +189,9 @@ function render (list: ListReplyT | null, err?: unknown): void {
     ended.hidden = true
     $('ended-heading').hidden = true
     note.hidden = false
-    note.textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : 'Enter the API key to see its sessions.'
+    note.textContent = err instanceof ApiError
+      ? `${err.code}: ${err.message}`
+      : err !== undefined ? `The sessions cannot be shown: ${(err as Error).message}` : 'Enter the API key to see its sessions.'
     follow([])
     return
   }
@@ -236,12 +247,19 @@ function render (list: ListReplyT | null, err?: unknown): void {
 
 const keyInput = input('api-key')
 keyInput.value = sessionStorage.getItem(KEY_STORAGE) ?? ''
-keyInput.addEventListener('change', () => {
+let keyTimer: ReturnType<typeof setTimeout> | undefined
+function keyChanged (): void {
+  clearTimeout(keyTimer)
   if (apiKey() === '') sessionStorage.removeItem(KEY_STORAGE)
   else sessionStorage.setItem(KEY_STORAGE, apiKey())
   for (const stop of streams.values()) stop.abort()
   streams.clear()
   void refresh()
+}
+keyInput.addEventListener('change', keyChanged)
+keyInput.addEventListener('input', () => {
+  clearTimeout(keyTimer)
+  keyTimer = setTimeout(keyChanged, 400)
 })
 $('refresh').addEventListener('click', () => { void refresh() })
 void refresh()
