@@ -4,6 +4,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { API_KEY, OTHER_KEY, build } from '../helper.js'
 import { GM, WORLD, alive, descendants, eventually, foundry, listSessions } from './fixtures.js'
@@ -158,4 +159,29 @@ t.test('serve runs the service, as npm start does', async (t) => {
   const [code] = await once(child, 'exit')
   t.equal(code, 0)
   t.ok(await eventually(() => tree.every((p) => !alive(p))), 'nothing it started outlives it')
+})
+
+t.test('at a terminal the logs are readable lines, and a generated key is shown once', async (t) => {
+  // script(1) runs the service on a pseudo-terminal (stdout and stderr both).
+  const cmd = `${process.execPath} ${CLI} serve`
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+    env: { PATH: process.env.PATH ?? '', HOME: '/tmp', TERM: 'xterm', HOST: '127.0.0.1', PORT: '0', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' },
+    stdio: ['pipe', 'pipe', 'pipe']
+  })
+  t.teardown(() => { for (const p of [...descendants(child.pid!), child.pid!]) { try { process.kill(p, 'SIGKILL') } catch {} } })
+  let screen = ''
+  child.stdout.on('data', (d: Buffer) => { screen += d.toString() })
+  t.ok(await eventually(() => /Server listening at/.test(screen), 30_000), 'listening')
+  // eslint-disable-next-line no-control-regex
+  const plain = screen.replace(/\x1b\[[0-9;]*m/g, '')
+  t.match(plain, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: Server listening at http:\/\/127\.0\.0\.1:\d+/m, 'a readable line: time, level, message')
+  t.notMatch(plain, /\{"level":/, 'no JSON lines')
+  t.match(screen, /\x1b\[3\dm/, 'in colour') // eslint-disable-line no-control-regex
+  const key = /^\s+(fsk_[A-Za-z0-9_-]+)\s*$/m.exec(plain)?.[1]
+  t.ok(key, 'the generated key is printed')
+  t.equal(plain.split(key!).length - 1, 1, 'once, and never in a log line')
+  const node = descendants(child.pid!).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] === process.execPath)
+  process.kill(node!, 'SIGTERM')
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0)
 })
