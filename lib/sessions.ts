@@ -11,6 +11,7 @@ import {
   foundryBase, loginToFoundry, matchWorld, type LoginParams, type LoginResult, type LoginTimeouts, type Stage
 } from './foundry-login.js'
 import { DEFAULT_PAGE_SETUP, preparePage, type PageSetupOptions } from './page-setup.js'
+import { pageFunction } from './foundry/page-scripts.js'
 import type { ScreenshotStore } from './screenshots.js'
 
 export type SessionStatus = 'starting' | 'active' | 'reconnecting' | 'failed' | 'ended'
@@ -252,9 +253,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
   async function screenshot (entry: Entry): Promise<string | undefined> {
     if (opts.screenshots === undefined || entry.page === null) return undefined
     try {
-      await entry.page.evaluate(() => {
-        for (const i of Array.from(document.querySelectorAll<HTMLInputElement>('input[type=password], input[name*=password i]'))) i.value = ''
-      })
+      await entry.page.evaluate(pageFunction('common', 'clearPasswords'))
       const png = await entry.page.screenshot({ type: 'png' })
       const id = opts.screenshots.put(entry.session.ownerId, png)
       return `${opts.screenshotPath ?? '/failure-screenshot/'}${id}`
@@ -277,7 +276,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
         return
       }
       // Foundry reloads /game after a long disconnect: it must get ready again.
-      page.waitForFunction(() => (globalThis as { game?: { ready?: boolean } }).game?.ready === true,
+      page.waitForFunction(pageFunction('game', 'ready'),
         { timeout: opts.timeouts.gameReady, polling: 250 })
         .catch(() => {
           if (entry.page === page && entry.session.status === 'active') lostLogin(entry, 'Foundry reloaded the game page and it did not get ready again')

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Session } from '../lib/sessions.js'
 import { ScreenshotNotFound } from '../lib/errors.js'
-import { AUTH_ERRORS, SECURITY, errors } from '../schemas/common.js'
+import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
 import {
   EndQuery, EndReply, ScreenshotParams, HandshakeHeaders, HandshakeReply, ListReply, StartBody, StartReply
 } from '../schemas/session.js'
@@ -19,7 +19,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       headers: HandshakeHeaders,
       response: {
         200: HandshakeReply,
-        ...errors({ 400: 'Missing or invalid header (INVALID_REQUEST, INVALID_FOUNDRY_URL)', ...AUTH_ERRORS, 429: 'Too many handshakes for this API key, or too many open (RATE_LIMITED, HANDSHAKE_STORE_FULL); see Retry-After' })
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'INVALID_FOUNDRY_URL', 'RATE_LIMITED', 'HANDSHAKE_STORE_FULL')
       }
     },
     preHandler: fastify.handshakeRateLimit,
@@ -56,18 +56,17 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: StartBody,
       response: {
         200: StartReply,
-        ...errors({
-          400: 'Invalid body or undecryptable password (INVALID_REQUEST, INVALID_JSON, INVALID_ENCRYPTED_PASSWORD)',
-          401: 'API key missing or unknown; handshake token unknown, used, expired or another key\'s; nonce mismatch (HANDSHAKE_NOT_FOUND, HANDSHAKE_EXPIRED, NONCE_MISMATCH)',
-          403: 'Foundry needs its administrator password, the user is banned, or the browser was sent to an address FOUNDRY_URL_POLICY refuses (ADMIN_PASSWORD_REQUIRED, USER_BANNED, FOUNDRY_URL_REFUSED)',
-          404: 'World or user not found (WORLD_NOT_FOUND, USER_NOT_FOUND)',
-          409: 'No world running, another world running, world needs migrating or is locked, licence unsigned, user active elsewhere or not a Gamemaster, the relay gave the module\'s id to another browser, or the session was ended while starting (WORLD_NOT_RUNNING, WORLD_MISMATCH, WORLD_NEEDS_MIGRATION, WORLD_LOCKED, FOUNDRY_LICENSE_NOT_SIGNED, USER_ALREADY_ACTIVE, NOT_GAMEMASTER, MODULE_CONNECTION_TAKEN, SESSION_CANCELLED)',
-          422: 'Foundry rejected the password or the administrator password, or the relay refused the module\'s connection token (FOUNDRY_LOGIN_REJECTED, ADMIN_PASSWORD_REJECTED, MODULE_TOKEN_REFUSED)',
-          429: AUTH_ERRORS[429],
-          502: 'Foundry unreachable, TLS failure, not a Foundry server, an unknown join page, or Foundry failed (FOUNDRY_UNREACHABLE, FOUNDRY_TLS_ERROR, NOT_FOUNDRY, JOIN_FORM_UNKNOWN, FOUNDRY_ERROR, WORLD_LAUNCH_FAILED, FOUNDRY_LOGIN_LOST)',
-          503: 'Shutting down or Chromium unavailable (SERVICE_CLOSING, BROWSER_UNAVAILABLE)',
-          504: 'A login step timed out, or the module never connected (FOUNDRY_TIMEOUT, MODULE_NOT_CONNECTED)'
-        })
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'INVALID_ENCRYPTED_PASSWORD',
+          'HANDSHAKE_NOT_FOUND', 'HANDSHAKE_EXPIRED', 'NONCE_MISMATCH',
+          'ADMIN_PASSWORD_REQUIRED', 'USER_BANNED', 'FOUNDRY_URL_REFUSED',
+          'WORLD_NOT_FOUND', 'USER_NOT_FOUND',
+          'WORLD_NOT_RUNNING', 'WORLD_MISMATCH', 'WORLD_NEEDS_MIGRATION', 'WORLD_LOCKED', 'FOUNDRY_LICENSE_NOT_SIGNED',
+          'USER_ALREADY_ACTIVE', 'NOT_GAMEMASTER', 'MODULE_CONNECTION_TAKEN', 'SESSION_CANCELLED',
+          'FOUNDRY_LOGIN_REJECTED', 'ADMIN_PASSWORD_REJECTED', 'MODULE_TOKEN_REFUSED',
+          'AT_CAPACITY',
+          'FOUNDRY_UNREACHABLE', 'FOUNDRY_TLS_ERROR', 'NOT_FOUNDRY', 'JOIN_FORM_UNKNOWN', 'FOUNDRY_ERROR', 'WORLD_LAUNCH_FAILED', 'FOUNDRY_LOGIN_LOST',
+          'SERVICE_CLOSING', 'BROWSER_UNAVAILABLE',
+          'FOUNDRY_TIMEOUT', 'MODULE_NOT_CONNECTED')
       }
     }
   }, async function (request) {
@@ -120,7 +119,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: ScreenshotParams,
       response: {
         200: { type: 'string', format: 'binary', description: 'PNG image' },
-        ...errors({ 401: AUTH_ERRORS[401], 404: 'No such screenshot for this API key, or it expired (SCREENSHOT_NOT_FOUND)' })
+        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SCREENSHOT_NOT_FOUND')
       }
     }
   }, async function (request, reply) {
@@ -137,7 +136,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: EndQuery,
       response: {
         200: EndReply,
-        ...errors({ 400: 'sessionId missing (INVALID_REQUEST)', 401: AUTH_ERRORS[401], 404: 'No such session for this API key (SESSION_NOT_FOUND)' })
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
       }
     }
   }, async function (request) {
@@ -158,7 +157,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['sessions'],
       summary: 'List this API key\'s sessions: active (and reconnecting), starting, and recently ended or failed',
       security: SECURITY,
-      response: { 200: ListReply, ...errors({ 401: AUTH_ERRORS[401] }) }
+      response: { 200: ListReply, ...errorResponses(AUTHENTICATED) }
     }
   }, async function (request) {
     const now = Date.now()

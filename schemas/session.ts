@@ -1,11 +1,10 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 
 export const HandshakeHeaders = Type.Object({
   'x-foundry-url': Type.String({ minLength: 1, maxLength: 2048, description: 'Foundry server URL (http or https), as opened in a browser' }),
   'x-username': Type.String({ minLength: 1, maxLength: 256, description: 'Foundry user name as shown on the join page' }),
   'x-world-name': Type.Optional(Type.String({ maxLength: 256, description: 'World title (or id) to log into, launched if no world runs' }))
 })
-export type HandshakeHeadersT = Static<typeof HandshakeHeaders>
 
 export const HandshakeReply = Type.Object({
   token: Type.String({ description: 'Single-use handshake token (64 hex chars)' }),
@@ -46,7 +45,6 @@ export const StartBody = Type.Object({
     description: 'Overrides PAGE_BLOCK_RESOURCES for this session: resource types the page never loads ([] loads everything)'
   }))
 }, { additionalProperties: true })
-export type StartBodyT = Static<typeof StartBody>
 
 export const StartReply = Type.Object({
   success: Type.Literal(true),
