@@ -37,7 +37,8 @@ const docs: FastifyPluginAsync = async (fastify) => {
   })
   await fastify.register(swaggerUi, {
     routePrefix: DOCS_PATH,
-    uiConfig: { persistAuthorization: false, tryItOutEnabled: true }
+    // No validator badge: it would load an image from validator.swagger.io.
+    uiConfig: { persistAuthorization: false, tryItOutEnabled: true, validatorUrl: null }
   })
 }
 

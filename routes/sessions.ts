@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Session } from '../lib/sessions.js'
+import { isFinal, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
 import { ScreenshotNotFound } from '../lib/errors.js'
 import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
 import {
@@ -70,32 +70,16 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   }, async function (request) {
-    const {
-      handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, worldName,
-      requireModule, loginIfActive, relaunchWorld, screenshotOnFailure, noCanvas, blockResources
-    } = request.body
+    const { handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, ...fields } = request.body
     const { handshake, credentials } = keystore.consume(handshakeToken, request.ownerId, {
       password: encryptedPassword,
-      ...(encryptedAdminPassword !== undefined ? { adminPassword: encryptedAdminPassword } : {}),
-      ...(encryptedConnectionToken !== undefined ? { connectionToken: encryptedConnectionToken } : {})
+      adminPassword: encryptedAdminPassword,
+      connectionToken: encryptedConnectionToken
     })
-    const world = worldName?.trim() !== undefined && worldName.trim() !== '' ? worldName.trim() : handshake.worldName
     const { session, existing } = await sessions.start({
       ownerId: request.ownerId,
-      foundryUrl: handshake.foundryUrl,
-      username: handshake.username,
-      password: credentials.password,
-      ...(credentials.adminPassword !== undefined ? { adminPassword: credentials.adminPassword } : {}),
-      ...(credentials.connectionToken !== undefined ? { connectionToken: credentials.connectionToken } : {}),
-      ...(world !== undefined ? { worldName: world } : {}),
-      ...(requireModule !== undefined ? { requireModule } : {}),
-      ...(loginIfActive !== undefined ? { loginIfActive } : {}),
-      ...(relaunchWorld !== undefined ? { relaunchWorld } : {}),
-      ...(screenshotOnFailure !== undefined ? { screenshotOnFailure } : {}),
-      page: {
-        ...(noCanvas !== undefined ? { noCanvas } : {}),
-        ...(blockResources !== undefined ? { blockResources } : {})
-      }
+      options: startOptions(handshake, fields),
+      secrets: credentials
     })
     const moduleConnected = session.clientId !== null
     return {
@@ -161,17 +145,23 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async function (request) {
     const now = Date.now()
-    const mine = sessions.list(request.ownerId)
+    const mine = await sessions.list(request.ownerId)
+    const running: Array<Listed<'active' | 'reconnecting'>> = []
+    const over: Array<Listed<FinalStatus>> = []
+    for (const s of mine) {
+      if (s.status === 'active' || s.status === 'reconnecting') running.push({ ...s, status: s.status })
+      else if (isFinal(s.status)) over.push({ ...s, status: s.status })
+    }
     return {
-      activeSessions: mine.filter((s) => s.status === 'active' || s.status === 'reconnecting').map((s) => active(s, now, config.instanceId)),
-      endedSessions: mine.filter((s) => s.status === 'ended' || s.status === 'failed').map((s) => ({
+      activeSessions: running.map((s) => active(s, now, config.instanceId)),
+      endedSessions: over.map((s) => ({
         ...active(s, now, config.instanceId),
         endedAt: new Date(s.endedAt ?? now).toISOString()
       })),
       pendingSessions: mine.filter((s) => s.status === 'starting').map((s) => ({
         id: s.id,
         sessionId: s.id,
-        status: 'pending',
+        status: 'pending' as const,
         stage: s.stage ?? 'reach',
         foundryUrl: s.foundryUrl,
         worldName: s.worldName,
@@ -184,7 +174,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 }
 
-function active (s: Session, now: number, instanceId: string) {
+type Listed<S extends SessionStatus> = Session & { status: S }
+
+function active<S extends SessionStatus> (s: Listed<S>, now: number, instanceId: string) {
   const i = s.info
   return {
     id: s.id,

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { FinalStatus, RunningStatus } from '../lib/session/types.js'
 
 export const HandshakeHeaders = Type.Object({
   'x-foundry-url': Type.String({ minLength: 1, maxLength: 2048, description: 'Foundry server URL (http or https), as opened in a browser' }),
@@ -76,7 +77,7 @@ export const ActiveSession = Type.Object({
   id: str('Session id'),
   sessionId: str('Same as id'),
   clientId: str('Module relay client id ("" when the module is not connected)'),
-  status: Type.String({ description: 'active, reconnecting (lost its login; logging back in), failed or ended' }),
+  status: Type.Union([...RunningStatus.anyOf, ...FinalStatus.anyOf], { description: 'active, reconnecting (lost its login; logging back in), failed or ended' }),
   statusReason: str('Why the status last changed'),
   statusChangedAt: Type.String({ format: 'date-time' }),
   relogins: Type.Integer({ description: 'Times the session logged back in after losing its login' }),
@@ -100,7 +101,7 @@ export const ActiveSession = Type.Object({
 export const PendingSession = Type.Object({
   id: str(),
   sessionId: str(),
-  status: Type.String({ description: 'pending (login in progress)' }),
+  status: Type.Literal('pending', { description: 'pending (login in progress)' }),
   stage: str('Login stage in progress'),
   foundryUrl: str(),
   worldName: str(),
