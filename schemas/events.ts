@@ -1,6 +1,7 @@
 // The events of GET /session/{id}/events: one server-sent event per change,
 // its `event:` field the type, its `data:` the JSON below.
 import { Type, type Static } from '@sinclair/typebox'
+import { SessionStatus } from '../lib/session/types.js'
 
 const common = {
   sessionId: Type.String({ description: 'The session the event is about' }),
@@ -10,14 +11,13 @@ const common = {
 export const StageEvent = Type.Object({
   type: Type.Literal('stage'),
   ...common,
-  stage: Type.String({ description: 'Login stage entered: reach, admin-auth, world-launch, join, game-load, module-connection' }),
-  page: Type.Union([Type.String(), Type.Null()], { description: 'Path of the Foundry page the browser was on' })
+  stage: Type.String({ description: 'Login stage entered: reach, admin-auth, world-launch, join, game-load, module-connection' })
 }, { title: 'StageEvent', description: 'The login (first login or logging back in) entered a stage' })
 
 export const StatusEvent = Type.Object({
   type: Type.Literal('status'),
   ...common,
-  status: Type.String({ description: 'starting, active, reconnecting, failed or ended' }),
+  status: Type.Unsafe<Static<typeof SessionStatus>>({ ...SessionStatus, description: 'starting, active, reconnecting, failed or ended' }),
   reason: Type.String({ description: 'Why, in words (for reconnecting and failed: what was lost or went wrong)' })
 }, { title: 'StatusEvent', description: 'The session\'s status changed; the first event of every stream is the current status. The stream ends after failed or ended' })
 
