@@ -17,7 +17,7 @@ const input = (id: string): HTMLInputElement => $<HTMLInputElement>(id)
 const startButton = $<HTMLButtonElement>('start')
 const errorBox = $('error')
 const resultBox = $('result')
-const progress = $('progress')
+const login = $('login')
 const stages = $<HTMLOListElement>('stages')
 
 function el<K extends keyof HTMLElementTagNameMap> (tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
@@ -32,6 +32,7 @@ function apiKey (): string { return input('api-key').value.trim() }
 function client (): Client { return createClient({ server: '', apiKey: apiKey() }) }
 
 function showError (err: unknown): void {
+  login.hidden = false
   errorBox.replaceChildren()
   if (err instanceof ApiError) {
     errorBox.append(el('code', err.code), document.createTextNode(` ${err.message}`))
@@ -51,7 +52,7 @@ function time (iso: string | number): string {
 
 function resetProgress (): void {
   stages.replaceChildren()
-  progress.hidden = false
+  login.hidden = false
 }
 
 function onLoginEvent (e: SessionEvent): void {

@@ -14,14 +14,14 @@ const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 interface Run { code: number | null, stdout: string, stderr: string }
 
 /** Run the CLI with `stdin` piped in; only PATH and HOME from this environment. */
-async function cli (args: string[], opts: { stdin?: string, env?: Record<string, string> } = {}): Promise<Run> {
+async function cli (args: string[], opts: { stdin?: string, env?: Record<string, string>, live?: { stdout: string } } = {}): Promise<Run> {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); if (opts.live !== undefined) opts.live.stdout = stdout })
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   child.stdin.end(opts.stdin ?? '')
   const [code] = await once(child, 'exit') as [number | null]
@@ -67,10 +67,20 @@ t.test('start, list and end a session from the shell', async (t) => {
     t.match(JSON.parse(again.stdout), { success: true, sessionId, clientId: `foundry-${GM.id}`, existingSession: true })
   })
 
-  t.test('end', async (t) => {
+  t.test('watch follows it until end ends it', async (t) => {
+    const live = { stdout: '' }
+    const watching = cli(['watch', sessionId!, ...common, '--json'], { live })
+    t.ok(await eventually(() => live.stdout.includes('"status":"active"'), 20_000), 'it shows the current status first')
     const end = await cli(['end', sessionId!, ...common, '--json'])
     t.equal(end.code, 0, end.stderr)
     t.match(JSON.parse(end.stdout), { success: true, sessionId, message: 'Foundry session terminated' })
+    const watched = await watching
+    t.equal(watched.code, 0, watched.stderr)
+    const events = watched.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string, status?: string })
+    t.match(events.at(-1), { type: 'status', status: 'ended', sessionId, reason: 'ended by the client' }, 'the last event: ended, then the stream is over')
+  })
+
+  t.test('ended', async (t) => {
     const l = await listSessions(app)
     t.same(l.activeSessions, [])
     t.match(l.endedSessions, [{ id: sessionId, status: 'ended' }])

@@ -36,6 +36,7 @@ t.test('start, watch and end a session from a browser', async (t) => {
   const res = await page.goto(`${base}/console`)
   t.equal(res?.status(), 200)
   t.equal(new URL(page.url()).pathname, '/console/')
+  t.match(res?.headers()['content-security-policy'], /script-src 'self'/, 'served under the strict CSP (no inline script)')
 
   await page.locator('::-p-aria(API key)').fill(API_KEY)
   await page.locator('::-p-aria(Foundry URL)').fill(standin.url)
@@ -56,7 +57,11 @@ t.test('start, watch and end a session from a browser', async (t) => {
   t.equal(await page.$eval('::-p-aria(Password)', (e) => (e as HTMLInputElement).value), '', 'the password is cleared from the page')
   t.equal(await page.evaluate('sessionStorage.getItem("foundry-sessions.apiKey")'), API_KEY, 'the API key is kept in the tab')
   t.equal(await page.evaluate('localStorage.length'), 0, 'and nowhere else')
-  if (process.env.CONSOLE_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.CONSOLE_SCREENSHOT as `${string}.png` })
+  if (process.env.CONSOLE_SCREENSHOT !== undefined) {
+    await page.setViewport({ width: 1280, height: 900 })
+    await page.evaluate('window.scrollTo(0, 0)')
+    await page.screenshot({ path: process.env.CONSOLE_SCREENSHOT as `${string}.png` })
+  }
 
   t.test('a reload keeps the key and shows the session', async (t) => {
     await page.reload()
@@ -80,10 +85,14 @@ t.test('start, watch and end a session from a browser', async (t) => {
   })
 
   t.test('a wrong password shows Foundry\'s refusal by its code', async (t) => {
+    // (The reload above emptied every field but the API key.)
+    await page.locator('::-p-aria(Foundry URL)').fill(standin.url)
+    await page.locator('::-p-aria(User name)').fill(GM.name)
     await page.locator('::-p-aria(Password)').fill('not-the-password')
     await page.locator('::-p-aria(Start session)').click()
-    await page.waitForFunction('document.getElementById("error").textContent.includes("FOUNDRY_LOGIN_REJECTED")', { timeout: 30_000 })
-    t.match(await page.$eval('#error', (e) => e.textContent), /^FOUNDRY_LOGIN_REJECTED .+Stage: Joining the world/)
+    await page.waitForFunction('document.getElementById("error").textContent !== ""', { timeout: 45_000 })
+    t.match(await page.$eval('#error', (e) => e.textContent), /^FOUNDRY_LOGIN_REJECTED .+Stage: Joining the world/,
+      await page.$eval('main', (e) => e.textContent?.replace(/\s+/g, ' ')))
     t.same(await rows(page, 'sessions'), [])
   })
 
