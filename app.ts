@@ -15,6 +15,8 @@ import browserPool from './plugins/browser-pool.js'
 import sessions from './plugins/sessions.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
+import eventRoutes from './routes/events.js'
+import consoleRoutes from './routes/console.js'
 
 export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPluginOptions {}
 
@@ -33,6 +35,8 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(sessions)
   await fastify.register(healthRoutes)
   await fastify.register(sessionRoutes)
+  await fastify.register(eventRoutes)
+  await fastify.register(consoleRoutes)
 }
 
 export default fp(service, { name: 'service', fastify: '5.x' })
