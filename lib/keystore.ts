@@ -16,6 +16,8 @@ const generate = promisify(generateKeyPair)
 
 interface KeyPair {
   publicKey: string // SPKI PEM
+  /** JSON.stringify(publicKey), made once per key pair for the handshake reply. */
+  publicKeyJson: string
   privateKey: KeyObject
   createdAt: number
 }
@@ -31,6 +33,8 @@ export interface Handshake extends HandshakeInput {
   token: string
   nonce: string
   publicKey: string
+  /** The public key as a JSON string literal, serialised once per key pair. */
+  publicKeyJson: string
   createdAt: number
   expires: number
 }
@@ -99,7 +103,8 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
   async function makeKeyPair (): Promise<KeyPair> {
     const { publicKey, privateKey } = await generate('rsa', { modulusLength })
     generations++
-    return { publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), privateKey, createdAt: now() }
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+    return { publicKey: pem, publicKeyJson: JSON.stringify(pem), privateKey, createdAt: now() }
   }
 
   function refill (): Promise<void> {
@@ -177,6 +182,7 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
         token: random.take(32).toString('hex'),
         nonce: random.take(16).toString('hex'),
         publicKey: key.publicKey,
+        publicKeyJson: key.publicKeyJson,
         privateKey: key.privateKey,
         createdAt: t,
         expires: t + opts.ttlMs
