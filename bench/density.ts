@@ -1,9 +1,10 @@
 // 5. Density: what a session costs a host, side by side in one run.
-//  a. Memory before and after the renderer settings (CHROMIUM_LEAN): PSS of
-//     the whole tree at 0, 1 and n sessions on the heavy and the light /game,
-//     the peak of one login above the idle tree, and from those the sessions
-//     that fit on a 1 GB and a 2 GB machine with headroom for one more login.
-//     Also each login's CPU and each module request's round trip and CPU.
+//  a. Memory: PSS of the whole tree at 0, 1 and n sessions on the heavy and
+//     the light /game, the page's own live JS heap (the floor), the peak of
+//     one login above the idle tree, and from those the sessions that fit on
+//     a 1 GB and a 2 GB machine with headroom for one more login — now, and
+//     with the figures of the run before issue 12 (BEFORE). Also each login's
+//     CPU and each module request's round trip and CPU.
 //  b. Idle CPU: the service holding n logins against a bare browser holding
 //     the same logins (one Chromium, a context per login, the same page
 //     tuning and flags, nothing watching), both running at once and read
@@ -15,8 +16,13 @@ import {
 } from './lib.js'
 import { moduleRequests } from './module-request.js'
 
-/** The service's Chromium settings as they were before issue 12 (no renderer memory flags). */
-export const BEFORE_ENV = { CHROMIUM_LEAN: 'false' }
+/**
+ * The service before issue 12, from the last run of docs/benchmarks.md that
+ * measured it (BENCH_FULL, heavy and light /game): idle tree and MB per
+ * additional session. Nothing of it can be switched back on in a run (the
+ * launch's unused about:blank tab is closed now; no browser flag was kept).
+ */
+export const BEFORE = { baseMB: 247, perSessionMB: { heavy: 215.9, light: 21.3 } }
 const OPEN_CONCURRENCY = Number(process.env.BENCH_OPEN_CONCURRENCY ?? 2)
 const MACHINES_MB = [1024, 2048]
 
@@ -112,7 +118,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     const moduleCpuMs = (cpuSeconds(child.pid) - cpu2) * 1000 / moduleMs.length
     const perSessionMB = (atMB - oneMB) / (n - 1)
     const loginPeakMB = peak - baseMB
-    const fits = MACHINES_MB.map((m) => Math.max(0, Math.floor((m - baseMB - Math.max(loginPeakMB, perSessionMB)) / perSessionMB)))
+    const fits = MACHINES_MB.map((m) => Math.max(0, Math.floor((m - baseMB - Math.max(loginPeakMB, perSessionMB)) / perSessionMB)))  // as fitsOn below
     log(`density: ${name} (${page}): ${n} sessions, ${fmt(atMB, 0)} MB, ${fmt(perSessionMB, 1)} MB a session; module request ${fmt(median(moduleMs), 1)} ms`)
     return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits }
   } finally {
@@ -174,27 +180,31 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
   const light = stage.light.slice(0, n)
   for (const [page, fs] of [['heavy', heavy], ['light', light]] as const) {
     if (fs.length < n) throw new Error(`density needs ${n} ${page} stand-ins`)
-    memory.push(await memorySeries(stage, 'before (no renderer flags)', page, BEFORE_ENV, fs))
-    memory.push(await memorySeries(stage, 'after (defaults)', page, {}, fs))
+    memory.push(await memorySeries(stage, 'service (defaults)', page, {}, fs))
   }
   const idle = await idleSeries(stage, FULL ? [10, 50] : [10])
 
-  const memRows = memory.map((m) => {
-    const ref = memory.find((x) => x.page === m.page && x !== m && x.name.startsWith('before'))
-    const isAfter = ref !== undefined
-    return [
+  const fitsOn = (base: number, per: number, peak: number): number[] =>
+    MACHINES_MB.map((m) => Math.max(0, Math.floor((m - base - Math.max(peak, per)) / per)))
+  const memRows: string[][] = []
+  for (const m of memory) {
+    const before = BEFORE.perSessionMB[m.page]
+    const beforeFits = fitsOn(BEFORE.baseMB, before, m.loginPeakMB)
+    memRows.push([`${m.page}: before (earlier run)`, fmt(BEFORE.baseMB, 0), '', '', fmt(before, 1), '', '', fmt(m.loginPeakMB, 0),
+      String(beforeFits[0]), String(beforeFits[1]), '', '', '', '', '', ''])
+    memRows.push([
       `${m.page}: ${m.name}`, fmt(m.baseMB, 0), fmt(m.oneMB, 0), `${fmt(m.atMB, 0)} (${m.n})`, fmt(m.perSessionMB, 1),
-      isAfter ? ratio(m.perSessionMB, ref.perSessionMB) : '', fmt(m.jsHeapMB, 1), fmt(m.loginPeakMB, 0), String(m.fits[0]), String(m.fits[1]),
-      fmt(median(m.loginMs), 0), fmt(m.loginCpuS, 2), isAfter ? ratio(m.loginCpuS, ref.loginCpuS) : '',
-      fmt(median(m.moduleMs), 1), fmt(p99(m.moduleMs), 1), fmt(m.moduleCpuMs, 1), isAfter ? ratio(m.moduleCpuMs, ref.moduleCpuMs) : ''
-    ]
-  })
+      ratio(m.perSessionMB, before), fmt(m.jsHeapMB, 1), fmt(m.loginPeakMB, 0), String(m.fits[0]), String(m.fits[1]),
+      fmt(median(m.loginMs), 0), fmt(m.loginCpuS, 2), fmt(median(m.moduleMs), 1), fmt(p99(m.moduleMs), 1), fmt(m.moduleCpuMs, 1),
+      m.page === 'heavy' ? `${ratio(m.jsHeapMB, m.perSessionMB)} of it the page's own heap` : ''
+    ])
+  }
   const idleRows = idle.map((d) => [String(d.sessions), fmt(median(d.serviceCpuPct), 2), fmt(median(d.bareCpuPct), 2),
     ratio(sum(d.serviceCpuPct), sum(d.bareCpuPct)), fmt(d.serviceMB, 0), fmt(d.bareMB, 0)])
   const markdown = [
-    table(`5. Density: the service before and after its renderer settings, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
+    table(`5. Density: sessions per machine, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
       ['page: configuration', 'PSS MB idle', '1 session', 'n sessions', 'MB per additional session', 'vs before', 'page JS heap MB', 'login peak MB',
-        'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'vs before', 'module request p50 ms', 'p99 ms', 'CPU ms', 'vs before'], memRows),
+        'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'module request p50 ms', 'p99 ms', 'CPU ms', 'floor'], memRows),
     '',
     '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
     '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',

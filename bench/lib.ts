@@ -176,7 +176,8 @@ export interface Child {
 /** Fork a TypeScript entry point of bench/ with IPC; resolves on its first message ({ready: …}). */
 export async function forkChild<R> (entry: string, env: Record<string, string>): Promise<{ child: Child, ready: R }> {
   const proc = fork(join(BENCH_DIR, entry), [], {
-    execArgv: ['--import', 'tsx'],
+    // BENCH_CHILD_NODE_ARGS: more Node flags for the children (e.g. --cpu-prof).
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')],
     env: { ...process.env, ...env },
     stdio: ['ignore', process.env.BENCH_CHILD_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit', 'ipc']
   })
