@@ -178,7 +178,8 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
   const memory: DensityMemory[] = []
   const heavy = stage.running.slice(0, n)
   const light = stage.light.slice(0, n)
-  for (const [page, fs] of [['heavy', heavy], ['light', light]] as const) {
+  const pages = (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',')
+  for (const [page, fs] of ([['heavy', heavy], ['light', light]] as const).filter(([p]) => pages.includes(p))) {
     if (fs.length < n) throw new Error(`density needs ${n} ${page} stand-ins`)
     memory.push(await memorySeries(stage, 'service (defaults)', page, {}, fs))
   }

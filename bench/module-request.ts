@@ -23,7 +23,8 @@ export async function moduleRequest (relay: RelayStandin, clientId: string, time
     x.messages.slice(seen).some((m) => (m as SearchResult | null)?.requestId === requestId), timeoutMs)
   const ms = performance.now() - t
   const reply = c.messages.slice(seen).find((m) => (m as SearchResult | null)?.requestId === requestId) as SearchResult
-  if (reply.type !== 'search-result' || reply.error !== undefined || (reply.total ?? 0) === 0) {
+  // A light /game holds only its users, none named like the query: the walk is what counts.
+  if (reply.type !== 'search-result' || reply.error !== undefined || (reply.walked ?? 0) === 0) {
     throw new Error(`module answered ${JSON.stringify(reply).slice(0, 200)}`)
   }
   return { ms, walked: reply.walked ?? 0 }
