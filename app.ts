@@ -5,6 +5,7 @@ import sensible from '@fastify/sensible'
 import config, { type ConfigOptions } from './plugins/config.js'
 import errorHandler, { clientErrorHandler } from './plugins/error-handler.js'
 import accessLog from './plugins/access-log.js'
+import securityHeaders from './plugins/helmet.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import urlPolicy, { type UrlPolicyPluginOptions } from './plugins/url-policy.js'
 import rateLimits from './plugins/rate-limit.js'
@@ -22,8 +23,9 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(sensible)
   await fastify.register(errorHandler)
   await fastify.register(accessLog)
-  await fastify.register(auth, opts)
+  await fastify.register(securityHeaders) // before any route: headers on everything served
   await fastify.register(rateLimits)
+  await fastify.register(auth, opts)
   await fastify.register(urlPolicy, opts)
   await fastify.register(swagger) // before any route, or routes miss the document
   await fastify.register(keystore)

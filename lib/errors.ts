@@ -1,12 +1,96 @@
-// Every error a client can receive, by stable code. The message is a
-// sentence that says what went wrong and what to do. No Fastify import:
-// @fastify/error is a standalone package.
-import createError from '@fastify/error'
+// The error catalogue: every code a client can receive, with its status,
+// when it is sent and what to do about it. The OpenAPI error descriptions of
+// every route (schemas/common.ts) and the README's error table (checked by
+// test/errors.test.ts, both ways) come from here. Adding a code is one line
+// in CATALOGUE, plus `define(…)` below if the code is thrown as a class.
+// No Fastify import: @fastify/error is a standalone package.
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
+
+export interface CatalogueEntry {
+  status: number
+  /** When it is sent. */
+  when: string
+  /** What the client should do. */
+  todo: string
+}
+
+const e = (status: number, when: string, todo: string): CatalogueEntry => ({ status, when, todo })
+
+export const CATALOGUE = {
+  // 400
+  INVALID_REQUEST: e(400, 'A header, query parameter or body field is missing or invalid, or the request is not valid HTTP', 'Fix the field the message names'),
+  INVALID_JSON: e(400, 'The body is not valid JSON', 'Send a JSON object'),
+  INVALID_FOUNDRY_URL: e(400, 'x-foundry-url is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY refuses', 'Send the address you open Foundry at'),
+  INVALID_ENCRYPTED_PASSWORD: e(400, 'An encrypted field cannot be decrypted with the handshake\'s key or is not the expected JSON', 'Encrypt {"password", "nonce"} with RSA-OAEP and the handshake\'s publicKey, base64 it'),
+  // 401
+  API_KEY_MISSING: e(401, 'No x-api-key header', 'Send one of the service\'s API keys in x-api-key'),
+  API_KEY_INVALID: e(401, 'x-api-key is not one of the service\'s keys', 'Check the key; repeated wrong keys from one address lead to API_KEY_THROTTLED'),
+  HANDSHAKE_NOT_FOUND: e(401, 'The handshake token is unknown, already used, or another API key\'s', 'Request a new handshake'),
+  HANDSHAKE_EXPIRED: e(401, 'The handshake token is past its lifetime (HANDSHAKE_TTL_MS)', 'Request a new handshake and start the session within its lifetime'),
+  NONCE_MISMATCH: e(401, 'The encrypted JSON carries another handshake\'s nonce', 'Encrypt the nonce of the same handshake'),
+  // 403
+  ADMIN_PASSWORD_REQUIRED: e(403, 'A world must be launched and Foundry asks for its administrator password', 'Send encryptedAdminPassword, or launch the world yourself'),
+  USER_BANNED: e(403, 'Foundry says the user is banned in this world', 'Give the user a role in Foundry'),
+  FOUNDRY_URL_REFUSED: e(403, 'A redirect or the page led the browser to an address FOUNDRY_URL_POLICY refuses', 'Check x-foundry-url and where that server redirects'),
+  // 404
+  WORLD_NOT_FOUND: e(404, 'The named world does not exist on the Foundry server', 'Use one of the worlds the message lists'),
+  USER_NOT_FOUND: e(404, 'The user does not exist in the world', 'Use the user name exactly as Foundry\'s join page shows it'),
+  SESSION_NOT_FOUND: e(404, 'No such session for this API key', 'List your sessions with GET /session'),
+  SCREENSHOT_NOT_FOUND: e(404, 'No such failure screenshot for this API key, or it expired', 'Fetch it within SCREENSHOT_TTL_MS with the same key'),
+  ROUTE_NOT_FOUND: e(404, 'No route for this method and path', 'See the API documentation at /docs'),
+  // 408
+  REQUEST_TIMEOUT: e(408, 'The request head was not received in time', 'Send the whole request at once'),
+  // 409
+  WORLD_NOT_RUNNING: e(409, 'No world runs and none was named, or the session\'s world shut down and relaunching was not allowed', 'Name the world in x-world-name (and send encryptedAdminPassword if Foundry has one)'),
+  WORLD_MISMATCH: e(409, 'Another world is running', 'Ask for the running world the message names, or return Foundry to setup yourself'),
+  WORLD_NEEDS_MIGRATION: e(409, 'The world needs a data migration before it can be launched', 'Back it up, launch it once in Foundry and confirm the migration'),
+  WORLD_LOCKED: e(409, 'The world is locked against launching', 'Unlock it in Foundry\'s setup page'),
+  FOUNDRY_LICENSE_NOT_SIGNED: e(409, 'Foundry shows its licence page', 'Sign the licence in a browser once'),
+  USER_ALREADY_ACTIVE: e(409, 'Foundry shows the user as logged in elsewhere', 'Log that browser out, or send loginIfActive: true'),
+  NOT_GAMEMASTER: e(409, 'The user is not a Gamemaster, so the REST API module does not connect', 'Log in as a Gamemaster, or send requireModule: false'),
+  MODULE_CONNECTION_TAKEN: e(409, 'The relay gave the module\'s connection to another browser of this world', 'End the other session, then start again'),
+  SESSION_CANCELLED: e(409, 'The session was ended while it was starting', 'Start it again if that was not meant'),
+  // 413, 415
+  PAYLOAD_TOO_LARGE: e(413, 'The body is over 64 KiB', 'Send a smaller body'),
+  UNSUPPORTED_MEDIA_TYPE: e(415, 'The body is not application/json', 'Send the body as application/json'),
+  // 422
+  FOUNDRY_LOGIN_REJECTED: e(422, 'Foundry rejected the login (its own reason, e.g. JOIN.ErrorInvalidPassword)', 'Check the password'),
+  ADMIN_PASSWORD_REJECTED: e(422, 'Foundry rejected the administrator password', 'Check encryptedAdminPassword'),
+  MODULE_TOKEN_REFUSED: e(422, 'The relay refused the module\'s connection token', 'Pair the world with the relay again and send the new token'),
+  // 429, always with Retry-After
+  AT_CAPACITY: e(429, 'The service, or this API key, runs its maximum of sessions, or too many logins run at once', 'End a session, or retry after Retry-After'),
+  RATE_LIMITED: e(429, 'This API key asked for more than HANDSHAKE_RATE_MAX handshakes in a window', 'Retry after Retry-After'),
+  HANDSHAKE_STORE_FULL: e(429, 'Too many open handshakes, in total or for this API key', 'Use the ones you have or let them expire, then retry after Retry-After'),
+  API_KEY_THROTTLED: e(429, 'Too many wrong API keys came from this client address (API_KEY_FAIL_MAX per API_KEY_FAIL_WINDOW_MS)', 'Retry after Retry-After with a right key'),
+  // 431
+  HEADERS_TOO_LARGE: e(431, 'The request line and headers exceed 16 KiB', 'Send shorter headers'),
+  // 500
+  INTERNAL_ERROR: e(500, 'An unexpected failure (logged with its details)', 'Retry, and report it if it persists'),
+  // 502
+  FOUNDRY_UNREACHABLE: e(502, 'The browser could not connect to the Foundry server', 'Check x-foundry-url and that Foundry runs'),
+  FOUNDRY_TLS_ERROR: e(502, 'The Foundry server\'s TLS certificate or handshake failed', 'Fix the server\'s certificate'),
+  NOT_FOUNDRY: e(502, 'The URL answered, but not as a Foundry VTT server', 'Check x-foundry-url'),
+  FOUNDRY_ERROR: e(502, 'Foundry answered with an error or a page this service cannot pass', 'Check the Foundry server\'s own log'),
+  WORLD_LAUNCH_FAILED: e(502, 'Foundry failed to launch the world', 'Check the Foundry server\'s own log'),
+  FOUNDRY_LOGIN_LOST: e(502, 'Foundry accepted the login, then sent the browser elsewhere', 'Start again; check whether another login replaced it'),
+  JOIN_FORM_UNKNOWN: e(502, 'Foundry\'s join page has a login form this service does not recognise', 'Report it with your Foundry version'),
+  // 503
+  SERVICE_CLOSING: e(503, 'The service is shutting down', 'Retry against another instance or in a moment'),
+  BROWSER_UNAVAILABLE: e(503, 'Chromium could not be started', 'See /health (browser.lastError); the operator must fix the Chromium setup'),
+  // 504
+  FOUNDRY_TIMEOUT: e(504, 'A login step timed out', 'Check that Foundry is reachable and not overloaded'),
+  MODULE_NOT_CONNECTED: e(504, 'The REST API module did not connect to its relay in time', 'Follow the usual causes the message lists')
+} as const satisfies Record<string, CatalogueEntry>
+
+export type ErrorCode = keyof typeof CATALOGUE
+
+/** Stages of a login, in order; a login failure names the one it failed in. */
+export const LOGIN_STAGES = ['reach', 'admin-auth', 'world-launch', 'join', 'game-load', 'module-connection'] as const
 
 export interface ServiceError extends Error {
   code: string
   statusCode: number
-  /** Login stage that failed (reach Foundry, world launch, join, game load, module connection). */
+  /** Login stage that failed (one of LOGIN_STAGES). */
   stage?: string
   /** Path of the Foundry page the browser was on. */
   page?: string
@@ -16,63 +100,75 @@ export interface ServiceError extends Error {
   screenshot?: string
 }
 
+/** An error class for a catalogued code; its status comes from the catalogue. */
+function define (code: ErrorCode, message = '%s'): FastifyErrorConstructor<{ code: ErrorCode, statusCode: number }> {
+  return createError(code, message, CATALOGUE[code].status)
+}
+
 // Auth
-export const ApiKeyMissing = createError('API_KEY_MISSING', 'The x-api-key header is required', 401)
-export const ApiKeyInvalid = createError('API_KEY_INVALID', 'Invalid API key: send a key this service was configured with in x-api-key', 401)
+export const ApiKeyMissing = define('API_KEY_MISSING', 'The x-api-key header is required')
+export const ApiKeyInvalid = define('API_KEY_INVALID', 'Invalid API key: send a key this service was configured with in x-api-key')
+export const ApiKeyThrottled = define('API_KEY_THROTTLED')
 
 // Input
-export const InvalidRequest = createError('INVALID_REQUEST', '%s', 400)
-export const InvalidFoundryUrl = createError('INVALID_FOUNDRY_URL', 'x-foundry-url %s', 400)
-export const InvalidEncryptedPassword = createError('INVALID_ENCRYPTED_PASSWORD', '%s', 400)
+export const InvalidRequest = define('INVALID_REQUEST')
+export const InvalidFoundryUrl = define('INVALID_FOUNDRY_URL', 'x-foundry-url %s')
+export const InvalidEncryptedPassword = define('INVALID_ENCRYPTED_PASSWORD')
 
 // Handshakes
-export const HandshakeNotFound = createError('HANDSHAKE_NOT_FOUND', 'Invalid or expired handshake token: request a new one with POST /session-handshake', 401)
-export const HandshakeExpired = createError('HANDSHAKE_EXPIRED', 'Handshake token expired: request a new one with POST /session-handshake and start the session within its lifetime', 401)
-export const NonceMismatch = createError('NONCE_MISMATCH', 'Invalid nonce: encrypt {"password", "nonce"} with the nonce from the same handshake', 401)
-export const HandshakeStoreFull = createError('HANDSHAKE_STORE_FULL', 'Too many open handshakes: use or let expire the ones you have, then retry', 429)
-export const HandshakeOwnerFull = createError('HANDSHAKE_STORE_FULL', '%s', 429)
-export const RateLimited = createError('RATE_LIMITED', '%s', 429)
+export const HandshakeNotFound = define('HANDSHAKE_NOT_FOUND', 'Invalid or expired handshake token: request a new one with POST /session-handshake')
+export const HandshakeExpired = define('HANDSHAKE_EXPIRED', 'Handshake token expired: request a new one with POST /session-handshake and start the session within its lifetime')
+export const NonceMismatch = define('NONCE_MISMATCH', 'Invalid nonce: encrypt {"password", "nonce"} with the nonce from the same handshake')
+export const HandshakeStoreFull = define('HANDSHAKE_STORE_FULL', 'Too many open handshakes: use or let expire the ones you have, then retry')
+/** The per-key bound on open handshakes: the same code, with the key's numbers. */
+export const HandshakeOwnerFull = define('HANDSHAKE_STORE_FULL')
+export const RateLimited = define('RATE_LIMITED')
 
 // Sessions
-export const SessionNotFound = createError('SESSION_NOT_FOUND', 'Session not found: list your sessions with GET /session', 404)
-export const ScreenshotNotFound = createError('SCREENSHOT_NOT_FOUND', 'Screenshot not found: it expired, or belongs to another API key', 404)
-export const SessionCancelled = createError('SESSION_CANCELLED', 'The session was ended while it was starting', 409)
-export const AtCapacity = createError('AT_CAPACITY', '%s', 429)
-export const ServiceClosing = createError('SERVICE_CLOSING', 'The service is shutting down: retry against another instance or in a moment', 503)
-export const BrowserUnavailable = createError('BROWSER_UNAVAILABLE', 'Chromium could not be started: %s', 503)
+export const SessionNotFound = define('SESSION_NOT_FOUND', 'Session not found: list your sessions with GET /session')
+export const ScreenshotNotFound = define('SCREENSHOT_NOT_FOUND', 'Screenshot not found: it expired, or belongs to another API key')
+export const SessionCancelled = define('SESSION_CANCELLED', 'The session was ended while it was starting')
+export const AtCapacity = define('AT_CAPACITY')
+export const ServiceClosing = define('SERVICE_CLOSING', 'The service is shutting down: retry against another instance or in a moment')
+export const BrowserUnavailable = define('BROWSER_UNAVAILABLE', 'Chromium could not be started: %s')
 
 // Login (the stage and page are set by the login driver)
-export const FoundryUnreachable = createError('FOUNDRY_UNREACHABLE', '%s', 502)
-export const FoundryTlsError = createError('FOUNDRY_TLS_ERROR', '%s', 502)
-export const NotFoundry = createError('NOT_FOUNDRY', '%s', 502)
-export const FoundryTimeout = createError('FOUNDRY_TIMEOUT', '%s', 504)
-export const FoundryError = createError('FOUNDRY_ERROR', '%s', 502)
-export const WorldNotFound = createError('WORLD_NOT_FOUND', '%s', 404)
-export const WorldNotRunning = createError('WORLD_NOT_RUNNING', '%s', 409)
-export const WorldMismatch = createError('WORLD_MISMATCH', '%s', 409)
-export const WorldLaunchFailed = createError('WORLD_LAUNCH_FAILED', '%s', 502)
-export const AdminPasswordRequired = createError('ADMIN_PASSWORD_REQUIRED', '%s', 403)
-export const LicenseNotSigned = createError('FOUNDRY_LICENSE_NOT_SIGNED', '%s', 409)
-export const UserNotFound = createError('USER_NOT_FOUND', '%s', 404)
-export const UserBanned = createError('USER_BANNED', '%s', 403)
-export const LoginRejected = createError('FOUNDRY_LOGIN_REJECTED', '%s', 422)
-export const LoginLost = createError('FOUNDRY_LOGIN_LOST', '%s', 502)
-export const NotGamemaster = createError('NOT_GAMEMASTER', '%s', 409)
-export const ModuleNotConnected = createError('MODULE_NOT_CONNECTED', '%s', 504)
-export const ModuleConnectionTaken = createError('MODULE_CONNECTION_TAKEN', '%s', 409)
-export const ModuleTokenRefused = createError('MODULE_TOKEN_REFUSED', '%s', 422)
-export const AdminPasswordRejected = createError('ADMIN_PASSWORD_REJECTED', '%s', 422)
-export const WorldNeedsMigration = createError('WORLD_NEEDS_MIGRATION', '%s', 409)
-export const WorldLocked = createError('WORLD_LOCKED', '%s', 409)
-export const UserAlreadyActive = createError('USER_ALREADY_ACTIVE', '%s', 409)
-export const FoundryUrlRefused = createError('FOUNDRY_URL_REFUSED', '%s', 403)
-export const JoinFormUnknown = createError('JOIN_FORM_UNKNOWN', '%s', 502)
+export const FoundryUnreachable = define('FOUNDRY_UNREACHABLE')
+export const FoundryTlsError = define('FOUNDRY_TLS_ERROR')
+export const NotFoundry = define('NOT_FOUNDRY')
+export const FoundryTimeout = define('FOUNDRY_TIMEOUT')
+export const FoundryError = define('FOUNDRY_ERROR')
+export const WorldNotFound = define('WORLD_NOT_FOUND')
+export const WorldNotRunning = define('WORLD_NOT_RUNNING')
+export const WorldMismatch = define('WORLD_MISMATCH')
+export const WorldLaunchFailed = define('WORLD_LAUNCH_FAILED')
+export const AdminPasswordRequired = define('ADMIN_PASSWORD_REQUIRED')
+export const LicenseNotSigned = define('FOUNDRY_LICENSE_NOT_SIGNED')
+export const UserNotFound = define('USER_NOT_FOUND')
+export const UserBanned = define('USER_BANNED')
+export const LoginRejected = define('FOUNDRY_LOGIN_REJECTED')
+export const LoginLost = define('FOUNDRY_LOGIN_LOST')
+export const NotGamemaster = define('NOT_GAMEMASTER')
+export const ModuleNotConnected = define('MODULE_NOT_CONNECTED')
+export const ModuleConnectionTaken = define('MODULE_CONNECTION_TAKEN')
+export const ModuleTokenRefused = define('MODULE_TOKEN_REFUSED')
+export const AdminPasswordRejected = define('ADMIN_PASSWORD_REJECTED')
+export const WorldNeedsMigration = define('WORLD_NEEDS_MIGRATION')
+export const WorldLocked = define('WORLD_LOCKED')
+export const UserAlreadyActive = define('USER_ALREADY_ACTIVE')
+export const FoundryUrlRefused = define('FOUNDRY_URL_REFUSED')
+export const JoinFormUnknown = define('JOIN_FORM_UNKNOWN')
 
-/** Codes whose message is written for clients, even on 5xx. */
-export const OWN_CODES = new Set<string>([
-  ServiceClosing, BrowserUnavailable, FoundryUnreachable, FoundryTlsError, NotFoundry, FoundryTimeout,
-  FoundryError, WorldLaunchFailed, LoginLost, ModuleNotConnected, JoinFormUnknown
-].map((E) => new E('').code))
+/**
+ * Codes whose message is written for clients, even on 5xx: every catalogued
+ * code but INTERNAL_ERROR. Anything else on a 5xx is logged and answered as
+ * INTERNAL_ERROR.
+ */
+export const OWN_CODES = new Set<string>(Object.keys(CATALOGUE).filter((c) => c !== 'INTERNAL_ERROR'))
+
+export function isErrorCode (code: string): code is ErrorCode {
+  return Object.hasOwn(CATALOGUE, code)
+}
 
 export function withContext<E extends Error> (err: E, ctx: { stage?: string, page?: string, retryAfter?: number, screenshot?: string }): E {
   return Object.assign(err, ctx)

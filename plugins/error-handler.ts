@@ -2,9 +2,10 @@
 // Fastify's own errors and crashes. Internal messages stay in the log.
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify'
-import { OWN_CODES, type ServiceError } from '../lib/errors.js'
+import { CATALOGUE, OWN_CODES, type ErrorCode, type ServiceError } from '../lib/errors.js'
 
-const FASTIFY_CODES: Record<string, string> = {
+// Fastify's own error codes, as catalogued codes.
+const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -14,7 +15,7 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_ASYNC_CONSTRAINT: 'INVALID_REQUEST'
 }
 
-const FASTIFY_MESSAGES: Record<string, string> = {
+const FASTIFY_MESSAGES: Partial<Record<ErrorCode, string>> = {
   INVALID_JSON: 'The request body is not valid JSON',
   PAYLOAD_TOO_LARGE: 'The request body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'Send the body as application/json'
@@ -58,7 +59,7 @@ const errorHandler: FastifyPluginAsync = async (fastify) => {
     const exposed = status < 500 || OWN_CODES.has(code)
     if (!exposed) {
       request.log.error({ err }, 'request failed')
-      code = 'INTERNAL_ERROR'
+      code = 'INTERNAL_ERROR' satisfies ErrorCode
       message = 'Internal server error: the failure was logged; retry, and report it if it persists'
     } else if (status >= 500) {
       request.log.warn({ code, stage: err.stage, page: err.page }, message)
@@ -75,9 +76,10 @@ const errorHandler: FastifyPluginAsync = async (fastify) => {
   })
 
   fastify.setNotFoundHandler(function (request, reply) {
+    const code: ErrorCode = 'ROUTE_NOT_FOUND'
     return reply.code(404).send({
       statusCode: 404,
-      code: 'ROUTE_NOT_FOUND',
+      code,
       error: `No route ${request.method} ${request.url.split('?')[0]}: see the API documentation at /docs`
     })
   })
@@ -96,11 +98,12 @@ export const MAX_HEADER_BYTES = 16 * 1024
 export const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHandler']> = function (err, socket) {
   const e = err as Error & { code?: string }
   if (e.code === 'ECONNRESET' || socket.destroyed) return
-  const [status, code, text, message] = e.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'HEADERS_TOO_LARGE', 'Request Header Fields Too Large', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes`]
+  const [code, text, message]: [ErrorCode, string, string] = e.code === 'HPE_HEADER_OVERFLOW'
+    ? ['HEADERS_TOO_LARGE', 'Request Header Fields Too Large', `The request line and headers exceed ${MAX_HEADER_BYTES} bytes`]
     : e.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'REQUEST_TIMEOUT', 'Request Timeout', 'The request was not received in time']
-      : [400, 'INVALID_REQUEST', 'Bad Request', 'The request is not valid HTTP']
+      ? ['REQUEST_TIMEOUT', 'Request Timeout', 'The request was not received in time']
+      : ['INVALID_REQUEST', 'Bad Request', 'The request is not valid HTTP']
+  const status = CATALOGUE[code].status
   const body = JSON.stringify({ statusCode: status, code, error: message })
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n${body}`)

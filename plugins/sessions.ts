@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createSessionManager, type SessionManager } from '../lib/sessions.js'
+import { auditListener, createMemoryRegistry, createSessionManager, type SessionManager } from '../lib/session/index.js'
 import { parseBlockResources } from '../lib/page-setup.js'
 import { createScreenshotStore, type ScreenshotStore } from '../lib/screenshots.js'
 
@@ -14,15 +14,17 @@ declare module 'fastify' {
 const sessions: FastifyPluginAsync = async (fastify) => {
   const { config } = fastify
   const screenshots = createScreenshotStore({ ttlMs: config.SCREENSHOT_TTL_MS, max: 200 })
+  const log = fastify.log.child({ plugin: 'sessions' })
   const manager = createSessionManager({
+    registry: createMemoryRegistry({ retainEndedMs: config.SESSION_RETAIN_ENDED_MS }),
     screenshots,
+    screenshotUrl: (id) => `/failure-screenshot/${id}`,
     idleTimeoutMs: config.SESSION_IDLE_TIMEOUT_MS,
     maxLifetimeMs: config.SESSION_MAX_LIFETIME_MS,
     reloginAttempts: config.RELOGIN_ATTEMPTS,
     reloginBaseMs: config.RELOGIN_BASE_MS,
-    retainEndedMs: config.SESSION_RETAIN_ENDED_MS,
     pool: fastify.browserPool,
-    log: fastify.log.child({ plugin: 'sessions' }),
+    log,
     maxSessions: config.MAX_SESSIONS,
     maxSessionsPerOwner: config.MAX_SESSIONS_PER_KEY,
     timeouts: {
@@ -43,6 +45,8 @@ const sessions: FastifyPluginAsync = async (fastify) => {
         : {})
     }
   })
+  // One info line per session started, ended or failed, for the operator.
+  manager.onEvent(auditListener(log))
   fastify.decorate('sessions', manager)
   fastify.decorate('screenshots', screenshots)
   // Logins can take minutes: cancel them (and end every session) before the

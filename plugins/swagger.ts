@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { ErrorReply } from '../schemas/common.js'
+import { CATALOGUE } from '../lib/errors.js'
 
 export const DOCS_PATH = '/docs'
 
@@ -14,7 +15,9 @@ const docs: FastifyPluginAsync = async (fastify) => {
       info: {
         title: 'foundry-sessions',
         description: 'Headless Foundry VTT Gamemaster sessions for the Foundry REST API module. ' +
-          'Flow: POST /session-handshake → encrypt {"password","nonce"} with RSA-OAEP → POST /start-session → GET /session → DELETE /end-session.',
+          'Flow: POST /session-handshake → encrypt {"password","nonce"} with RSA-OAEP → POST /start-session → GET /session → DELETE /end-session.\n\n' +
+          'Every error is {statusCode, code, error}; each route lists its codes by status. ' +
+          `A path no route serves is ${CATALOGUE.ROUTE_NOT_FOUND.status} \`ROUTE_NOT_FOUND\`: ${CATALOGUE.ROUTE_NOT_FOUND.when}.`,
         version: '0.1.0'
       },
       components: {
@@ -33,7 +36,8 @@ const docs: FastifyPluginAsync = async (fastify) => {
   })
   await fastify.register(swaggerUi, {
     routePrefix: DOCS_PATH,
-    uiConfig: { persistAuthorization: false, tryItOutEnabled: true }
+    // No validator badge: it would load an image from validator.swagger.io.
+    uiConfig: { persistAuthorization: false, tryItOutEnabled: true, validatorUrl: null }
   })
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { HealthReply } from '../schemas/health.js'
+import { errorResponses } from '../schemas/common.js'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { browserPool, sessions, config } = fastify
@@ -9,7 +10,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['service'],
       summary: 'Whether the service can start sessions (for load balancers and Fly checks)',
-      response: { 200: HealthReply, 503: HealthReply }
+      response: { 200: HealthReply, 503: HealthReply, ...errorResponses() }
     },
     logLevel: 'warn',
     config: { accessLog: 'debug' }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Session } from '../lib/sessions.js'
+import { isFinal, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
 import { ScreenshotNotFound } from '../lib/errors.js'
-import { AUTH_ERRORS, SECURITY, errors } from '../schemas/common.js'
+import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
 import {
   EndQuery, EndReply, ScreenshotParams, HandshakeHeaders, HandshakeReply, ListReply, StartBody, StartReply
 } from '../schemas/session.js'
@@ -19,7 +19,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       headers: HandshakeHeaders,
       response: {
         200: HandshakeReply,
-        ...errors({ 400: 'Missing or invalid header (INVALID_REQUEST, INVALID_FOUNDRY_URL)', ...AUTH_ERRORS, 429: 'Too many handshakes for this API key, or too many open (RATE_LIMITED, HANDSHAKE_STORE_FULL); see Retry-After' })
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'INVALID_FOUNDRY_URL', 'RATE_LIMITED', 'HANDSHAKE_STORE_FULL')
       }
     },
     preHandler: fastify.handshakeRateLimit,
@@ -56,47 +56,30 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: StartBody,
       response: {
         200: StartReply,
-        ...errors({
-          400: 'Invalid body or undecryptable password (INVALID_REQUEST, INVALID_JSON, INVALID_ENCRYPTED_PASSWORD)',
-          401: 'API key missing or unknown; handshake token unknown, used, expired or another key\'s; nonce mismatch (HANDSHAKE_NOT_FOUND, HANDSHAKE_EXPIRED, NONCE_MISMATCH)',
-          403: 'Foundry needs its administrator password, the user is banned, or the browser was sent to an address FOUNDRY_URL_POLICY refuses (ADMIN_PASSWORD_REQUIRED, USER_BANNED, FOUNDRY_URL_REFUSED)',
-          404: 'World or user not found (WORLD_NOT_FOUND, USER_NOT_FOUND)',
-          409: 'No world running, another world running, world needs migrating or is locked, licence unsigned, user active elsewhere or not a Gamemaster, the relay gave the module\'s id to another browser, or the session was ended while starting (WORLD_NOT_RUNNING, WORLD_MISMATCH, WORLD_NEEDS_MIGRATION, WORLD_LOCKED, FOUNDRY_LICENSE_NOT_SIGNED, USER_ALREADY_ACTIVE, NOT_GAMEMASTER, MODULE_CONNECTION_TAKEN, SESSION_CANCELLED)',
-          422: 'Foundry rejected the password or the administrator password, or the relay refused the module\'s connection token (FOUNDRY_LOGIN_REJECTED, ADMIN_PASSWORD_REJECTED, MODULE_TOKEN_REFUSED)',
-          429: AUTH_ERRORS[429],
-          502: 'Foundry unreachable, TLS failure, not a Foundry server, an unknown join page, or Foundry failed (FOUNDRY_UNREACHABLE, FOUNDRY_TLS_ERROR, NOT_FOUNDRY, JOIN_FORM_UNKNOWN, FOUNDRY_ERROR, WORLD_LAUNCH_FAILED, FOUNDRY_LOGIN_LOST)',
-          503: 'Shutting down or Chromium unavailable (SERVICE_CLOSING, BROWSER_UNAVAILABLE)',
-          504: 'A login step timed out, or the module never connected (FOUNDRY_TIMEOUT, MODULE_NOT_CONNECTED)'
-        })
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'INVALID_ENCRYPTED_PASSWORD',
+          'HANDSHAKE_NOT_FOUND', 'HANDSHAKE_EXPIRED', 'NONCE_MISMATCH',
+          'ADMIN_PASSWORD_REQUIRED', 'USER_BANNED', 'FOUNDRY_URL_REFUSED',
+          'WORLD_NOT_FOUND', 'USER_NOT_FOUND',
+          'WORLD_NOT_RUNNING', 'WORLD_MISMATCH', 'WORLD_NEEDS_MIGRATION', 'WORLD_LOCKED', 'FOUNDRY_LICENSE_NOT_SIGNED',
+          'USER_ALREADY_ACTIVE', 'NOT_GAMEMASTER', 'MODULE_CONNECTION_TAKEN', 'SESSION_CANCELLED',
+          'FOUNDRY_LOGIN_REJECTED', 'ADMIN_PASSWORD_REJECTED', 'MODULE_TOKEN_REFUSED',
+          'AT_CAPACITY',
+          'FOUNDRY_UNREACHABLE', 'FOUNDRY_TLS_ERROR', 'NOT_FOUNDRY', 'JOIN_FORM_UNKNOWN', 'FOUNDRY_ERROR', 'WORLD_LAUNCH_FAILED', 'FOUNDRY_LOGIN_LOST',
+          'SERVICE_CLOSING', 'BROWSER_UNAVAILABLE',
+          'FOUNDRY_TIMEOUT', 'MODULE_NOT_CONNECTED')
       }
     }
   }, async function (request) {
-    const {
-      handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, worldName,
-      requireModule, loginIfActive, relaunchWorld, screenshotOnFailure, noCanvas, blockResources
-    } = request.body
+    const { handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, ...fields } = request.body
     const { handshake, credentials } = keystore.consume(handshakeToken, request.ownerId, {
       password: encryptedPassword,
-      ...(encryptedAdminPassword !== undefined ? { adminPassword: encryptedAdminPassword } : {}),
-      ...(encryptedConnectionToken !== undefined ? { connectionToken: encryptedConnectionToken } : {})
+      adminPassword: encryptedAdminPassword,
+      connectionToken: encryptedConnectionToken
     })
-    const world = worldName?.trim() !== undefined && worldName.trim() !== '' ? worldName.trim() : handshake.worldName
     const { session, existing } = await sessions.start({
       ownerId: request.ownerId,
-      foundryUrl: handshake.foundryUrl,
-      username: handshake.username,
-      password: credentials.password,
-      ...(credentials.adminPassword !== undefined ? { adminPassword: credentials.adminPassword } : {}),
-      ...(credentials.connectionToken !== undefined ? { connectionToken: credentials.connectionToken } : {}),
-      ...(world !== undefined ? { worldName: world } : {}),
-      ...(requireModule !== undefined ? { requireModule } : {}),
-      ...(loginIfActive !== undefined ? { loginIfActive } : {}),
-      ...(relaunchWorld !== undefined ? { relaunchWorld } : {}),
-      ...(screenshotOnFailure !== undefined ? { screenshotOnFailure } : {}),
-      page: {
-        ...(noCanvas !== undefined ? { noCanvas } : {}),
-        ...(blockResources !== undefined ? { blockResources } : {})
-      }
+      options: startOptions(handshake, fields),
+      secrets: credentials
     })
     const moduleConnected = session.clientId !== null
     return {
@@ -120,7 +103,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: ScreenshotParams,
       response: {
         200: { type: 'string', format: 'binary', description: 'PNG image' },
-        ...errors({ 401: AUTH_ERRORS[401], 404: 'No such screenshot for this API key, or it expired (SCREENSHOT_NOT_FOUND)' })
+        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SCREENSHOT_NOT_FOUND')
       }
     }
   }, async function (request, reply) {
@@ -137,7 +120,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: EndQuery,
       response: {
         200: EndReply,
-        ...errors({ 400: 'sessionId missing (INVALID_REQUEST)', 401: AUTH_ERRORS[401], 404: 'No such session for this API key (SESSION_NOT_FOUND)' })
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
       }
     }
   }, async function (request) {
@@ -158,21 +141,27 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['sessions'],
       summary: 'List this API key\'s sessions: active (and reconnecting), starting, and recently ended or failed',
       security: SECURITY,
-      response: { 200: ListReply, ...errors({ 401: AUTH_ERRORS[401] }) }
+      response: { 200: ListReply, ...errorResponses(AUTHENTICATED) }
     }
   }, async function (request) {
     const now = Date.now()
-    const mine = sessions.list(request.ownerId)
+    const mine = await sessions.list(request.ownerId)
+    const running: Array<Listed<'active' | 'reconnecting'>> = []
+    const over: Array<Listed<FinalStatus>> = []
+    for (const s of mine) {
+      if (s.status === 'active' || s.status === 'reconnecting') running.push({ ...s, status: s.status })
+      else if (isFinal(s.status)) over.push({ ...s, status: s.status })
+    }
     return {
-      activeSessions: mine.filter((s) => s.status === 'active' || s.status === 'reconnecting').map((s) => active(s, now, config.instanceId)),
-      endedSessions: mine.filter((s) => s.status === 'ended' || s.status === 'failed').map((s) => ({
+      activeSessions: running.map((s) => active(s, now, config.instanceId)),
+      endedSessions: over.map((s) => ({
         ...active(s, now, config.instanceId),
         endedAt: new Date(s.endedAt ?? now).toISOString()
       })),
       pendingSessions: mine.filter((s) => s.status === 'starting').map((s) => ({
         id: s.id,
         sessionId: s.id,
-        status: 'pending',
+        status: 'pending' as const,
         stage: s.stage ?? 'reach',
         foundryUrl: s.foundryUrl,
         worldName: s.worldName,
@@ -185,7 +174,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 }
 
-function active (s: Session, now: number, instanceId: string) {
+type Listed<S extends SessionStatus> = Session & { status: S }
+
+function active<S extends SessionStatus> (s: Listed<S>, now: number, instanceId: string) {
   const i = s.info
   return {
     id: s.id,

@@ -1,11 +1,11 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
+import { FinalStatus, RunningStatus } from '../lib/session/types.js'
 
 export const HandshakeHeaders = Type.Object({
   'x-foundry-url': Type.String({ minLength: 1, maxLength: 2048, description: 'Foundry server URL (http or https), as opened in a browser' }),
   'x-username': Type.String({ minLength: 1, maxLength: 256, description: 'Foundry user name as shown on the join page' }),
   'x-world-name': Type.Optional(Type.String({ maxLength: 256, description: 'World title (or id) to log into, launched if no world runs' }))
 })
-export type HandshakeHeadersT = Static<typeof HandshakeHeaders>
 
 export const HandshakeReply = Type.Object({
   token: Type.String({ description: 'Single-use handshake token (64 hex chars)' }),
@@ -46,7 +46,6 @@ export const StartBody = Type.Object({
     description: 'Overrides PAGE_BLOCK_RESOURCES for this session: resource types the page never loads ([] loads everything)'
   }))
 }, { additionalProperties: true })
-export type StartBodyT = Static<typeof StartBody>
 
 export const StartReply = Type.Object({
   success: Type.Literal(true),
@@ -78,7 +77,7 @@ export const ActiveSession = Type.Object({
   id: str('Session id'),
   sessionId: str('Same as id'),
   clientId: str('Module relay client id ("" when the module is not connected)'),
-  status: Type.String({ description: 'active, reconnecting (lost its login; logging back in), failed or ended' }),
+  status: Type.Union([...RunningStatus.anyOf, ...FinalStatus.anyOf], { description: 'active, reconnecting (lost its login; logging back in), failed or ended' }),
   statusReason: str('Why the status last changed'),
   statusChangedAt: Type.String({ format: 'date-time' }),
   relogins: Type.Integer({ description: 'Times the session logged back in after losing its login' }),
@@ -102,7 +101,7 @@ export const ActiveSession = Type.Object({
 export const PendingSession = Type.Object({
   id: str(),
   sessionId: str(),
-  status: Type.String({ description: 'pending (login in progress)' }),
+  status: Type.Literal('pending', { description: 'pending (login in progress)' }),
   stage: str('Login stage in progress'),
   foundryUrl: str(),
   worldName: str(),

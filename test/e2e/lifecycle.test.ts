@@ -40,11 +40,18 @@ t.test('a short cut of the live connection needs no new login', async (t) => {
   const { standin } = await foundry(t)
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
   const { sessionId } = res.json()
+  const gameLoads = () => standin.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/game')).length
+  const loadsBefore = gameLoads()
+  t.ok(standin.state().activeUsers.includes(GM.id), 'the session\'s page holds a live connection')
   standin.cutLiveConnections()
   // socket.io reconnects within a second; Foundry reloads only after 5 s down.
-  await new Promise((resolve) => setTimeout(resolve, 2500))
+  // The stand-in sees the user go inactive, then active again: the page's
+  // socket is back on its own.
+  t.ok(await eventually(() => !standin.state().activeUsers.includes(GM.id), 5000), 'the connection was cut')
+  t.ok(await eventually(() => standin.state().activeUsers.includes(GM.id), 5000), 'the page reconnected by itself')
   t.match(await sessionOf(app, sessionId), { status: 'active', relogins: 0 })
-  t.equal(standin.joins.length, 1)
+  t.equal(standin.joins.length, 1, 'no new login')
+  t.equal(gameLoads(), loadsBefore, '/game was not loaded again')
 })
 
 t.test('the world shut down: relaunched only if the client allowed it', async (t) => {

@@ -131,6 +131,8 @@ export interface StandinOptions {
   adminUsername?: string
   /** With adminUsername: POST /auth must carry it (default true); false: an empty user name is accepted. */
   adminUsernameRequired?: boolean
+  /** 'unknown': a join page whose form has neither a user list nor a user name field (as a future Foundry might). */
+  joinForm?: 'unknown'
 }
 
 export interface StandinRequest { method: string, path: string, contentType?: string, body?: unknown, status: number }
@@ -441,7 +443,8 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
       canvasDelayMs,
       skeletonStatic: generation >= 13,
       skeletonHtml: SKELETON,
-      heavy: name === 'game' ? heavyConfig() : null
+      heavy: name === 'game' ? heavyConfig() : null,
+      joinForm: opts.joinForm ?? null
     }
     return `(function (CONFIG) {\n${f.common}\n${f[name]}\n})(${JSON.stringify(cfg)});\n`
   }

@@ -12,7 +12,7 @@ import { createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/ur
 import { startFoundryStandin } from '../foundry/standin.js'
 import { startRelayStandin } from '../foundry/relay.js'
 import { GM, WORLD, eventually, listSessions, startSession } from '../e2e/fixtures.js'
-import { testEnv } from '../helper.js'
+import { build, expectError, testEnv } from '../helper.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -121,7 +121,8 @@ t.test('service: public-only refuses a Foundry that Chromium reaches on loopback
 
   const port = new URL(standin.url).port
   const res = await startSession(app, { foundryUrl: `http://localhost:${port}/`, username: GM.name, password: GM.password })
-  t.ok(res.statusCode >= 400 && res.statusCode < 600, `refused: ${res.statusCode} ${res.body}`)
+  expectError(t, res, 403, 'FOUNDRY_URL_REFUSED')
+  t.match(res.json(), { stage: 'reach', error: /FOUNDRY_URL_POLICY/ })
   t.notOk(standin.joins.length > 0, 'no login reached the stand-in')
   // The first request (and the hops of its redirects, whose addresses CDP
   // reports only with the next request) reach it blind; the page is closed
@@ -130,5 +131,21 @@ t.test('service: public-only refuses a Foundry that Chromium reaches on loopback
   t.ok(standin.requests.length <= 3, `${standin.requests.length} requests`)
   const list = await listSessions(app)
   t.same([list.activeSessions.length, list.pendingSessions.length], [0, 0], 'no session')
+  t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
+})
+
+t.test('service: default policy, a Foundry URL that redirects to the cloud metadata address', async (t) => {
+  const { app } = await build(t)
+  const site = await server(t, (_req, res) => {
+    res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' })
+    res.end()
+  })
+  const res = await startSession(app, { foundryUrl: `http://127.0.0.1:${site.port}/`, username: GM.name, password: GM.password })
+  expectError(t, res, 403, 'FOUNDRY_URL_REFUSED')
+  t.match(res.json(), { stage: 'reach', error: /FOUNDRY_URL_POLICY refuses/ })
+  t.same(site.hits, ['/'], 'the allowed first hop was asked once')
+  const list = await listSessions(app)
+  t.same([list.activeSessions.length, list.pendingSessions.length], [0, 0], 'no session')
+  t.match(list.endedSessions, [{ status: 'failed', statusReason: /FOUNDRY_URL_POLICY/ }])
   t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
 })

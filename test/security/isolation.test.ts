@@ -35,10 +35,24 @@ t.test('handshakes and sessions are per key', async (t) => {
   expectError(t, notFound, 404, 'SESSION_NOT_FOUND')
   t.same(notFound.json(), (await endSession(app, '00000000-0000-4000-8000-000000000000', OTHER_KEY)).json(), 'indistinguishable from an unknown id')
   t.equal((await listSessions(app)).pendingSessions.length, 1, 'still starting for its owner')
-  const shot = await app.inject({ method: 'GET', url: `/failure-screenshot/${'a'.repeat(32)}`, headers: { 'x-api-key': OTHER_KEY } })
-  t.ok(shot.statusCode === 404 || shot.statusCode === 401, `screenshots are per key too (${shot.statusCode})`)
 
   t.equal((await endSession(app, id)).statusCode, 200, 'the owner can end it')
-  t.equal((await pending).statusCode, 409)
+  expectError(t, await pending, 409, 'SESSION_CANCELLED')
+
+  // A failure screenshot that belongs to the owner: the other key gets the
+  // same 404 as for an id that never existed; the owner still gets the PNG.
+  const h2 = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
+  const failed = await start({ handshakeToken: h2.token, encryptedPassword: encryptNode(h2.publicKey, { password: 'wrong-password', nonce: h2.nonce }), screenshotOnFailure: true }, API_KEY)
+  expectError(t, failed, 422, 'FOUNDRY_LOGIN_REJECTED')
+  const url = String(failed.json().screenshot)
+  t.match(url, /^\/failure-screenshot\/[0-9a-f]{32}$/)
+  const theirShot = await app.inject({ method: 'GET', url, headers: { 'x-api-key': OTHER_KEY } })
+  expectError(t, theirShot, 404, 'SCREENSHOT_NOT_FOUND')
+  const noShot = await app.inject({ method: 'GET', url: `/failure-screenshot/${'a'.repeat(32)}`, headers: { 'x-api-key': OTHER_KEY } })
+  t.same(theirShot.json(), noShot.json(), 'indistinguishable from an unknown screenshot')
+  const ownShot = await app.inject({ method: 'GET', url, headers: { 'x-api-key': API_KEY } })
+  t.equal(ownShot.statusCode, 200, 'the owner gets it')
+  t.equal(ownShot.headers['content-type'], 'image/png')
+  t.same([...ownShot.rawPayload.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG')
 })
 

@@ -29,12 +29,13 @@ t.test('REST API module', async (t) => {
 
   t.test('v2: only the primary GM connects, with foundry-<userId> and the world apiKey', async (t) => {
     const { relay, s } = await setup(t, { activeUserIds: [GM.id] })
-    // GM2 (ccc…) is not primary while GM (aaa…) is active elsewhere.
-    const gm2 = await login(t, s.url, GM2.id, '')
-    const readyAt = Date.now()
+    // GM2 (ccc…) is not primary while GM (aaa…) is active elsewhere. Each
+    // page's module decides 1 s after its game is ready: once the last page
+    // logged in (GM2) has decided, the earlier ones have too.
     await login(t, s.url, PLAYER.id, '')
     await login(t, s.url, ASSISTANT.id, 'a')
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, readyAt + 1800 - Date.now())))
+    const gm2 = await login(t, s.url, GM2.id, '')
+    await gm2.waitForFunction(() => (window as any).game.modules.get('foundry-rest-api').socketManager?.isPrimaryGM === false, { timeout: 5000 })
     t.same(relay.connections, [], 'no connection: GM2 is not the primary GM; player and assistant never connect')
 
     // The primary GM logs out elsewhere: GM2 re-checks on userConnected and takes over.
@@ -66,14 +67,18 @@ t.test('REST API module', async (t) => {
     await login(t, s.url, GM.id, GM.password)
     const c = await relay.waitFor((c) => c.id === `foundry-${GM.id}` && c.authed, 5000)
     t.equal(c.query.token, 'custom-key')
-    t.ok(Date.now() - c.openedAt >= 0)
     relay.kick(c, 1011, 'server error')
     const again = await relay.waitFor((x) => x !== c && x.id === `foundry-${GM.id}` && x.closedAt === undefined, 6000)
     t.ok(again.openedAt - (c.closedAt ?? 0) >= 1500, 'reconnects with backoff (2 s for the first retry)')
 
     const off = await setup(t, { worlds: [makeWorld('world-one', [GM], { moduleActive: false })] })
-    await login(t, off.s.url, GM.id, GM.password)
-    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const offPage = await login(t, off.s.url, GM.id, GM.password)
+    // game.ready: the boot is over, and a disabled module's script was never
+    // loaded, so nothing on this page can connect later.
+    t.same(await offPage.evaluate(() => {
+      const m = (window as any).game.modules.get('foundry-rest-api')
+      return { active: m.active, api: m.api === undefined ? 'none' : 'set' }
+    }), { active: false, api: 'none' }, 'the module\'s script never ran')
     t.same(off.relay.connections, [], 'module disabled in the world: no connection')
   })
 
@@ -102,7 +107,10 @@ t.test('REST API module', async (t) => {
     relay.kick(c, 1008, 'bad token')
     await until(async () => await page.evaluate((k) => window.localStorage.getItem(k), TOKEN_KEY) === '""', 3000, 'token cleared')
     t.ok(await page.$('#foundry-rest-api-pairing'), 'pairing dialog shown')
-    await new Promise((resolve) => setTimeout(resolve, 1500))
+    t.same(await page.evaluate(() => {
+      const r = (window as any).game.modules.get('foundry-rest-api').relay
+      return { stopped: r.stopped, socket: r.socket, timer: r.timer }
+    }), { stopped: true, socket: null, timer: null }, 'the connection stopped for good: no socket, no retry scheduled')
     t.equal(relay.connections.length, 1, 'no reconnect after 1008')
   })
 
@@ -120,10 +128,10 @@ t.test('REST API module', async (t) => {
     const s2 = await startFoundryStandin({ worlds: [makeWorld('world-one')], activeWorld: 'world-one', relayUrl: r2.url + 'relay/', moduleVersion: 3, gameReadyDelayMs: 100 })
     t.teardown(() => s2.close())
     await login(t, s2.url, GM.id, GM.password, { [TOKEN_KEY]: 'tok' })
-    await new Promise((resolve) => setTimeout(resolve, 1500))
-    t.same(r2.connections, [], 'a token that is not JSON-encoded is not a token')
     await login(t, s2.url, GM2.id, '', { [TOKEN_KEY]: JSON.stringify('tok') })
     const ok = await r2.waitFor((c) => c.authed, 5000)
     t.equal(ok.path, '/relay', 'relayUrl …/relay/ → /relay')
+    // GM's module decided before GM2's (its game was ready first).
+    t.same(r2.connections.map((c) => c.id), [ok.id], 'a token that is not JSON-encoded is not a token: only GM2 connected')
   })
 })

@@ -1,0 +1,172 @@
+// The session lifecycle as a pure transition function: (state, event, now)
+// → (state, effects). starting → active ⇄ reconnecting → failed | ended,
+// with idle timeout, maximum lifetime, a relogin budget and backoff. No
+// clock, timer, browser or I/O here: the executor (manager.ts) feeds events
+// in, with the time, and carries out the effects.
+import { isFinal, type Lifecycle } from './types.js'
+
+export interface MachineConfig {
+  /** End a session after this long without an API call naming or listing it (0: never). */
+  idleTimeoutMs: number
+  /** End a session this long after it started (0: never). */
+  maxLifetimeMs: number
+  /** Failed logins in a row, while reconnecting, before the session fails. */
+  reloginAttempts: number
+  /** First backoff delay; doubles per failed attempt up to maxBackoffMs. */
+  reloginBaseMs: number
+  maxBackoffMs: number
+}
+
+export const DEFAULT_MACHINE: MachineConfig = {
+  idleTimeoutMs: 0,
+  maxLifetimeMs: 0,
+  reloginAttempts: 5,
+  reloginBaseMs: 1000,
+  maxBackoffMs: 30_000
+}
+
+export type MachineEvent =
+  /** A login (first or again) finished with the game ready (and the module connected when required). */
+  | { type: 'login-succeeded', moduleConnected: boolean }
+  /** A login (first or again) failed. */
+  | { type: 'login-failed', code: string, message: string }
+  /** An active session's page lost its login (Foundry restart, page crash, Chromium died). */
+  | { type: 'login-lost', reason: string }
+  /** The relogin timer fired. */
+  | { type: 'relogin-due' }
+  /** The relogin could not get a login slot: wait without counting an attempt. */
+  | { type: 'no-login-slot' }
+  /** The client ended the session (or cancelled its start), or the service is closing. */
+  | { type: 'end', by: 'client' | 'shutdown' }
+  /** An API call named or listed the session. */
+  | { type: 'activity' }
+  /** Periodic check of the idle timeout and maximum lifetime. */
+  | { type: 'tick' }
+
+export type Effect =
+  /** Log in again in a fresh browser context (the executor answers with login-succeeded/-failed or no-login-slot). */
+  | { type: 'login' }
+  /** Fire relogin-due after delayMs (replacing any pending one). */
+  | { type: 'schedule-relogin', delayMs: number }
+  /** Close the session's browser context. */
+  | { type: 'close-browser' }
+  /**
+   * The session is over: abort a login in progress, cancel the relogin
+   * timer, close the browser, wipe the secrets, keep the record as ended.
+   */
+  | { type: 'finish' }
+
+export interface Transition {
+  state: Lifecycle
+  effects: Effect[]
+}
+
+/** A session registered for its first login. */
+export function initialState (now: number): Lifecycle {
+  return {
+    status: 'starting',
+    statusReason: 'login started',
+    statusChangedAt: now,
+    startedAt: now,
+    activeSince: null,
+    endedAt: null,
+    lastActivity: now,
+    relogins: 0,
+    attempts: 0
+  }
+}
+
+/** Delay before the next login after `attempts` failed ones in a row (≥ 1). */
+export function backoffMs (attempts: number, config: MachineConfig): number {
+  return Math.min(config.maxBackoffMs, config.reloginBaseMs * 2 ** Math.max(0, attempts - 1))
+}
+
+/** When the next tick can change something (idle or lifetime), or null. */
+export function nextDeadline (state: Lifecycle, config: MachineConfig): number | null {
+  if (state.status === 'starting' || isFinal(state.status)) return null
+  const times: number[] = []
+  if (config.idleTimeoutMs > 0) times.push(state.lastActivity + config.idleTimeoutMs)
+  if (config.maxLifetimeMs > 0) times.push(state.startedAt + config.maxLifetimeMs)
+  return times.length === 0 ? null : Math.min(...times)
+}
+
+const stay = (state: Lifecycle): Transition => ({ state, effects: [] })
+
+function to (state: Lifecycle, status: Lifecycle['status'], reason: string, now: number, patch: Partial<Lifecycle> = {}): Lifecycle {
+  return { ...state, ...patch, status, statusReason: reason, statusChangedAt: now }
+}
+
+function finish (state: Lifecycle, status: 'ended' | 'failed', reason: string, now: number): Transition {
+  return { state: to(state, status, reason, now, { endedAt: now }), effects: [{ type: 'finish' }] }
+}
+
+export function transition (state: Lifecycle, event: MachineEvent, now: number, config: MachineConfig = DEFAULT_MACHINE): Transition {
+  // Over is over: late answers of a cancelled login, timers, ticks change nothing.
+  if (isFinal(state.status)) return stay(state)
+  const { status } = state
+
+  switch (event.type) {
+    case 'activity':
+      return stay({ ...state, lastActivity: now })
+
+    case 'end':
+      if (event.by === 'shutdown') return finish(state, 'ended', 'the service is shutting down', now)
+      return finish(state, 'ended', status === 'starting' ? 'cancelled by the client while starting' : 'ended by the client', now)
+
+    case 'tick': {
+      if (status === 'starting') return stay(state)
+      if (config.idleTimeoutMs > 0 && now - state.lastActivity >= config.idleTimeoutMs) {
+        const minutes = Math.round((now - state.lastActivity) / 60_000)
+        return finish(state, 'ended', `idle for ${minutes} minutes without an API call naming or listing it`, now)
+      }
+      if (config.maxLifetimeMs > 0 && now - state.startedAt >= config.maxLifetimeMs) {
+        return finish(state, 'ended', 'reached the maximum session lifetime', now)
+      }
+      return stay(state)
+    }
+
+    case 'login-succeeded':
+      if (status === 'starting') {
+        const reason = event.moduleConnected ? 'logged in; the REST API module is connected' : 'logged in; the REST API module was not required'
+        return { state: to(state, 'active', reason, now, { activeSince: now, attempts: 0 }), effects: [] }
+      }
+      if (status === 'reconnecting') {
+        return {
+          state: to(state, 'active', `logged back in after: ${state.statusReason}`, now, { activeSince: now, attempts: 0, relogins: state.relogins + 1 }),
+          effects: []
+        }
+      }
+      return stay(state)
+
+    case 'login-failed':
+      if (status === 'starting') return finish(state, 'failed', event.message, now)
+      if (status === 'reconnecting') {
+        const attempts = state.attempts + 1
+        const reason = `logging back in failed (${event.code}): ${event.message}`
+        if (attempts >= config.reloginAttempts) {
+          return finish({ ...state, attempts }, 'failed', `${reason}; gave up after ${attempts} attempts`, now)
+        }
+        // Still reconnecting: the reason says why, the status did not change.
+        return {
+          state: { ...state, attempts, statusReason: reason },
+          effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: backoffMs(attempts, config) }]
+        }
+      }
+      return stay(state)
+
+    case 'login-lost':
+      if (status !== 'active') return stay(state)
+      return {
+        state: to(state, 'reconnecting', event.reason, now, { attempts: 0 }),
+        effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: 0 }]
+      }
+
+    case 'relogin-due':
+      return status === 'reconnecting' ? { state, effects: [{ type: 'login' }] } : stay(state)
+
+    case 'no-login-slot':
+      return status === 'reconnecting'
+        ? { state, effects: [{ type: 'schedule-relogin', delayMs: config.reloginBaseMs }] }
+        : stay(state)
+  }
+}

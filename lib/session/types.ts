@@ -1,0 +1,135 @@
+// What a session is, as data: its statuses (one TypeBox union, used by the
+// API schema and the code), the record the registry keeps (no secrets), the
+// options a start takes (defaults applied in one place), and its events.
+import { Type, type Static } from '@sinclair/typebox'
+import type { LoginResult, Stage } from '../foundry/index.js'
+import { DEFAULT_PAGE_SETUP, type BlockableResource, type PageSetupOptions } from '../page-setup.js'
+
+export const SessionStatus = Type.Union([
+  Type.Literal('starting'), Type.Literal('active'), Type.Literal('reconnecting'), Type.Literal('failed'), Type.Literal('ended')
+])
+export type SessionStatus = Static<typeof SessionStatus>
+
+/** Listed as running: logged in, or logging back in. */
+export const RunningStatus = Type.Union([Type.Literal('active'), Type.Literal('reconnecting')])
+/** Listed as over. */
+export const FinalStatus = Type.Union([Type.Literal('failed'), Type.Literal('ended')])
+export type FinalStatus = Static<typeof FinalStatus>
+
+export function isFinal (status: SessionStatus): status is FinalStatus {
+  return status === 'failed' || status === 'ended'
+}
+
+/** The lifecycle part of a session: what the state machine reads and writes. */
+export interface Lifecycle {
+  status: SessionStatus
+  /** Why the status last changed, in words. */
+  statusReason: string
+  statusChangedAt: number
+  startedAt: number
+  activeSince: number | null
+  endedAt: number | null
+  /** Last API call naming or listing the session. */
+  lastActivity: number
+  /** Times the session was logged back in after losing its login. */
+  relogins: number
+  /** Failed logins in a row while reconnecting. */
+  attempts: number
+}
+
+/** A session as the registry keeps it: no password, token or browser handle. */
+export interface Session extends Lifecycle {
+  id: string
+  /** SHA-256 of the API key that started it. */
+  ownerId: string
+  stage: Stage | null
+  /** Foundry base URL (route prefix included). */
+  foundryUrl: string
+  username: string
+  /** As asked for ('' when none was named). */
+  worldName: string
+  clientId: string | null
+  info: LoginResult | null
+}
+
+/** How a session logs in, every default applied (see startOptions). */
+export interface SessionOptions {
+  foundryUrl: string
+  username: string
+  /** '' when none was named: the running world. */
+  worldName: string
+  /** Wait for the REST API module. */
+  requireModule: boolean
+  /** Log in even if Foundry shows the user as active elsewhere. */
+  loginIfActive: boolean
+  /** When logging back in, launch the world if it was shut down. */
+  relaunchWorld: boolean
+  /** Keep a screenshot of the page if the first login fails. */
+  screenshotOnFailure: boolean
+  /** Page tuning over the service's defaults. */
+  page: { blockResources?: readonly BlockableResource[], noCanvas?: boolean }
+}
+
+/** Where the session goes, from the handshake. */
+export interface StartTarget {
+  foundryUrl: string
+  username: string
+  worldName?: string | undefined
+}
+
+/** A start-session body's options, as they arrive (all optional). */
+export interface StartFields {
+  worldName?: string | undefined
+  requireModule?: boolean | undefined
+  loginIfActive?: boolean | undefined
+  relaunchWorld?: boolean | undefined
+  screenshotOnFailure?: boolean | undefined
+  noCanvas?: boolean | undefined
+  blockResources?: readonly BlockableResource[] | undefined
+}
+
+/** The one place start-session defaults are applied: the body's world wins over the handshake's. */
+export function startOptions (target: StartTarget, body: StartFields): SessionOptions {
+  const page: SessionOptions['page'] = {}
+  if (body.noCanvas !== undefined) page.noCanvas = body.noCanvas
+  if (body.blockResources !== undefined) page.blockResources = body.blockResources
+  const world = body.worldName?.trim() ?? ''
+  return {
+    foundryUrl: target.foundryUrl,
+    username: target.username,
+    worldName: world !== '' ? world : target.worldName?.trim() ?? '',
+    requireModule: body.requireModule ?? true,
+    loginIfActive: body.loginIfActive ?? false,
+    relaunchWorld: body.relaunchWorld ?? false,
+    screenshotOnFailure: body.screenshotOnFailure ?? false,
+    page
+  }
+}
+
+/** Page setup for one session: the service's, then the session's own overrides. */
+export function pageSetup (service: PageSetupOptions | undefined, own: SessionOptions['page']): PageSetupOptions {
+  return { ...(service ?? DEFAULT_PAGE_SETUP), ...own }
+}
+
+/** Secrets a session logs in with; they never enter the registry. */
+export interface SessionSecrets {
+  password: string
+  adminPassword?: string | undefined
+  connectionToken?: string | undefined
+}
+
+export interface StartRequest {
+  ownerId: string
+  options: SessionOptions
+  secrets: SessionSecrets
+}
+
+interface EventBase { sessionId: string, ownerId: string, at: number }
+
+/** Something that happened to a session, for listeners (the console, audit lines). */
+export type SessionEvent =
+  | EventBase & { type: 'stage', stage: Stage }
+  | EventBase & { type: 'status', status: SessionStatus, reason: string, previous: SessionStatus | null }
+  | EventBase & { type: 'module', connected: boolean, clientId: string | null, reason: string }
+
+export type SessionEventListener = (event: SessionEvent, session: Session) => void

@@ -1,0 +1,153 @@
+// The session lifecycle without Chromium: the pure transition function fed
+// with events and an injected clock (numbers), in milliseconds.
+import t from 'tap'
+import {
+  DEFAULT_MACHINE, backoffMs, initialState, nextDeadline, transition, type Effect, type MachineConfig, type MachineEvent
+} from '../../lib/session/machine.js'
+import type { Lifecycle } from '../../lib/session/types.js'
+
+const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000 }
+
+/** Drive the machine through events at given times; keep every effect. */
+function drive (steps: Array<[number, MachineEvent]>, config = CONFIG, start = 0): { state: Lifecycle, effects: Effect[][] } {
+  let state = initialState(start)
+  const effects: Effect[][] = []
+  for (const [at, event] of steps) {
+    const next = transition(state, event, at, config)
+    state = next.state
+    effects.push(next.effects)
+  }
+  return { state, effects }
+}
+
+const ok: MachineEvent = { type: 'login-succeeded', moduleConnected: true }
+const fail = (code = 'FOUNDRY_UNREACHABLE'): MachineEvent => ({ type: 'login-failed', code, message: 'Foundry is down' })
+const lost: MachineEvent = { type: 'login-lost', reason: 'Foundry sent the page to /join' }
+
+t.test('a first login: starting → active, no effects', async (t) => {
+  const s0 = initialState(100)
+  t.match(s0, { status: 'starting', startedAt: 100, lastActivity: 100, activeSince: null, relogins: 0 })
+  const { state, effects } = transition(s0, ok, 250, CONFIG)
+  t.match(state, { status: 'active', activeSince: 250, statusChangedAt: 250, statusReason: /module is connected/ })
+  t.same(effects, [])
+  t.match(transition(s0, { type: 'login-succeeded', moduleConnected: false }, 250, CONFIG).state.statusReason, /not required/)
+})
+
+t.test('a first login that fails: failed with the error message, finished', async (t) => {
+  const { state, effects } = transition(initialState(0), fail('FOUNDRY_LOGIN_REJECTED'), 40, CONFIG)
+  t.match(state, { status: 'failed', statusReason: 'Foundry is down', endedAt: 40 })
+  t.same(effects, [{ type: 'finish' }])
+})
+
+t.test('cancel during start: ended, the login is aborted; its late answer changes nothing', async (t) => {
+  const cancelled = transition(initialState(0), { type: 'end', by: 'client' }, 10, CONFIG)
+  t.match(cancelled.state, { status: 'ended', statusReason: 'cancelled by the client while starting', endedAt: 10, activeSince: null })
+  t.same(cancelled.effects, [{ type: 'finish' }])
+  for (const late of [ok, fail(), lost, { type: 'relogin-due' }, { type: 'tick' }, { type: 'end', by: 'client' }] as MachineEvent[]) {
+    const after = transition(cancelled.state, late, 20, CONFIG)
+    t.same(after, { state: cancelled.state, effects: [] }, `${late.type} after the end`)
+  }
+})
+
+t.test('a lost login: reconnecting at once, browser closed; back to active counts a relogin', async (t) => {
+  const { state, effects } = drive([[0, ok], [5000, lost], [5000, { type: 'relogin-due' }], [6000, ok]])
+  t.same(effects[1], [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: 0 }])
+  t.same(effects[2], [{ type: 'login' }])
+  t.match(state, { status: 'active', relogins: 1, attempts: 0, activeSince: 6000, statusReason: 'logged back in after: Foundry sent the page to /join' })
+})
+
+t.test('backoff doubles per failed relogin up to its cap; the reason says why; the status time stays', async (t) => {
+  const config = { ...CONFIG, reloginAttempts: 10 }
+  const steps: Array<[number, MachineEvent]> = [[0, ok], [100, lost]]
+  for (let i = 0; i < 6; i++) steps.push([200 + i, { type: 'relogin-due' }], [200 + i, fail()])
+  const { state, effects } = drive(steps, config)
+  const delays = effects.flat().filter((e) => e.type === 'schedule-relogin').map((e) => (e as { delayMs: number }).delayMs)
+  t.same(delays, [0, 1000, 2000, 4000, 5000, 5000, 5000], 'first at once, then 1, 2, 4 s, capped at 5 s')
+  t.match(state, { status: 'reconnecting', attempts: 6, statusChangedAt: 100, statusReason: /^logging back in failed \(FOUNDRY_UNREACHABLE\): Foundry is down$/ })
+  t.same([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n, config)), [1000, 2000, 4000, 5000, 5000, 5000, 5000])
+  t.equal(backoffMs(1, DEFAULT_MACHINE), 1000)
+  t.equal(backoffMs(20, DEFAULT_MACHINE), 30_000, 'the default cap is 30 s')
+})
+
+t.test('the relogin budget: failed after the last attempt, with the count', async (t) => {
+  const steps: Array<[number, MachineEvent]> = [[0, ok], [100, lost]]
+  for (let i = 0; i < 4; i++) steps.push([200 + i, { type: 'relogin-due' }], [300 + i, fail('WORLD_NOT_RUNNING')])
+  const { state, effects } = drive(steps)
+  t.match(state, { status: 'failed', attempts: 4, endedAt: 303, statusReason: /WORLD_NOT_RUNNING.*gave up after 4 attempts$/ })
+  t.same(effects.at(-1), [{ type: 'finish' }])
+  t.equal(effects.flat().filter((e) => e.type === 'login').length, 4, 'four logins tried')
+})
+
+t.test('a success resets the budget', async (t) => {
+  const steps: Array<[number, MachineEvent]> = [[0, ok]]
+  for (let round = 0; round < 3; round++) {
+    steps.push([1, lost])
+    for (let i = 0; i < 3; i++) steps.push([2, { type: 'relogin-due' }], [3, fail()])
+    steps.push([4, { type: 'relogin-due' }], [5, ok])
+  }
+  const { state } = drive(steps)
+  t.match(state, { status: 'active', relogins: 3, attempts: 0 })
+})
+
+t.test('no login slot: wait the base delay without counting an attempt', async (t) => {
+  const { state, effects } = drive([[0, ok], [1, lost], [2, { type: 'relogin-due' }], [2, { type: 'no-login-slot' }]])
+  t.same(effects.at(-1), [{ type: 'schedule-relogin', delayMs: 1000 }])
+  t.equal(state.attempts, 0)
+  t.same(transition(initialState(0), { type: 'no-login-slot' }, 1, CONFIG).effects, [], 'only while reconnecting')
+})
+
+t.test('end during reconnect: ended by the client, finished', async (t) => {
+  const { state, effects } = drive([[0, ok], [1, lost], [2, { type: 'relogin-due' }], [3, { type: 'end', by: 'client' }]])
+  t.match(state, { status: 'ended', statusReason: 'ended by the client', endedAt: 3 })
+  t.same(effects.at(-1), [{ type: 'finish' }])
+  t.match(drive([[0, ok], [1, { type: 'end', by: 'shutdown' }]]).state, { status: 'ended', statusReason: 'the service is shutting down' })
+})
+
+t.test('losing the login is ignored unless active (a second loss while reconnecting, or while starting)', async (t) => {
+  const reconnecting = drive([[0, ok], [1, lost]]).state
+  t.same(transition(reconnecting, { type: 'login-lost', reason: 'page closed' }, 2, CONFIG), { state: reconnecting, effects: [] })
+  const starting = initialState(0)
+  t.same(transition(starting, lost, 2, CONFIG), { state: starting, effects: [] })
+})
+
+t.test('idle timeout: counts from the last activity; never while starting', async (t) => {
+  const config = { ...CONFIG, idleTimeoutMs: 60_000 }
+  let s = transition(initialState(0), { type: 'tick' }, 10 * 60_000, config).state
+  t.equal(s.status, 'starting', 'a login in progress is not idle')
+  s = transition(s, ok, 1000, config).state
+  t.equal(nextDeadline(s, config), 60_000)
+  s = transition(s, { type: 'activity' }, 30_000, config).state
+  t.equal(s.lastActivity, 30_000)
+  t.equal(nextDeadline(s, config), 90_000, 'activity moves the deadline')
+  t.equal(transition(s, { type: 'tick' }, 89_999, config).state.status, 'active', 'not yet')
+  const { state, effects } = transition(s, { type: 'tick' }, 90_000, config)
+  t.match(state, { status: 'ended', endedAt: 90_000, statusReason: 'idle for 1 minutes without an API call naming or listing it' })
+  t.same(effects, [{ type: 'finish' }])
+})
+
+t.test('maximum lifetime: counts from the start, activity or not; also while reconnecting', async (t) => {
+  const config = { ...CONFIG, maxLifetimeMs: 10_000 }
+  let s = drive([[100, ok]], config, 0).state
+  s = transition(s, { type: 'activity' }, 9_999, config).state
+  t.equal(nextDeadline(s, config), 10_000)
+  t.equal(transition(s, { type: 'tick' }, 9_999, config).state.status, 'active')
+  t.match(transition(s, { type: 'tick' }, 10_000, config).state, { status: 'ended', statusReason: 'reached the maximum session lifetime' })
+  const reconnecting = transition(s, lost, 9_000, config).state
+  t.match(transition(reconnecting, { type: 'tick' }, 10_500, config), { state: { status: 'ended' }, effects: [{ type: 'finish' }] })
+})
+
+t.test('no limits: ticks change nothing and there is no deadline', async (t) => {
+  const s = drive([[0, ok]]).state
+  t.equal(nextDeadline(s, CONFIG), null)
+  t.same(transition(s, { type: 'tick' }, 1e12, CONFIG), { state: s, effects: [] })
+  t.equal(nextDeadline(initialState(0), { ...CONFIG, idleTimeoutMs: 5 }), null, 'none while starting')
+})
+
+t.test('the transition function is pure: the input state is never changed', async (t) => {
+  const s = drive([[0, ok]]).state
+  const frozen = Object.freeze({ ...s })
+  for (const e of [lost, { type: 'activity' }, { type: 'end', by: 'client' }, { type: 'tick' }] as MachineEvent[]) {
+    t.doesNotThrow(() => transition(frozen, e, 50, { ...CONFIG, idleTimeoutMs: 1 }), e.type)
+  }
+  t.same(frozen, s)
+})
