@@ -47,9 +47,8 @@ t.test('FOUNDRY_LOGIN_LOST', async (t) => {
     t.same(standin.joins.map((j) => j.ok), [true], 'Foundry accepted the login')
     await standin.shutdownWorld()
     const res = await pending
-    const todo = 'lib/foundry/driver.ts waitFor() relies on waitForFunction throwing on navigation, but puppeteer carries the wait over to the new document: the page leaves /game and the login waits for game.ready on /join until GAME_READY_TIMEOUT_MS (504 FOUNDRY_TIMEOUT)'
-    t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST', { todo })
-    t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it', { todo })
+    t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST')
+    t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it')
     t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
   })
 })
