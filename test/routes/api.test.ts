@@ -114,12 +114,13 @@ t.test('API contract', async (t) => {
     t.same(doc.components.securitySchemes.apiKey, { type: 'apiKey', name: 'x-api-key', in: 'header', description: 'An API key from API_KEYS' })
     t.ok(doc.components.schemas.ErrorReply, 'the error shape is a named schema')
     // 408, 431 and 500 on every route (Node's parser, an unexpected failure);
-    // 413 and 415 where a body is parsed; 429 API_KEY_THROTTLED behind the key.
+    // 413 and 415 where a body is parsed; 429 API_KEY_THROTTLED behind the key;
+    // the fleet's 409 OTHER_MACHINE and 503 FLEET_UNAVAILABLE / REPLAY_MISSED.
     const ops: Record<string, string[]> = {
-      '/session-handshake': ['post', '200', '400', '401', '408', '413', '415', '429', '431', '500'],
+      '/session-handshake': ['post', '200', '400', '401', '408', '409', '413', '415', '429', '431', '500', '503'],
       '/start-session': ['post', '200', '400', '401', '403', '404', '408', '409', '413', '415', '422', '429', '431', '500', '502', '503', '504'],
-      '/end-session': ['delete', '200', '400', '401', '404', '408', '413', '415', '429', '431', '500'],
-      '/session': ['get', '200', '401', '408', '429', '431', '500'],
+      '/end-session': ['delete', '200', '400', '401', '404', '408', '409', '413', '415', '429', '431', '500', '503'],
+      '/session': ['get', '200', '401', '408', '429', '431', '500', '503'],
       '/health': ['get', '200', '408', '431', '500', '503']
     }
     for (const [path, [method, ...statuses]] of Object.entries(ops)) {
