@@ -47,9 +47,8 @@ t.test('FOUNDRY_LOGIN_LOST', async (t) => {
     t.same(standin.joins.map((j) => j.ok), [true], 'Foundry accepted the login')
     await standin.shutdownWorld()
     const res = await pending
-    const todo = 'lib/foundry-login.ts waitIn() relies on waitForFunction throwing on navigation, but puppeteer carries the wait over to the new document: the page leaves /game and the login waits for game.ready on /join until GAME_READY_TIMEOUT_MS (504 FOUNDRY_TIMEOUT)'
-    t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST', { todo })
-    t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it', { todo })
+    t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST')
+    t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it')
     t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
   })
 })
@@ -156,7 +155,7 @@ t.test('SERVICE_CLOSING', async (t) => {
     await app.close()
     const res = await pending
     t.equal(res.statusCode, 503, 'not 409 SESSION_CANCELLED: the client did not cancel', {
-      todo: 'lib/sessions.ts answers a login aborted by shutdown with 409 SESSION_CANCELLED ("ended while it was starting"); the README\'s SERVICE_CLOSING (retry elsewhere) fits'
+      todo: 'lib/session/manager.ts answers a login aborted by shutdown with 409 SESSION_CANCELLED ("ended while it was starting"); the README\'s SERVICE_CLOSING (retry elsewhere) fits'
     })
     t.equal(res.json().code, 'SERVICE_CLOSING', 'the client learns to retry elsewhere', { todo: 'see above' })
   })
