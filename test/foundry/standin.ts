@@ -191,6 +191,7 @@ function clientFiles (): Record<string, string> {
       game: read('game.js'),
       moduleV2: read('module-v2.js'),
       moduleV3: read('module-v3.js'),
+      moduleRequests: read('module-requests.js'),
       players: read('players.js'),
       ioClient: readFileSync(socketIoClientPath, 'utf8')
     }
@@ -507,7 +508,7 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
   function moduleScript (): string {
     const f = clientFiles()
     const body = moduleVersion === 3 ? f.moduleV3 : f.moduleV2
-    return `(function (CONFIG) {\n${body}\n})(${JSON.stringify({ pingIntervalMs })});\n`
+    return `(function (CONFIG) {\n${f.moduleRequests}\n${body}\n})(${JSON.stringify({ pingIntervalMs })});\n`
   }
 
   function worldData (s: Session, w: StandinWorld): unknown {
