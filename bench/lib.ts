@@ -142,11 +142,14 @@ export async function collectGarbage (pid: number): Promise<number> {
   return await eachPage(pid, async (s) => { await s.send('HeapProfiler.collectGarbage') })
 }
 
-/** Live JavaScript heap of every page below `pid` (V8's usedSize, after a GC), MB. */
-export async function jsHeapMB (pid: number): Promise<number> {
-  let bytes = 0
-  await eachPage(pid, async (s) => { bytes += (await s.send('Runtime.getHeapUsage')).usedSize })
-  return bytes / 2 ** 20
+/** Live JavaScript heap of each page below `pid` (V8's usedSize, after a GC), MB. */
+export async function jsHeapMB (pid: number): Promise<number[]> {
+  const out: number[] = []
+  await eachPage(pid, async (s) => {
+    await s.send('Runtime.enable')
+    out.push((await s.send('Runtime.getHeapUsage')).usedSize / 2 ** 20)
+  })
+  return out
 }
 
 const children = new Set<ChildProcess>()
