@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { processTree } from '../test/proc.js'
-import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../test/foundry/standin.js'
-import { startRelayStandin, type RelayStandin } from '../test/foundry/relay.js'
+import { processTree } from '../support/proc.js'
+import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../support/foundry/standin.js'
+import { startRelayStandin, type RelayStandin } from '../support/foundry/relay.js'
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 export const ROOT = join(BENCH_DIR, '..')
