@@ -15,6 +15,8 @@ import browserPool from './plugins/browser-pool.js'
 import sessions from './plugins/sessions.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
+import eventRoutes from './routes/events.js'
+import consoleRoutes from './routes/console.js'
 
 export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPluginOptions {}
 
@@ -33,6 +35,8 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(sessions)
   await fastify.register(healthRoutes)
   await fastify.register(sessionRoutes)
+  await fastify.register(eventRoutes)
+  await fastify.register(consoleRoutes)
 }
 
 export default fp(service, { name: 'service', fastify: '5.x' })
@@ -40,6 +44,9 @@ export default fp(service, { name: 'service', fastify: '5.x' })
 /** Server options shared by server.ts, tests and benchmarks. */
 export const serverOptions: FastifyServerOptions = {
   bodyLimit: 64 * 1024,
+  // Start-up makes an RSA key pair and may start Chromium: on a loaded host
+  // either can pass Fastify's default 10 s per plugin (toolchain trap 11).
+  pluginTimeout: 60_000,
   // Node's parser answers past 16 KiB of request line + headers (its
   // default maxHeaderSize), and malformed HTTP, in the one error shape.
   clientErrorHandler,

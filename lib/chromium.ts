@@ -49,7 +49,10 @@ export interface ResolvedChromium {
 export async function resolveChromium (opts: ChromiumLaunchOptions = {}): Promise<ResolvedChromium> {
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
   if (opts.executablePath !== undefined && opts.executablePath !== '') {
-    const args = [...EXTRA, ...(opts.args ?? [])]
+    // From Chromium 144, software WebGL (SwiftShader, the only WebGL on a
+    // host without a GPU) needs this flag; Foundry's canvas (noCanvas: false)
+    // cannot start without WebGL. @sparticuz/chromium's own flags carry it.
+    const args = [...EXTRA, '--enable-unsafe-swiftshader', ...(opts.args ?? [])]
     // Chromium refuses to start as root inside its sandbox.
     if (asRoot) args.push('--no-sandbox')
     const shell = /headless[-_]shell/.test(opts.executablePath)
