@@ -4,8 +4,8 @@
 // graceful SIGTERM that ends sessions and Chromium.
 import t from 'tap'
 import { once } from 'node:events'
-import { startFoundryStandin } from '../foundry/standin.js'
-import { startRelayStandin } from '../foundry/relay.js'
+import { startFoundryStandin } from '../../support/foundry/standin.js'
+import { startRelayStandin } from '../../support/foundry/relay.js'
 import { encryptNode } from '../helper.js'
 import { GM, WORLD, alive, descendants, eventually } from './fixtures.js'
 import { startService } from './service-process.js'
