@@ -59,7 +59,8 @@ export const serverOptions: FastifyServerOptions = {
   // Sessions can take minutes to start; Fly's proxy and clients hold the
   // request meanwhile. Closing waits for them to be cancelled (see sessions).
   requestTimeout: 0,
-  return503OnClosing: true,
+  // plugins/error-handler.ts answers requests during close (503 SERVICE_CLOSING).
+  return503OnClosing: false,
   // plugins/access-log.ts writes one line per request instead of Fastify's two.
   logController: new LogController({ disableRequestLogging: true }),
   ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }

@@ -113,7 +113,10 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     })
     const loginCpuS = (cpuSeconds(child.pid) - cpu1 + (cpu1 - cpu0)) / n
     const atMB = await steadyPss(child.pid)
-    const jsHeap = await jsHeapMB(child.pid) / n
+    // Per page; the median, as a page busy with its own work may not answer.
+    const heaps = await jsHeapMB(child.pid)
+    const jsHeap = median(heaps.filter((x) => x > 0))
+    log(`density: ${name} (${page}): JS heap per page ${heaps.map((x) => fmt(x, 1)).join(', ')} MB`)
     const cpu2 = cpuSeconds(child.pid)
     const moduleMs = await moduleRequests(stage.relay, clientIds, QUICK ? 2 : 4)
     const moduleCpuMs = (cpuSeconds(child.pid) - cpu2) * 1000 / moduleMs.length

@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { processTree } from '../test/proc.js'
-import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../test/foundry/standin.js'
-import { startRelayStandin, type RelayStandin } from '../test/foundry/relay.js'
+import { processTree } from '../support/proc.js'
+import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../support/foundry/standin.js'
+import { startRelayStandin, type RelayStandin } from '../support/foundry/relay.js'
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 export const ROOT = join(BENCH_DIR, '..')
@@ -142,11 +142,14 @@ export async function collectGarbage (pid: number): Promise<number> {
   return await eachPage(pid, async (s) => { await s.send('HeapProfiler.collectGarbage') })
 }
 
-/** Live JavaScript heap of every page below `pid` (V8's usedSize, after a GC), MB. */
-export async function jsHeapMB (pid: number): Promise<number> {
-  let bytes = 0
-  await eachPage(pid, async (s) => { bytes += (await s.send('Runtime.getHeapUsage')).usedSize })
-  return bytes / 2 ** 20
+/** Live JavaScript heap of each page below `pid` (V8's usedSize, after a GC), MB. */
+export async function jsHeapMB (pid: number): Promise<number[]> {
+  const out: number[] = []
+  await eachPage(pid, async (s) => {
+    await s.send('Runtime.enable')
+    out.push((await s.send('Runtime.getHeapUsage')).usedSize / 2 ** 20)
+  })
+  return out
 }
 
 const children = new Set<ChildProcess>()

@@ -5,7 +5,7 @@
 import t from 'tap'
 import type { Page } from 'puppeteer-core'
 import { API_KEY, build } from '../helper.js'
-import { fileBrowser, freshPage } from '../foundry/browser.js'
+import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
 import { GM, WORLD, foundry, listSessions } from './fixtures.js'
 
 /** Text of each row of a table of the console. */

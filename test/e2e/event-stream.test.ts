@@ -100,3 +100,17 @@ t.test('the OpenAPI document describes the stream', async (t) => {
   t.ok(op.responses['200'].content['text/event-stream'].schema, 'a text/event-stream 200 with the event schema')
   t.ok(op.responses['404'], 'and its 404')
 })
+
+t.test('closing the service ends every open stream with the sessions', async (t) => {
+  const { app, server } = await listening(t)
+  const { standin } = await foundry(t)
+  const client = createClient({ server, apiKey: API_KEY })
+  const { sessionId } = await client.start({ foundryUrl: standin.url, username: GM.name, password: GM.password })
+  const stream = client.events(sessionId)
+  t.match((await stream.next()).value, { type: 'status', status: 'active' })
+  const closing = app.close()
+  const rest = await collect(stream, () => false)
+  t.match(rest.at(-1), { type: 'status', status: 'ended', reason: /shutting down/ })
+  await closing
+  t.pass('and the service closed')
+})

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { defaultClientId } from '../foundry/standin.js'
+import { defaultClientId } from '../../support/foundry/standin.js'
 import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
 import { GM, PLAYER, WORLD, endSession, foundry, listSessions, startSession } from './fixtures.js'
 

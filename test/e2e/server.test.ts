@@ -4,8 +4,8 @@
 // graceful SIGTERM that ends sessions and Chromium.
 import t from 'tap'
 import { once } from 'node:events'
-import { startFoundryStandin } from '../foundry/standin.js'
-import { startRelayStandin } from '../foundry/relay.js'
+import { startFoundryStandin } from '../../support/foundry/standin.js'
+import { startRelayStandin } from '../../support/foundry/relay.js'
 import { encryptNode } from '../helper.js'
 import { GM, WORLD, alive, descendants, eventually } from './fixtures.js'
 import { startService } from './service-process.js'
@@ -13,7 +13,7 @@ import { startService } from './service-process.js'
 t.test('starts with no configuration, prints a generated API key once, and it works', async (t) => {
   const s = startService({ CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
   t.teardown(() => { s.child.kill('SIGKILL') })
-  t.ok(await eventually(() => s.base() !== null, 30_000), 'listening')
+  t.ok(await s.listening().then(() => true, () => false), 'listening')
   const key = /^\s+(fsk_[A-Za-z0-9_-]+)\s*$/m.exec(s.err())?.[1]
   t.ok(key, 'the key is printed to the terminal')
   t.match(s.err(), /API_KEYS=/, 'with how to set your own')
@@ -40,7 +40,7 @@ t.test('SIGTERM ends every session and Chromium, then exits', async (t) => {
   t.teardown(async () => { await standin.close(); await relay.close() })
   const s = startService({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
   t.teardown(() => { s.child.kill('SIGKILL') })
-  t.ok(await eventually(() => s.base() !== null, 30_000), 'listening')
+  t.ok(await s.listening().then(() => true, () => false), 'listening')
   const headers = { 'x-api-key': 'server-test-key' }
   const hs = await (await fetch(`${s.base()}/session-handshake`, {
     method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': GM.name }

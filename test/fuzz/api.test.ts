@@ -12,8 +12,8 @@ import { Writable } from 'node:stream'
 import { constants, createHash, publicEncrypt } from 'node:crypto'
 import service, { REDACT, serverOptions } from '../../app.js'
 import { classifyAddress, kindAllowed, type Resolver } from '../../lib/url-policy.js'
-import { startFoundryStandin } from '../foundry/standin.js'
-import { startRelayStandin } from '../foundry/relay.js'
+import { startFoundryStandin } from '../../support/foundry/standin.js'
+import { startRelayStandin } from '../../support/foundry/relay.js'
 import { API_KEY, OTHER_KEY, encryptNode, testEnv } from '../helper.js'
 
 /** Codes of a start-session refused before the keystore sees the token. */

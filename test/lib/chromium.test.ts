@@ -4,7 +4,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { launchChromium, mergeJsFlags, resolveChromium } from '../../lib/chromium.js'
-import { processTree } from '../proc.js'
+import { processTree } from '../../support/proc.js'
 
 t.test('mergeJsFlags', async (t) => {
   t.same(mergeJsFlags(['--a', '--b']), ['--a', '--b'], 'nothing to merge')

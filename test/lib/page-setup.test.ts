@@ -3,8 +3,8 @@
 // and each setting has its effect (no image/audio requests, core.noCanvas,
 // per-session overrides).
 import t from 'tap'
-import type { Standin } from '../foundry/standin.js'
-import { fileBrowser, freshPage, loginWithForm, waitReady } from '../foundry/browser.js'
+import type { Standin } from '../../support/foundry/standin.js'
+import { fileBrowser, freshPage, loginWithForm, waitReady } from '../../support/foundry/browser.js'
 import { API_KEY, build } from '../helper.js'
 import { GM, foundry as foundryOf, startSession } from '../e2e/fixtures.js'
 import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/page-setup.js'

@@ -1,8 +1,8 @@
 // Tenant isolation: a key never sees, ends or learns of another key's
 // sessions or handshakes, and its attempts change nothing for the owner.
 import t from 'tap'
-import { startFoundryStandin } from '../foundry/standin.js'
-import { startRelayStandin } from '../foundry/relay.js'
+import { startFoundryStandin } from '../../support/foundry/standin.js'
+import { startRelayStandin } from '../../support/foundry/relay.js'
 import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
 import { GM, WORLD, endSession, eventually, listSessions } from '../e2e/fixtures.js'
 

@@ -6,8 +6,8 @@
 // drives the service through them.
 import t from 'tap'
 import { launchChromium, resolveChromium } from '../../lib/chromium.js'
-import { startFoundryStandin, type StandinOptions } from '../foundry/standin.js'
-import { GM, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../foundry/browser.js'
+import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
+import { GM, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
 
 async function standin (t: { teardown: (fn: () => unknown) => void }, opts: Partial<StandinOptions> = {}) {
   const s = await startFoundryStandin({ worlds: [makeWorld('world-one')], activeWorld: 'world-one', gameReadyDelayMs: 100, canvasDelayMs: 50, ...opts })

@@ -118,8 +118,6 @@ export interface StandinOptions {
   eulaSigned?: boolean
   /** Big scripts/images/audio and WebGL work on /game, for benchmarks. */
   heavyGame?: boolean | HeavyGameOptions
-  /** 'unknown': a join page whose form has neither a user list nor a user name field (as a future Foundry might). */
-  joinForm?: 'unknown'
   /**
    * The key POST /join reads the user id from, whatever the join page shows
    * (default: `userId` from 14.367, else `userid`). Sources disagree on the
@@ -133,6 +131,8 @@ export interface StandinOptions {
   adminUsername?: string
   /** With adminUsername: POST /auth must carry it (default true); false: an empty user name is accepted. */
   adminUsernameRequired?: boolean
+  /** 'unknown': a join page whose form has neither a user list nor a user name field (as a future Foundry might). */
+  joinForm?: 'unknown'
 }
 
 export interface StandinRequest { method: string, path: string, contentType?: string, body?: unknown, status: number }
