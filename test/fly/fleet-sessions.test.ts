@@ -6,7 +6,7 @@
 import t from 'tap'
 import { GM, PLAYER, eventually, foundry } from '../e2e/fixtures.js'
 import { encryptNode } from '../helper.js'
-import { processTree } from '../proc.js'
+import { processTree } from '../../support/proc.js'
 import { startRedis } from './redis.js'
 import { startFlyProxy } from './proxy.js'
 import { startMachine, type MachineProc } from './machines.js'
