@@ -22,8 +22,8 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(sensible)
   await fastify.register(errorHandler)
   await fastify.register(accessLog)
-  await fastify.register(auth, opts)
   await fastify.register(rateLimits)
+  await fastify.register(auth, opts)
   await fastify.register(urlPolicy, opts)
   await fastify.register(swagger) // before any route, or routes miss the document
   await fastify.register(keystore)

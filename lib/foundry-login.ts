@@ -9,6 +9,9 @@ import {
   WorldLaunchFailed, WorldLocked, WorldMismatch, WorldNeedsMigration, WorldNotFound, WorldNotRunning, withContext,
   type ServiceError
 } from './errors.js'
+import { pageFunction, type PageScript } from './foundry/page-scripts.js'
+
+type PageCall = [PageScript, string]
 import { watchWebSockets, WsWaitTimeout, type WsConnection, type WsWatcher } from './websockets.js'
 
 export interface LoginTimeouts {
@@ -126,11 +129,7 @@ class LoginDriver {
       if (this.params.connectionToken !== undefined && this.params.connectionToken !== '') {
         // Before any Foundry script runs, on Foundry's origin only, and only
         // where the module has no token of its own yet.
-        await page.evaluateOnNewDocument((origin: string, key: string, token: string) => {
-          try {
-            if (location.origin === origin && localStorage.getItem(key) === null) localStorage.setItem(key, JSON.stringify(token))
-          } catch {}
-        }, this.base.origin, CONNECTION_TOKEN_KEY, this.params.connectionToken)
+        await page.evaluateOnNewDocument(pageFunction('document', 'seedConnectionToken'), this.base.origin, CONNECTION_TOKEN_KEY, this.params.connectionToken)
       }
       this.enter('reach')
       await this.goto(this.base.href)
@@ -190,33 +189,20 @@ class LoginDriver {
       throw this.fail(AdminPasswordRejected, `Foundry rejected the administrator password${flash !== '' ? ` (${flash})` : ''}: check encryptedAdminPassword`)
     }
     this.adminAuthTried = true
-    await this.waitIn(() => document.querySelector('#setup-authentication input[name=adminPassword], #setup-authentication #auth-password') !== null,
+    await this.waitIn(['auth', 'probe'],
       { timeout: this.opts.timeouts.joinForm, what: 'the administrator password form' })
     // Foundry's /auth is a native form post: fill it and submit it, so the
     // browser sends exactly what Foundry's page sends.
     await Promise.all([
       this.page.waitForNavigation({ waitUntil: 'domcontentloaded' }),
-      this.page.evaluate((pw: string) => {
-        const form = document.querySelector<HTMLFormElement>('#setup-authentication')!
-        const input = form.querySelector<HTMLInputElement>('input[name=adminPassword], #auth-password')!
-        input.value = pw
-        form.requestSubmit()
-        // Nothing typed stays behind in the page.
-        setTimeout(() => { input.value = '' }, 0)
-      }, adminPassword)
+      this.page.evaluate(pageFunction('auth', 'submit'), adminPassword)
     ])
   }
 
   /** v14 /players: the user setup shown after a world's first launch. */
   private async playersGate (): Promise<void> {
     this.enter('join')
-    const submitted = await this.page.evaluate(() => {
-      const form = document.querySelector<HTMLFormElement>('form#players-config, main form, form')
-      const button = form?.querySelector<HTMLButtonElement>('button[type=submit], button[data-action=submit]')
-      if (form == null || button == null) return false
-      form.requestSubmit(button)
-      return true
-    })
+    const submitted = await this.page.evaluate(pageFunction('players', 'submit'))
     if (!submitted) {
       throw this.fail(FoundryError, 'Foundry shows the user setup page of a world launched for the first time (/players): open the world once in a browser and press "Save and Continue"')
     }
@@ -235,12 +221,9 @@ class LoginDriver {
       throw this.fail(WorldNotRunning, `World "${worldName}" is no longer running on this Foundry server, and relaunching it was not allowed for this session (start it with "relaunchWorld": true to allow it)`)
     }
     this.enter('world-launch')
-    await this.waitIn(() => document.readyState === 'complete' && document.querySelector('#worlds-list') !== null,
+    await this.waitIn(['setup', 'ready'],
       { timeout: this.opts.timeouts.joinForm, what: 'the setup page\'s world list' })
-    const worlds = await this.page.$$eval('#worlds-list li.package.world', (els) => els.map((e) => ({
-      id: (e as HTMLElement).dataset.packageId ?? '',
-      title: e.querySelector('.package-title')?.textContent?.trim() ?? ''
-    })))
+    const worlds = await this.page.evaluate(pageFunction('setup', 'worlds')) as Array<{ id: string, title: string }>
     const world = matchWorld(worlds, worldName)
     if (world === undefined) {
       const titles = worlds.map((w) => `"${w.title}"`).join(', ')
@@ -248,21 +231,11 @@ class LoginDriver {
     }
     // First-load overlays: decline the telemetry prompt (the choice that
     // shares nothing) and close tours, as a user would before launching.
-    await this.page.evaluate(() => {
-      document.querySelector<HTMLElement>('#telemetry button[data-action=no], .telemetry button[data-action=no]')?.click()
-      for (const b of Array.from(document.querySelectorAll<HTMLElement>('.tour-overlay button.tour-exit, .tour-center-step [data-action=exit], .tour [data-action=exit]'))) b.click()
-    })
+    await this.page.evaluate(pageFunction('setup', 'dismissOverlays'))
     // Launch with the world's own play control, so that Foundry's client
     // runs its checks (a world that needs migrating opens a dialog instead).
-    const errorsBefore = await this.page.evaluate(() => document.querySelectorAll('#notifications .notification.error').length)
-    const clicked = await this.page.evaluate((id: string) => {
-      const li = Array.from(document.querySelectorAll<HTMLElement>('#worlds-list li.package.world')).find((e) => e.dataset.packageId === id)
-      const control = li?.querySelector<HTMLElement>('[data-action=worldLaunch], [data-action=launchWorld]') ??
-        Array.from(document.querySelectorAll<HTMLElement>('button[data-action=launchWorld]')).find((b) => b.dataset.world === id)
-      if (control == null) return false
-      control.click()
-      return true
-    }, world.id)
+    const errorsBefore = await this.page.evaluate(pageFunction('setup', 'errorCount')) as number
+    const clicked = await this.page.evaluate(pageFunction('setup', 'launch'), world.id)
     if (!clicked) {
       throw this.fail(FoundryError, `The setup page shows world "${world.title}" without a launch control this service knows: launch the world in Foundry yourself`)
     }
@@ -270,29 +243,14 @@ class LoginDriver {
     // page shows a migration dialog or an error. The setup page navigates
     // by itself when the launch completes; the wait follows it.
     const statusUrl = new URL('api/status', this.base).href
-    const outcome = await this.waitIn(async (url: string, id: string, before: number) => {
-      const dialog = Array.from(document.querySelectorAll('dialog, .dialog, .application'))
-        .find((d) => /migrat/i.test(d.textContent ?? '') && d.querySelector('[data-action=yes]') !== null)
-      if (dialog !== undefined) return 'migration'
-      const errors = document.querySelectorAll('#notifications .notification.error')
-      if (errors.length > before) return 'error:' + (errors[errors.length - 1].textContent ?? '').trim()
-      try {
-        const r = await fetch(url, { cache: 'no-store' })
-        const s = await r.json() as { active?: boolean, world?: string }
-        if (s.active === true && s.world === id) return 'active'
-      } catch {}
-      return false
-    }, { timeout: this.opts.timeouts.worldLaunch, what: `world "${world.title}" to finish launching`, polling: 250 }, statusUrl, world.id, errorsBefore)
-    if (outcome === 'migration') {
+    const outcome = await this.waitIn(['setup', 'outcome'], { timeout: this.opts.timeouts.worldLaunch, what: `world "${world.title}" to finish launching`, polling: 250 }, statusUrl, world.id, errorsBefore) as { kind: 'migration' } | { kind: 'error', message: string } | { kind: 'active' }
+    if (outcome.kind === 'migration') {
       // Close the dialog without migrating.
-      await this.page.evaluate(() => {
-        const d = Array.from(document.querySelectorAll('dialog, .dialog, .application')).find((x) => /migrat/i.test(x.textContent ?? ''))
-        d?.querySelector<HTMLElement>('[data-action=no], [data-action=cancel], .header-control[data-action=close]')?.click()
-      }).catch(() => {})
+      await this.page.evaluate(pageFunction('setup', 'declineMigration')).catch(() => {})
       throw this.fail(WorldNeedsMigration, `World "${world.title}" needs a data migration before it can be launched. Migration is irreversible: back up the world, launch it once in Foundry and confirm the migration there, then start the session again`)
     }
-    if (typeof outcome === 'string' && outcome.startsWith('error:')) {
-      const reason = foundryMessage(outcome.slice(6))
+    if (outcome.kind === 'error') {
+      const reason = foundryMessage(outcome.message)
       if (/LaunchLocked|locked/i.test(reason)) {
         throw this.fail(WorldLocked, `World "${world.title}" is locked against launching (${reason}): unlock it in Foundry's setup page first`)
       }
@@ -312,7 +270,7 @@ class LoginDriver {
     this.enter('join')
     const { username, password, worldName } = this.params
     if (worldName !== undefined && worldName !== '') {
-      const running = await this.page.evaluate(() => document.querySelector('#main-header h1, header h1')?.textContent?.trim() ?? '')
+      const running = await this.page.evaluate(pageFunction('join', 'worldTitle')) as string
       const status = await this.status()
       if (status !== null && status.active === false) {
         // /join without a world ("no active game session"): go through setup.
@@ -327,17 +285,7 @@ class LoginDriver {
     // The join form is built by script after Foundry's socket answers
     // getJoinData. Wait until game.users is filled and the form rendered;
     // then read which variant it is.
-    const state = await this.waitIn(() => {
-      const users = (globalThis as { game?: { users?: { size?: number } } }).game?.users
-      const hasUsers = users !== undefined && users !== null && (users.size ?? 0) > 0
-      if (document.querySelector('select[name=userid] option[value]:not([value=""])') !== null && hasUsers) return 'select'
-      if (document.querySelector('#join-username') !== null && hasUsers) return 'text'
-      const root = document.querySelector('#join-game')
-      // Rendered (no longer the empty <template>) but with no control we know.
-      if (hasUsers && root !== null && root.tagName !== 'TEMPLATE' && root.querySelector('input, select, button') !== null) return 'unknown'
-      if (document.querySelector('#join-inactive') !== null) return 'inactive'
-      return false
-    }, { timeout: this.opts.timeouts.joinForm, what: 'the join form' })
+    const state = (await this.waitIn(['join', 'probe'], { timeout: this.opts.timeouts.joinForm, what: 'the join form' }) as { kind: 'select' | 'text' | 'unknown' | 'inactive' }).kind
     if (state === 'inactive') {
       throw this.fail(WorldNotRunning, 'Foundry\'s join page says no world is running: name the world in x-world-name to launch it')
     }
@@ -346,18 +294,7 @@ class LoginDriver {
       throw this.fail(JoinFormUnknown, `Foundry ${version}'s join page has a login form this service does not recognise (neither a user list nor a user name field): please report it with your Foundry version`)
     }
 
-    const form = await this.page.evaluate(() => {
-      type U = { id?: string, _id?: string, name?: string, active?: boolean }
-      const col = (globalThis as { game?: { users?: Iterable<U> & { values?: () => Iterable<U>, contents?: U[] } } }).game?.users
-      const raw: U[] = col === undefined ? [] : col.contents ?? Array.from(col.values?.() ?? col)
-      const users = raw.map((u) => ({ id: String(u.id ?? u._id ?? ''), name: String(u.name ?? ''), active: u.active === true }))
-      for (const o of Array.from(document.querySelectorAll<HTMLOptionElement>('select[name=userid] option'))) {
-        const known = users.find((u) => u.id === o.value)
-        if (known !== undefined) known.active ||= o.disabled
-        else if (o.value !== '') users.push({ id: o.value, name: o.textContent?.trim() ?? '', active: o.disabled })
-      }
-      return users
-    })
+    const form = await this.page.evaluate(pageFunction('join', 'users')) as Array<{ id: string, name: string, active: boolean }>
     const user = matchUser(form, username)
     if (user === undefined) {
       throw this.fail(UserNotFound, `User "${username}" does not exist in this world: use the user name exactly as Foundry's join page shows it`)
@@ -407,29 +344,9 @@ class LoginDriver {
     this.enter('game-load')
     // The /game skeleton (#interface, #board…) exists long before the game
     // is ready: only game.ready says it is.
-    await this.waitIn(() => (globalThis as { game?: { ready?: boolean } }).game?.ready === true,
+    await this.waitIn(['game', 'ready'],
       { timeout: this.opts.timeouts.gameReady, what: 'game.ready', stayOn: '/game' })
-    const info = await this.page.evaluate(() => {
-      type G = {
-        user?: { id?: string, name?: string, role?: number }
-        world?: { id?: string, title?: string }
-        system?: { id?: string, title?: string, version?: string }
-        version?: string
-        release?: { version?: string }
-      }
-      const g = (globalThis as { game?: G }).game ?? {}
-      return {
-        userId: String(g.user?.id ?? ''),
-        userName: String(g.user?.name ?? ''),
-        role: Number(g.user?.role ?? 0),
-        worldId: String(g.world?.id ?? ''),
-        worldTitle: String(g.world?.title ?? ''),
-        systemId: String(g.system?.id ?? ''),
-        systemTitle: String(g.system?.title ?? ''),
-        systemVersion: String(g.system?.version ?? ''),
-        foundryVersion: String(g.version ?? g.release?.version ?? '')
-      }
-    })
+    const info = await this.page.evaluate(pageFunction('game', 'info')) as WorldInfo
     const { worldName } = this.params
     if (worldName !== undefined && worldName !== '' &&
         matchWorld([{ id: info.worldId, title: info.worldTitle }], worldName) === undefined) {
@@ -501,12 +418,7 @@ class LoginDriver {
     if (seen.length > 0) {
       return 'The module opened a relay connection but the relay did not accept it: check the module\'s relay URL and, for module 3.x, the connection token.'
     }
-    const other = await this.page.evaluate((me: string) => {
-      type U = { id?: string, role?: number, active?: boolean }
-      const col = (globalThis as { game?: { users?: Iterable<U> & { contents?: U[] } } }).game?.users
-      const users: U[] = col === undefined ? [] : col.contents ?? Array.from(col)
-      return users.some((u) => u.id !== me && u.active === true && u.role === 4 && String(u.id) < me)
-    }, info.userId).catch(() => false)
+    const other = await this.page.evaluate(pageFunction('game', 'otherPrimaryGm'), info.userId).catch(() => false)
     if (other) {
       return 'Another Gamemaster is logged into this world and holds the module\'s relay connection (module 2.x connects only for the primary GM, the active GM with the lowest user id). Log the other GM out, or log in as that GM.'
     }
@@ -565,12 +477,7 @@ class LoginDriver {
 
   private async status (): Promise<{ active?: boolean, version?: string, world?: string } | null> {
     const url = new URL('api/status', this.base).href
-    return await this.page.evaluate(async (u) => {
-      try {
-        const r = await fetch(u, { cache: 'no-store' })
-        return r.ok ? await r.json() as { active?: boolean, version?: string, world?: string } : null
-      } catch { return null }
-    }, url)
+    return await this.page.evaluate(pageFunction('common', 'status'), url) as { active?: boolean, version?: string, world?: string } | null
   }
 
   private async notFoundryOr (route: string | null): Promise<never> {
@@ -587,10 +494,7 @@ class LoginDriver {
   /** POST JSON from inside the page, with its cookies, as Foundry's own pages do. */
   private async fetchJson (path: string, body: unknown): Promise<{ status: number, text: string }> {
     const url = new URL(path, this.base).href
-    return await this.page.evaluate(async (u, b) => {
-      const r = await fetch(u, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(b), credentials: 'same-origin' })
-      return { status: r.status, text: await r.text() }
-    }, url, body as Record<string, unknown>)
+    return await this.page.evaluate(pageFunction('common', 'postJson'), url, body) as { status: number, text: string }
   }
 
   /**
@@ -598,7 +502,7 @@ class LoginDriver {
    * A navigation destroys the page's context mid-wait: then wait again in
    * the new document, unless the page has left the route `w.stayOn`.
    */
-  private async waitIn<A extends unknown[]> (fn: (...args: A) => unknown, w: { timeout: number, what: string, stayOn?: string, polling?: number }, ...args: A): Promise<unknown> {
+  private async waitIn (call: PageCall, w: { timeout: number, what: string, stayOn?: string, polling?: number }, ...args: unknown[]): Promise<unknown> {
     const deadline = Date.now() + w.timeout
     for (;;) {
       this.checkAborted()
@@ -607,7 +511,7 @@ class LoginDriver {
         throw this.fail(FoundryTimeout, `Timed out after ${Math.round(w.timeout / 1000)} s ${STAGE_WHAT[this.stage]}: waited for ${w.what} on ${this.pagePath() ?? 'the page'}`)
       }
       try {
-        const handle = await this.page.waitForFunction(fn as (...a: unknown[]) => unknown, { timeout: left, polling: w.polling ?? 100 }, ...args)
+        const handle = await this.page.waitForFunction(pageFunction(...call), { timeout: left, polling: w.polling ?? 100 }, ...args)
         const value = await handle.jsonValue().catch(() => true)
         await handle.dispose().catch(() => {})
         return value
@@ -626,10 +530,7 @@ class LoginDriver {
 
   /** The newest error notification Foundry shows, if any. */
   private async errorNotice (): Promise<string> {
-    return await this.page.evaluate(() => {
-      const all = document.querySelectorAll('#notifications .notification.error, .notification.error, p.error, .form-error')
-      return all.length > 0 ? (all[all.length - 1].textContent ?? '').trim() : ''
-    }).then(foundryMessage, () => '')
+    return await this.page.evaluate(pageFunction('common', 'lastError'), true).then((t) => foundryMessage(String(t)), () => '')
   }
 
   /** Turn a navigation or protocol error into a client-facing one. */

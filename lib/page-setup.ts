@@ -9,6 +9,7 @@
 // (puppeteer's setRequestInterception would pause every request and turn the
 // cache off). A URL check (`allowRequest`) switches to pausing every request.
 import type { CDPSession, Page } from 'puppeteer-core'
+import { pageFunction } from './foundry/page-scripts.js'
 
 /** Resource types that can be blocked: all are decoration for a headless GM. */
 export const BLOCKABLE = ['image', 'media', 'font'] as const
@@ -70,10 +71,7 @@ export interface PreparedPage {
 /** Tune a fresh page for a headless Foundry GM. Call before the first navigation. */
 export async function preparePage (page: Page, opts: PageSetupOptions): Promise<PreparedPage> {
   if (opts.noCanvas) {
-    await page.evaluateOnNewDocument(() => {
-      // Opaque origins (about:blank) have no localStorage: ignore them.
-      try { window.localStorage.setItem('core.noCanvas', 'true') } catch {}
-    })
+    await page.evaluateOnNewDocument(pageFunction('document', 'setNoCanvas'))
   }
   const guard: GuardState = { refused: false, deciding: 0 }
   if (opts.allowAddress !== undefined) {

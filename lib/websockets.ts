@@ -6,13 +6,14 @@
 //
 // The protocol does not carry close codes, and the relay's codes say why a
 // connection was refused (4004: id held elsewhere; 1008: bad token). A small
-// script in the page reports each socket's close code through a binding.
+// script in the page (lib/foundry/page/document.js) reports each socket's
+// close code through a binding.
 import type { CDPSession, Page } from 'puppeteer-core'
+import { pageFunction } from './foundry/page-scripts.js'
 
 export interface WsConnection {
   requestId: string
   url: URL
-  createdAt: number
   /** HTTP status of the upgrade response (101 when accepted). */
   status?: number
   /** The relay answered {"type":"auth-success"} (module 3.x). */
@@ -23,21 +24,6 @@ export interface WsConnection {
 }
 
 const BINDING = '__foundrySessionsSocketClosed'
-
-/** Runs in every document of the page, before its own scripts. */
-function reportCloseCodes (binding: string): void {
-  const Native = window.WebSocket
-  const report = (globalThis as unknown as Record<string, ((url: string, code: number) => void) | undefined>)[binding]
-  if (typeof Native !== 'function' || typeof report !== 'function') return
-  const send: (url: string, code: number) => void = report
-  class Watched extends Native {
-    constructor (url: string | URL, protocols?: string | string[]) {
-      super(url, protocols)
-      this.addEventListener('close', (ev) => { try { send(this.url, ev.code) } catch {} })
-    }
-  }
-  window.WebSocket = Watched
-}
 
 export interface WsWatcher {
   connections: () => WsConnection[]
@@ -57,7 +43,7 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
   cdp.on('Network.webSocketCreated', (e) => {
     let url: URL
     try { url = new URL(e.url) } catch { return }
-    byId.set(e.requestId, { requestId: e.requestId, url, createdAt: Date.now(), authSucceeded: false, closed: false })
+    byId.set(e.requestId, { requestId: e.requestId, url, authSucceeded: false, closed: false })
     changed()
   })
   cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
@@ -84,7 +70,7 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
     const c = [...byId.values()].reverse().find((x) => x.url.href === url && x.closeCode === undefined)
     if (c !== undefined && Number.isInteger(code)) { c.closeCode = code; c.closed = true; changed() }
   })
-  await page.evaluateOnNewDocument(reportCloseCodes, BINDING)
+  await page.evaluateOnNewDocument(pageFunction('document', 'reportCloseCodes'), BINDING)
 
   return {
     connections: () => [...byId.values()],

@@ -1,5 +1,7 @@
 // API key authentication, as an onRequest hook so that a missing key is a
-// 401 before any validation runs. Keys are held as digests only.
+// 401 before any validation runs. Keys are held as digests only. Wrong keys
+// are counted per client address (plugins/rate-limit.ts): past
+// API_KEY_FAIL_MAX, the address gets 429 before its key is even looked at.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, onRequestHookHandler } from 'fastify'
 import { createApiKeys, generateApiKey, parseApiKeys, readApiKeysFile, type ApiKeys } from '../lib/api-keys.js'
@@ -31,17 +33,21 @@ const auth: FastifyPluginAsync<AuthOptions> = async (fastify, opts) => {
   }
   fastify.decorate('apiKeys', createApiKeys(keys))
   fastify.decorateRequest('ownerId', '')
+  const { apiKeyThrottle } = fastify
 
   const authenticate: onRequestHookHandler = async function (request) {
+    await apiKeyThrottle.check(request)
     const key = request.headers['x-api-key']
     if (typeof key !== 'string' || key === '') throw new ApiKeyMissing()
     // Bounded before hashing; no key this service issues is this long.
-    if (key.length > 1024) throw new ApiKeyInvalid()
-    const owner = fastify.apiKeys.verify(key)
-    if (owner === null) throw new ApiKeyInvalid()
+    const owner = key.length > 1024 ? null : fastify.apiKeys.verify(key)
+    if (owner === null) {
+      await apiKeyThrottle.failed(request)
+      throw new ApiKeyInvalid()
+    }
     request.ownerId = owner
   }
   fastify.decorate('authenticate', authenticate)
 }
 
-export default fp(auth, { name: 'auth', fastify: '5.x', dependencies: ['config'] })
+export default fp(auth, { name: 'auth', fastify: '5.x', dependencies: ['config', 'rate-limit'] })

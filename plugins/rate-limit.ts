@@ -1,39 +1,89 @@
-// Per-API-key rate limits, on @fastify/rate-limit with its bounded in-memory
-// store. Limits are keyed by the caller's owner id (the digest of its API key,
-// set by auth), so they run as preHandler hooks, after authentication: an
-// unknown key is a 401 and never takes a slot. Past the limit the answer is
-// the service's error shape, 429 RATE_LIMITED, with Retry-After.
+// Rate limits on @fastify/rate-limit, with its bounded in-memory store:
+// - handshakes per API key: a preHandler after authentication (an unknown key
+//   is a 401 and never takes a slot); past it, 429 RATE_LIMITED;
+// - wrong API keys per client address (TRUST_PROXY says where the address
+//   comes from, lib/client-address.ts): auth counts each wrong key and asks
+//   first whether the address is over its budget; past it, every request with
+//   an API key from that address is 429 API_KEY_THROTTLED, a right key too
+//   (or the answer would tell which guess was right).
+// Every 429 is the service's error shape with Retry-After.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { RateLimited, withContext } from '../lib/errors.js'
+import { ApiKeyThrottled, RateLimited, withContext } from '../lib/errors.js'
 import { WindowStore } from '../lib/rate-limit-store.js'
+import { clientAddress, parseTrustProxy } from '../lib/client-address.js'
+
+export interface ApiKeyThrottle {
+  /** Throws 429 API_KEY_THROTTLED if this request's address sent too many wrong keys. */
+  check: (request: FastifyRequest) => Promise<void>
+  /** Counts a wrong key from this request's address; throws 429 API_KEY_THROTTLED past the budget. */
+  failed: (request: FastifyRequest) => Promise<void>
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler for POST /session-handshake: HANDSHAKE_RATE_MAX per HANDSHAKE_RATE_WINDOW_MS per API key. */
     handshakeRateLimit: preHandlerAsyncHookHandler
+    /** API_KEY_FAIL_MAX wrong keys per API_KEY_FAIL_WINDOW_MS per client address (used by auth). */
+    apiKeyThrottle: ApiKeyThrottle
+  }
+  interface FastifyRequest {
+    /** The client's address as TRUST_PROXY says to find it (IPv6 grouped by /64). */
+    clientAddress: string
   }
 }
 
-const byOwner = (request: FastifyRequest): string => request.ownerId !== '' ? `key:${request.ownerId}` : `ip:${request.ip}`
+const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
 
 const rateLimits: FastifyPluginAsync = async (fastify) => {
-  const { HANDSHAKE_RATE_MAX: max, HANDSHAKE_RATE_WINDOW_MS: timeWindow } = fastify.config
+  const {
+    HANDSHAKE_RATE_MAX: max, HANDSHAKE_RATE_WINDOW_MS: timeWindow,
+    API_KEY_FAIL_MAX: failMax, API_KEY_FAIL_WINDOW_MS: failWindow
+  } = fastify.config
+  const trust = parseTrustProxy(fastify.config.TRUST_PROXY)
+  fastify.decorateRequest('clientAddress', {
+    getter (this: FastifyRequest) { return clientAddress(trust, this) }
+  })
+  const byOwner = (request: FastifyRequest): string => request.ownerId !== '' ? `key:${request.ownerId}` : `ip:${request.clientAddress}`
+
   await fastify.register(rateLimit, {
     global: false,
     // Bounded counters (lib/rate-limit-store.ts says why not the built-in store).
     store: class extends WindowStore { constructor () { super(10_000) } },
     keyGenerator: byOwner,
     errorResponseBuilder (_request, context) {
-      const seconds = Math.max(1, Math.ceil(context.ttl / 1000))
-      return withContext(new RateLimited(`Too many handshakes for this API key (at most ${context.max} every ${Math.round(timeWindow / 1000)} s): retry in ${seconds} s`), { retryAfter: seconds })
+      const s = seconds(context.ttl)
+      return withContext(new RateLimited(`Too many handshakes for this API key (at most ${context.max} every ${Math.round(timeWindow / 1000)} s): retry in ${s} s`), { retryAfter: s })
     }
   })
   const noLimit: preHandlerAsyncHookHandler = async () => {}
   fastify.decorate('handshakeRateLimit', max > 0
-    ? fastify.rateLimit({ max, timeWindow, keyGenerator: byOwner, groupId: 'handshake' }) as preHandlerAsyncHookHandler
+    ? fastify.rateLimit({ max, timeWindow, keyGenerator: byOwner }) as preHandlerAsyncHookHandler
     : noLimit)
+
+  // Its own store (createRateLimit takes a child of the plugin's): failures
+  // only, counted per address; `increment: false` reads without counting.
+  const failures = fastify.createRateLimit({ max: failMax, timeWindow: failWindow, keyGenerator: (r) => `addr:${r.clientAddress}` })
+  const throttled = (ttl: number): Error => {
+    const s = seconds(ttl)
+    return withContext(new ApiKeyThrottled(`Too many wrong API keys from your address (at most ${failMax} every ${Math.round(failWindow / 1000)} s): retry in ${s} s with a right key`), { retryAfter: s })
+  }
+  fastify.decorate('apiKeyThrottle', failMax > 0
+    ? {
+        async check (request) {
+          const r = await failures(request, { increment: false })
+          if (!r.isAllowed && r.isExceeded) throw throttled(r.ttl)
+        },
+        async failed (request) {
+          const r = await failures(request)
+          if (r.isAllowed || !r.isExceeded) return
+          // check() passed, so this wrong key is the one past the budget.
+          request.log.warn({ client: request.clientAddress, max: failMax }, 'too many wrong API keys from one address: throttled')
+          throw throttled(r.ttl)
+        }
+      }
+    : { async check () {}, async failed () {} })
 }
 
-export default fp(rateLimits, { name: 'rate-limit', fastify: '5.x', dependencies: ['config', 'auth'] })
+export default fp(rateLimits, { name: 'rate-limit', fastify: '5.x', dependencies: ['config'] })

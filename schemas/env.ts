@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { TRUST_PROXY_PATTERN } from '../lib/client-address.js'
 
 const ms = (def: number, description: string, minimum = 1) =>
   Type.Integer({ minimum, default: def, description })
@@ -29,6 +30,13 @@ export const EnvSchema = Type.Object({
       description: 'Addresses x-foundry-url and the session browser may reach: default refuses link-local, cloud metadata, multicast and reserved; public-only (hosted instances) also refuses private and loopback; any checks none'
     }
   ),
+  TRUST_PROXY: Type.String({
+    default: 'false',
+    pattern: TRUST_PROXY_PATTERN,
+    description: 'Where the client address (for API_KEY_FAIL_MAX) comes from: false, the TCP peer; fly, the Fly-Client-IP header Fly.io\'s proxy sets; a number N, the Nth address from the right of X-Forwarded-For (N proxies in front). Set it only behind that proxy: clients can send these headers too'
+  }),
+  API_KEY_FAIL_MAX: Type.Integer({ minimum: 0, default: 20, description: 'Wrong API keys one client address may send per API_KEY_FAIL_WINDOW_MS; past it every request with an API key from that address gets 429 until the window ends (0: no limit)' }),
+  API_KEY_FAIL_WINDOW_MS: ms(900_000, 'Window of API_KEY_FAIL_MAX'),
   CHROMIUM_PATH: Type.String({
     default: '',
     description: 'Chromium binary to use instead of the one @sparticuz/chromium ships'

@@ -9,6 +9,7 @@ import type { BrowserContext, Page } from 'puppeteer-core'
 import type { BrowserPool, Logger } from '../browser-pool.js'
 import { AtCapacity, ServiceClosing, SessionCancelled, SessionNotFound, withContext, type ServiceError } from '../errors.js'
 import { foundryBase, loginToFoundry, matchWorld, type LoginParams, type LoginResult, type LoginTimeouts } from '../foundry-login.js'
+import { pageFunction } from '../foundry/page-scripts.js'
 import { preparePage, type PageSetupOptions } from '../page-setup.js'
 import type { ScreenshotStore } from '../screenshots.js'
 import { createSessionEvents } from './events.js'
@@ -275,9 +276,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     const { screenshots, screenshotUrl } = opts
     if (screenshots === undefined || screenshotUrl === undefined || entry.page === null) return undefined
     try {
-      await entry.page.evaluate(() => {
-        for (const i of Array.from(document.querySelectorAll<HTMLInputElement>('input[type=password], input[name*=password i]'))) i.value = ''
-      })
+      await entry.page.evaluate(pageFunction('common', 'clearPasswords'))
       const png = await entry.page.screenshot({ type: 'png' })
       return screenshotUrl(screenshots.put(entry.session.ownerId, png))
     } catch (err) {
@@ -301,7 +300,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
         return
       }
       // Foundry reloads /game after a long disconnect: it must get ready again.
-      page.waitForFunction('globalThis.game?.ready === true', { timeout: opts.timeouts.gameReady, polling: 250 })
+      page.waitForFunction(pageFunction('game', 'ready'), { timeout: opts.timeouts.gameReady, polling: 250 })
         .catch(() => {
           if (entry.session.status === 'active') lost('Foundry reloaded the game page and it did not get ready again')
         })

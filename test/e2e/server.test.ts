@@ -1,35 +1,17 @@
-// The service as `npm start` runs it: server.ts in its own process.
+// The service as `npm start` runs it: the compiled dist/server.js in its own
+// process (tap's before script builds it).
 // Start-up without configuration, refusal of bad configuration, and a
 // graceful SIGTERM that ends sessions and Chromium.
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { startFoundryStandin } from '../foundry/standin.js'
 import { startRelayStandin } from '../foundry/relay.js'
 import { encryptNode } from '../helper.js'
 import { GM, WORLD, alive, descendants, eventually } from './fixtures.js'
-
-interface Running { child: ChildProcess, out: () => string, err: () => string, base: () => string | null }
-
-function startServer (env: Record<string, string>): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
-  return {
-    child,
-    out: () => out,
-    err: () => err,
-    base: () => /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? null
-  }
-}
+import { startService } from './service-process.js'
 
 t.test('starts with no configuration, prints a generated API key once, and it works', async (t) => {
-  const s = startServer({ CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
+  const s = startService({ CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
   t.teardown(() => { s.child.kill('SIGKILL') })
   t.ok(await eventually(() => s.base() !== null, 30_000), 'listening')
   const key = /^\s+(fsk_[A-Za-z0-9_-]+)\s*$/m.exec(s.err())?.[1]
@@ -46,7 +28,7 @@ t.test('starts with no configuration, prints a generated API key once, and it wo
 })
 
 t.test('a bad configuration value stops start-up with the reason', async (t) => {
-  const s = startServer({ PORT: 'not-a-port', API_KEYS: 'k' })
+  const s = startService({ PORT: 'not-a-port', API_KEYS: 'k' })
   const [code] = await once(s.child, 'exit')
   t.equal(code, 1)
   t.match(s.err(), /Invalid configuration: .*PORT/)
@@ -56,7 +38,7 @@ t.test('SIGTERM ends every session and Chromium, then exits', async (t) => {
   const relay = await startRelayStandin()
   const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
   t.teardown(async () => { await standin.close(); await relay.close() })
-  const s = startServer({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
+  const s = startService({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
   t.teardown(() => { s.child.kill('SIGKILL') })
   t.ok(await eventually(() => s.base() !== null, 30_000), 'listening')
   const headers = { 'x-api-key': 'server-test-key' }

@@ -110,6 +110,8 @@ export interface StandinOptions {
   eulaSigned?: boolean
   /** Big scripts/images/audio and WebGL work on /game, for benchmarks. */
   heavyGame?: boolean | HeavyGameOptions
+  /** 'unknown': a join page whose form has neither a user list nor a user name field (as a future Foundry might). */
+  joinForm?: 'unknown'
 }
 
 export interface StandinRequest { method: string, path: string, contentType?: string, body?: unknown, status: number }
@@ -412,7 +414,8 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
       canvasDelayMs,
       skeletonStatic: generation >= 13,
       skeletonHtml: SKELETON,
-      heavy: name === 'game' ? heavyConfig() : null
+      heavy: name === 'game' ? heavyConfig() : null,
+      joinForm: opts.joinForm ?? null
     }
     return `(function (CONFIG) {\n${f.common}\n${f[name]}\n})(${JSON.stringify(cfg)});\n`
   }

@@ -79,8 +79,8 @@ t.test('admin password: / → /auth; setup needs auth; native form auth', async 
   t.same(await go.json(), {})
   t.equal(s.state().activeWorld, null, 'the launch is asynchronous')
   t.same(await (await get(s.url + 'api/status')).json(), { active: false, version: '13.351' })
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  t.equal(s.state().activeWorld, 'world-one')
+  for (let i = 0; i < 100 && s.state().activeWorld === null; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(s.state().activeWorld, 'world-one', 'then the world is active')
   const status = await (await get(s.url + 'api/status')).json() as Record<string, unknown>
   t.match(status, { active: true, version: '13.351', world: 'world-one', system: 'dnd5e', systemVersion: '5.0.4', users: 0, uptime: Number })
   t.equal((await get(s.url + 'setup', cookie)).headers.get('location'), '/join', '/setup while a world runs → /join')

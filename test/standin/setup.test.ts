@@ -86,22 +86,32 @@ t.test('setup and auth', async (t) => {
     await page.goto(s.url)
     const fine = await tile(page, 'fine')
     await page.waitForSelector('#telemetry-overlay button[data-action=no]')
-    await (await fine!.$('a.control.play'))!.click()
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    t.same(launchPosts(s), [], 'the click landed on the overlay')
+    const play = (await fine!.$('a.control.play'))!
+    const covered = async () => await play.evaluate((a) => {
+      const r = a.getBoundingClientRect()
+      return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2)?.closest('.app-overlay')?.id ?? null
+    })
+    t.equal(await covered(), 'telemetry-overlay', 'the telemetry overlay covers the play link')
+    await play.click()
+    await play.evaluate((a) => { (a as HTMLElement).click() })
     await page.click('#telemetry-overlay button[data-action=no]')
+    await until(() => s.requests.some((r) => r.method === 'POST' && (r.body as { action?: string } | undefined)?.action === 'telemetry'), 3000, 'telemetry answer')
     t.equal(await page.$('#telemetry-overlay'), null)
     t.ok(await page.$('.tour-overlay .tour-center-step [data-action=exit]'), 'a tour overlay is still up')
-    await (await fine!.$('a.control.play'))!.click()
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    t.same(launchPosts(s), [], 'the tour swallows the click too')
+    t.equal(await covered(), 'tour-overlay', 'the tour covers it too')
+    await play.click()
+    await play.evaluate((a) => { (a as HTMLElement).click() })
     await page.keyboard.press('Escape')
     t.equal(await page.$('.tour-overlay'), null, 'Escape ends the tour')
+    t.equal(await covered(), null, 'nothing covers the list any more')
 
     const locked = await tile(page, 'locked')
     await (await locked!.$('a.control.play'))!.click()
     await until(async () => await page.$('#notifications .notification.error'), 3000, 'error')
     t.equal(await page.$eval('#notifications .notification.error', (e) => e.textContent), 'PACKAGE.LaunchLocked')
+    // That later launch was answered: the clicks made while an overlay was
+    // up, pointer or script, would have been posted before it.
+    t.same(launchPosts(s).map((r) => (r.body as { world?: string }).world), ['locked'], 'no click reached "fine" while an overlay was up')
 
     const old = await tile(page, 'old')
     await (await old!.$('a.control.play'))!.click()
@@ -113,8 +123,8 @@ t.test('setup and auth', async (t) => {
 
     // A telemetry answer persists: the next load shows no overlay.
     await page.reload()
+    // The overlays are added in the same task that renders the list.
     await tile(page, 'fine')
-    await new Promise((resolve) => setTimeout(resolve, 100))
     t.equal(await page.$('#telemetry-overlay'), null, 'telemetry answered once')
     t.equal(await page.$('.tour-overlay'), null, 'tour progress remembered')
   })

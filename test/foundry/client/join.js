@@ -52,6 +52,7 @@ function build (selected) {
   const el = document.createElement(variant === 'v11' ? 'form' : 'section')
   el.id = 'join-game'
   el.className = 'app window-app'
+  if (CONFIG.joinForm === 'unknown') return buildUnknown(el)
   const title = esc(game.world?.title ?? '')
   if (variant === 'v11') {
     el.innerHTML = `<h2>Join Game Session</h2>
@@ -177,3 +178,18 @@ document.addEventListener('submit', async (ev) => {
     if (button) button.disabled = false
   }
 })
+
+// joinForm 'unknown': users arrive as usual, but the form picks the user with
+// buttons, with neither select[name=userid] nor #join-username.
+function buildUnknown (el) {
+  const users = game.users.contents.map((u) =>
+    `<button type="button" class="user-tile" data-user="${esc(u.id)}"${u.active ? ' disabled' : ''}>${esc(u.name)}</button>`).join('')
+  el.innerHTML = `<div class="join-world"><h2>${esc(game.world?.title ?? '')}</h2></div>
+    <form id="join-game-form" class="join-form">
+      <h2>Join Game Session</h2>
+      <div class="user-tiles">${users}</div>
+      ${passwordField('join-password')}
+      ${joinButton}
+    </form>`
+  return el
+}

@@ -122,6 +122,10 @@ document.addEventListener('click', (ev) => {
   const a = ev.target.closest?.('#worlds-list [data-action=worldLaunch]')
   if (!a) return
   ev.preventDefault()
+  // A modal overlay (telemetry prompt, tour, migration dialog) takes the
+  // clicks meant for the list beneath it; a script's click() is refused too,
+  // so a launch happens only once the overlay was dealt with.
+  if (document.querySelector('#telemetry-overlay, .tour-overlay, #migration-overlay') !== null) return
   const id = a.closest('li.package').dataset.packageId
   const world = game.data.worlds.find((w) => w.id === id)
   if (world?.needsMigration) showMigration(world)

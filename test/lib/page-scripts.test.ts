@@ -1,0 +1,124 @@
+// Page-side code (issue 8 §1): every function the service runs inside a
+// Chromium page comes from the plain JavaScript files in lib/foundry/page/,
+// loaded exactly as production loads them (pageFunction), and runs in a
+// blank page of real Chromium. A source check keeps inline functions (which
+// a compiler may rewrite, as tsx's `__name` did) out of puppeteer calls.
+import t from 'tap'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { WebSocketServer } from 'ws'
+import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource, type PageScript } from '../../lib/foundry/page-scripts.js'
+import { watchWebSockets } from '../../lib/websockets.js'
+import { fileBrowser, freshPage } from '../foundry/browser.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+function sourceFiles (dir: string): string[] {
+  const out: string[] = []
+  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+    const rel = join(dir, e.name)
+    if (e.isDirectory()) out.push(...sourceFiles(rel))
+    else if (e.name.endsWith('.ts')) out.push(rel)
+  }
+  return out
+}
+
+t.test('every puppeteer call that runs code in a page takes a page script, never an inline function', async (t) => {
+  const files = ['app.ts', 'server.ts', ...sourceFiles('lib'), ...sourceFiles('plugins'), ...sourceFiles('routes')]
+  const CALL = /\.(evaluate|evaluateHandle|evaluateOnNewDocument|waitForFunction|\$eval|\$\$eval)\(\s*/g
+  let calls = 0
+  for (const file of files) {
+    const src = readFileSync(join(ROOT, file), 'utf8')
+    for (const m of src.matchAll(CALL)) {
+      calls++
+      const rest = src.slice(m.index + m[0].length, m.index + m[0].length + 40)
+      const line = src.slice(0, m.index).split('\n').length
+      t.ok(/^pageFunction\(/.test(rest), `${file}:${line} ${m[1]}(${rest.split('\n')[0]}…) takes pageFunction(…)`)
+    }
+  }
+  t.ok(calls >= 10, `found the page calls (${calls})`)
+})
+
+t.test('the page scripts on disk are the ones the loader knows', async (t) => {
+  const onDisk = readdirSync(join(ROOT, 'lib/foundry/page')).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3)).sort()
+  t.same(onDisk, [...PAGE_SCRIPTS].sort())
+  for (const name of PAGE_SCRIPTS) {
+    t.equal(pageScriptSource(name), readFileSync(join(ROOT, 'lib/foundry/page', `${name}.js`), 'utf8').trimEnd(), `${name}.js is sent as written`)
+    t.notMatch(pageScriptSource(name), /__name|require\(|import /, `${name}.js needs nothing from Node or a bundler`)
+  }
+  // What puppeteer serialises is the function's source: the files' text.
+  const fn = pageFunction('join', 'probe')
+  t.ok(fn.toString().includes(pageScriptSource('join')), 'pageFunction\'s source holds join.js verbatim')
+  t.ok(fn.toString().includes(pageCallSource('join', 'probe')))
+})
+
+t.test('each page script runs in a blank page of real Chromium', async (t) => {
+  const browser = await fileBrowser(t)
+  const { page } = await freshPage(t, browser)
+  await page.goto('about:blank')
+
+  // Every exported function exists: evaluate each script's export list.
+  const expected: Record<PageScript, string[]> = {
+    common: ['errorCount', 'lastError', 'users', 'userCount', 'status', 'postJson', 'clearPasswords'],
+    document: ['reportCloseCodes', 'setNoCanvas', 'seedConnectionToken'],
+    auth: ['probe', 'submit', 'error'],
+    setup: ['ready', 'worlds', 'dismissOverlays', 'errorCount', 'launch', 'outcome', 'declineMigration'],
+    players: ['submit'],
+    join: ['worldTitle', 'probe', 'users', 'postJson', 'status'],
+    game: ['ready', 'info', 'otherPrimaryGm']
+  }
+  for (const name of PAGE_SCRIPTS) {
+    const keys = await page.evaluate(`Object.keys((${pageScriptSource(name)})(${name === 'common' ? '' : `(${pageScriptSource('common')})()`}))`)
+    t.same(keys, expected[name], `${name}.js exports what the driver calls`)
+  }
+
+  // Probes on a page that is none of Foundry's answer "nothing here", not an error.
+  t.equal(await page.evaluate(pageFunction('join', 'probe')), false)
+  t.equal(await page.evaluate(pageFunction('auth', 'probe')), false)
+  t.equal(await page.evaluate(pageFunction('setup', 'ready')), false)
+  t.same(await page.evaluate(pageFunction('setup', 'worlds')), [])
+  t.equal(await page.evaluate(pageFunction('setup', 'dismissOverlays')), 0)
+  t.equal(await page.evaluate(pageFunction('setup', 'launch'), 'w'), false)
+  t.equal(await page.evaluate(pageFunction('players', 'submit')), false)
+  t.equal(await page.evaluate(pageFunction('game', 'ready')), false)
+  t.match(await page.evaluate(pageFunction('game', 'info')), { userId: '', role: 0, foundryVersion: '' })
+  t.equal(await page.evaluate(pageFunction('game', 'otherPrimaryGm'), 'x'), false)
+  t.same(await page.evaluate(pageFunction('common', 'users')), [])
+  t.equal(await page.evaluate(pageFunction('common', 'lastError'), true), '')
+  t.equal(await page.evaluate(pageFunction('join', 'worldTitle')), '')
+
+  // Fed a page: game.users in the shapes Foundry versions use.
+  await page.setContent('<header id="main-header"><h1>My World</h1></header><select name="userid"><option value=""></option><option value="u1">GM</option><option value="u2" disabled>Other</option></select><div id="notifications"><p class="notification error">SETUP.WorldLaunchFailure</p></div><input type="password" value="secret">')
+  await page.evaluate(`globalThis.game = { ready: true, users: { size: 2, contents: [{ id: 'u1', name: 'GM', role: 4, active: false }, { _id: 'u2', name: 'Other', role: 4, active: false }] } }`)
+  t.equal(await page.evaluate(pageFunction('join', 'worldTitle')), 'My World')
+  t.same(await page.evaluate(pageFunction('join', 'probe')), { kind: 'select' })
+  t.same(await page.evaluate(pageFunction('join', 'users')), [{ id: 'u1', name: 'GM', role: 4, active: false }, { id: 'u2', name: 'Other', role: 4, active: true }])
+  t.equal(await page.evaluate(pageFunction('game', 'ready')), true)
+  t.equal(await page.evaluate(pageFunction('common', 'lastError'), false), 'SETUP.WorldLaunchFailure')
+  t.equal(await page.evaluate(pageFunction('setup', 'errorCount')), 1)
+  await page.evaluate(pageFunction('common', 'clearPasswords'))
+  t.equal(await page.evaluate('document.querySelector("input[type=password]").value'), '', 'password fields emptied')
+})
+
+t.test('the WebSocket close-code reporter, installed as production installs it, reports 4004 and 1008', async (t) => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise((resolve) => wss.once('listening', resolve))
+  t.teardown(() => { for (const c of wss.clients) c.terminate(); wss.close() })
+  wss.on('connection', (ws, req) => {
+    const code = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('close'))
+    ws.close(code, 'refused')
+  })
+  const port = (wss.address() as { port: number }).port
+  const browser = await fileBrowser(t)
+  const { page } = await freshPage(t, browser)
+  const watcher = await watchWebSockets(page)
+  t.teardown(async () => { await watcher.detach() })
+  await page.goto('about:blank')
+  await page.evaluate(`new WebSocket('ws://127.0.0.1:${port}/?id=a&close=4004'); new WebSocket('ws://127.0.0.1:${port}/relay?id=b&close=1008')`)
+  const taken = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'a' && c.closeCode !== undefined, 10_000)
+  t.equal(taken.closeCode, 4004)
+  const refused = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'b' && c.closeCode !== undefined, 10_000)
+  t.equal(refused.closeCode, 1008)
+  t.equal(await page.evaluate('WebSocket.name'), 'Watched', 'the page\'s WebSocket is the watched one')
+})

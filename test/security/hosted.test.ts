@@ -1,0 +1,145 @@
+// A hosted instance deployed from fly.toml is safe by default: its
+// environment is public-only with Fly's client address trusted, the
+// handshake refuses Fly's private network, private ranges and loopback, and
+// a public Foundry whose page redirects or links into them is cut off in
+// the browser.
+import t from 'tap'
+import http from 'node:http'
+import { readFileSync } from 'node:fs'
+import { parse } from 'smol-toml'
+import Fastify from 'fastify'
+import service, { REDACT, serverOptions } from '../../app.js'
+import { loadConfig } from '../../plugins/config.js'
+import { launchChromium, resolveChromium } from '../../lib/chromium.js'
+import { preparePage } from '../../lib/page-setup.js'
+import { createUrlPolicy, type Resolver } from '../../lib/url-policy.js'
+import { API_KEY, expectError, testEnv } from '../helper.js'
+import { eventually } from '../e2e/fixtures.js'
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+const fly = parse(readFileSync(new URL('../../fly.toml', import.meta.url), 'utf8')) as { env?: Record<string, string> }
+const flyEnv = fly.env ?? {}
+
+/**
+ * Names as Fly's DNS would answer them: other apps' `.internal` names are on
+ * its private IPv6 network; `foundry.example` plays a public Foundry.
+ */
+const flyDns: Resolver = async (host) => {
+  if (host.endsWith('.internal')) return ['fdaa:0:1:a7b:1::3']
+  if (host === 'foundry.example') return ['93.184.216.34']
+  if (host === 'localhost') return ['127.0.0.1', '::1']
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' })
+}
+
+t.test('fly.toml deploys public-only, trusting Fly-Client-IP', async (t) => {
+  t.equal(flyEnv.FOUNDRY_URL_POLICY, 'public-only')
+  t.equal(flyEnv.TRUST_PROXY, 'fly')
+  const config = loadConfig({ env: flyEnv, processEnv: false })
+  t.equal(config.FOUNDRY_URL_POLICY, 'public-only', 'the service accepts fly.toml\'s environment')
+  t.equal(config.TRUST_PROXY, 'fly')
+})
+
+t.test('the handshake of an instance run with fly.toml\'s environment refuses private addresses', async (t) => {
+  const app = Fastify({ ...serverOptions, logger: { level: 'silent', redact: REDACT } })
+  await app.register(service, { env: { ...testEnv, ...flyEnv }, processEnv: false, resolve: flyDns })
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  const hs = async (url: string) => await app.inject({
+    method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'Gamemaster' }
+  })
+  for (const url of [
+    'http://other-app.internal:30000/', 'https://my-foundry.flycast.internal/', 'http://[fdaa:0:1:a7b:1::3]:30000/', 'http://[fc00::1]/', 'http://[fd12:3456::1]/',
+    'http://10.0.0.1/', 'http://10.255.255.254:30000/', 'http://172.16.0.1/', 'http://172.31.255.254/', 'http://192.168.0.1/', 'http://192.168.255.254/',
+    'http://100.64.0.1/', 'http://100.127.255.254/', 'http://127.0.0.1:30000/', 'http://127.1.2.3/', 'http://[::1]:30000/', 'http://localhost:30000/',
+    'http://[::ffff:10.0.0.1]/', 'http://[::ffff:127.0.0.1]/'
+  ]) {
+    const res = await hs(url)
+    expectError(t, res, 400, 'INVALID_FOUNDRY_URL')
+    t.match(res.json().error, /FOUNDRY_URL_POLICY=public-only/, `${url}: refused by the policy, not for another reason`)
+  }
+  t.equal((await hs('https://foundry.example/')).statusCode, 200, 'a public Foundry is accepted')
+  t.equal(app.keystore.size(), 1, 'only that handshake was stored')
+})
+
+async function server (t: Tap, handler: http.RequestListener): Promise<{ port: number, hits: string[] }> {
+  const hits: string[] = []
+  const s = http.createServer((req, res) => { hits.push(`${req.headers.host ?? ''}${req.url ?? ''}`); handler(req, res) })
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { s.closeAllConnections(); s.close() })
+  return { port: (s.address() as { port: number }).port, hits }
+}
+
+t.test('in the browser: a public Foundry page cannot redirect or link into private ranges', async (t) => {
+  // Tests reach loopback only. Chromium maps `foundry.example` and every
+  // `*.internal` name to 127.0.0.1 (host-resolver rules), as Fly's network
+  // would route them; the policy resolves them as Fly's DNS would (flyDns).
+  // The public site's own connection lands on loopback, which stands for
+  // the internet here, so the address check counts it as the public address
+  // it plays; every other address goes through the policy unchanged.
+  const internal = await server(t, (_req, res) => { res.end('internal secret') })
+  const targets = [
+    `http://other-app.internal:${internal.port}/secret`,
+    `http://[fdaa:0:1:a7b:1::3]:${internal.port}/`,
+    `http://10.1.2.3:${internal.port}/`,
+    `http://172.16.0.5:${internal.port}/`,
+    `http://192.168.1.10:${internal.port}/`,
+    `http://100.64.0.7:${internal.port}/`,
+    `http://127.0.0.1:${internal.port}/`,
+    `http://localhost:${internal.port}/`
+  ]
+  const site = await server(t, (req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x')
+    if (u.pathname === '/redirect') { res.writeHead(302, { location: u.searchParams.get('to') ?? '/' }); res.end(); return }
+    res.setHeader('content-type', 'text/html')
+    res.end(`<a id="link" href="${targets[0]}">internal</a>` + targets.map((u) => `<img src="${u}img">`).join(''))
+  })
+  const resolved = await resolveChromium({
+    executablePath: process.env.CHROMIUM_PATH ?? '',
+    args: ['--host-resolver-rules=MAP foundry.example 127.0.0.1, MAP *.internal 127.0.0.1']
+  })
+  const browser = await launchChromium(resolved)
+  t.teardown(async () => { await browser.close().catch(() => {}) })
+  const policy = createUrlPolicy({ mode: flyEnv.FOUNDRY_URL_POLICY as 'public-only', resolve: flyDns })
+  const context = await browser.createBrowserContext()
+  let blocked = 0
+  const guarded = async () => {
+    const page = await context.newPage()
+    const prepared = await preparePage(page, {
+      blockResources: [],
+      noCanvas: false,
+      allowRequest: async (url) => {
+        const ok = await policy.allowRequest(url)
+        if (!ok) blocked++
+        return ok
+      },
+      allowAddress: (ip) => policy.allowAddress(ip === '127.0.0.1' ? '93.184.216.34' : ip)
+    })
+    return { page, prepared }
+  }
+  const origin = `http://foundry.example:${site.port}`
+
+  const { page } = await guarded()
+  const home = await page.goto(`${origin}/`)
+  t.equal(home?.status(), 200, 'the public Foundry page loads')
+
+  for (const target of targets) {
+    await t.rejects(page.goto(`${origin}/redirect?to=${encodeURIComponent(target)}`), /ERR_BLOCKED_BY_CLIENT/, `a redirect to ${target} is refused`)
+  }
+
+  // Links, images and scripts of a page that loaded (a fresh tab, no
+  // navigation of the redirects above still settling).
+  const { page: linking } = await guarded()
+  await linking.goto(`${origin}/`)
+  const fetched = await linking.evaluate(async (urls: string[]) => await Promise.all(urls.map(async (u) => {
+    try { await fetch(u, { mode: 'no-cors' }); return `reached ${u}` } catch { return 'refused' }
+  })), targets)
+  t.same(fetched, targets.map(() => 'refused'), 'page scripts cannot fetch them')
+  const before = blocked
+  await linking.click('#link')
+  t.ok(await eventually(() => blocked > before, 5000), 'following a link into Fly\'s private network is refused')
+
+  t.same(internal.hits, [], 'nothing reached the internal server')
+  t.ok(blocked >= targets.length * 3, `the guard refused ${blocked} requests`)
+  t.ok(site.hits.length >= 3, 'the public site itself was reached')
+})
