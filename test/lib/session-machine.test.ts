@@ -6,7 +6,7 @@ import {
 } from '../../lib/session/machine.js'
 import type { Lifecycle } from '../../lib/session/types.js'
 
-const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000 }
+const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, moduleReviveAfterMs: 10_000 }
 
 /** Drive the machine through events at given times; keep every effect. */
 function drive (steps: Array<[number, MachineEvent]>, config = CONFIG, start = 0): { state: Lifecycle, effects: Effect[][] } {
