@@ -14,6 +14,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The console's page and style sheet (its scripts are compiled into dist/public).
+COPY --from=build /app/public ./public
 ENV HOST=0.0.0.0 PORT=3010
 EXPOSE 3010
 USER node

@@ -5,6 +5,7 @@ import sensible from '@fastify/sensible'
 import config, { type ConfigOptions } from './plugins/config.js'
 import errorHandler, { clientErrorHandler } from './plugins/error-handler.js'
 import accessLog from './plugins/access-log.js'
+import securityHeaders from './plugins/helmet.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import urlPolicy, { type UrlPolicyPluginOptions } from './plugins/url-policy.js'
 import rateLimits from './plugins/rate-limit.js'
@@ -14,6 +15,8 @@ import browserPool from './plugins/browser-pool.js'
 import sessions from './plugins/sessions.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
+import eventRoutes from './routes/events.js'
+import consoleRoutes from './routes/console.js'
 
 export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPluginOptions {}
 
@@ -22,6 +25,7 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(sensible)
   await fastify.register(errorHandler)
   await fastify.register(accessLog)
+  await fastify.register(securityHeaders) // before any route: headers on everything served
   await fastify.register(rateLimits)
   await fastify.register(auth, opts)
   await fastify.register(urlPolicy, opts)
@@ -31,6 +35,8 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(sessions)
   await fastify.register(healthRoutes)
   await fastify.register(sessionRoutes)
+  await fastify.register(eventRoutes)
+  await fastify.register(consoleRoutes)
 }
 
 export default fp(service, { name: 'service', fastify: '5.x' })

@@ -2,6 +2,7 @@
 // (see the README's table); nothing is needed for a local start.
 import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
+import pretty from 'pino-pretty'
 import service, { REDACT, serverOptions } from './app.js'
 import { ConfigError, loadConfig } from './plugins/config.js'
 
@@ -13,7 +14,18 @@ try {
   process.exit(1)
 }
 
-const app = Fastify({ ...serverOptions, logger: { level: logLevel, redact: REDACT } })
+// Readable, coloured lines for a person at a terminal; JSON lines for
+// everything else (log collectors, Fly's log shipper, pipes).
+const app = Fastify({
+  ...serverOptions,
+  logger: {
+    level: logLevel,
+    redact: REDACT,
+    ...(process.stdout.isTTY === true
+      ? { stream: pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }) }
+      : {})
+  }
+})
 
 await app.register(service, {
   onGeneratedKey (key) {
@@ -39,7 +51,7 @@ closeWithGrace({ delay: 25_000 }, async ({ signal, err }) => {
 try {
   await app.ready()
   await app.listen({ host: app.config.HOST, port: app.config.PORT })
-  app.log.info({ docs: '/docs' }, 'API documentation and try-it console at /docs')
+  app.log.info({ docs: '/docs', console: '/console' }, 'API documentation at /docs; a browser console that starts sessions at /console')
 } catch (err) {
   app.log.error({ err }, 'start-up failed')
   await app.close().catch(() => {})

@@ -18,7 +18,7 @@ export interface BareLogin {
   /**
    * After the upgrade, wait this long for the relay not to close the
    * connection (the service's check for a refused module 2.x connection,
-   * close 4004, in lib/foundry-login.ts: MODULE_STABLE_MS, 250 ms). Default 0.
+   * close 4004, in lib/foundry/module-connection.ts: MODULE_STABLE_MS, 250 ms). Default 0.
    */
   stableMs?: number
 }

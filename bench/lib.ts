@@ -1,7 +1,7 @@
 // Shared pieces of the benchmarks: statistics, tables, process trees and
 // their proportional set size, child processes, Foundry stand-ins.
 import { fork, type ChildProcess } from 'node:child_process'
-import puppeteer from 'puppeteer-core'
+import puppeteer, { type CDPSession } from 'puppeteer-core'
 import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -100,13 +100,11 @@ export function cpuSeconds (pid: number): number {
 }
 
 /**
- * A full garbage collection in every page of every Chromium below `pid`,
- * through each browser's own DevTools endpoint (its DevToolsActivePort
- * file). V8's memory reducer does the same on its own within about 30 s of
- * idling; forcing it measures that steady state without the wait, for the
- * service and the reference alike.
+ * Run `fn` on a fresh DevTools session of every page of every Chromium below
+ * `pid`, through each browser's own DevTools endpoint (its DevToolsActivePort
+ * file), the service's and the references' alike.
  */
-export async function collectGarbage (pid: number): Promise<number> {
+async function eachPage (pid: number, fn: (s: CDPSession) => Promise<void>): Promise<number> {
   let pages = 0
   for (const p of tree(pid)) {
     let cmd: string[]
@@ -123,7 +121,7 @@ export async function collectGarbage (pid: number): Promise<number> {
     try {
       await Promise.all(browser.targets().filter((t) => t.type() === 'page').map(async (t) => {
         const s = await t.createCDPSession()
-        await s.send('HeapProfiler.collectGarbage').catch(() => {})
+        await fn(s).catch(() => {})
         await s.detach().catch(() => {})
         pages++
       }))
@@ -132,6 +130,23 @@ export async function collectGarbage (pid: number): Promise<number> {
     }
   }
   return pages
+}
+
+/**
+ * A full garbage collection in every page of every Chromium below `pid`.
+ * V8's memory reducer does the same on its own within about 30 s of
+ * idling; forcing it measures that steady state without the wait, for the
+ * service and the reference alike.
+ */
+export async function collectGarbage (pid: number): Promise<number> {
+  return await eachPage(pid, async (s) => { await s.send('HeapProfiler.collectGarbage') })
+}
+
+/** Live JavaScript heap of every page below `pid` (V8's usedSize, after a GC), MB. */
+export async function jsHeapMB (pid: number): Promise<number> {
+  let bytes = 0
+  await eachPage(pid, async (s) => { bytes += (await s.send('Runtime.getHeapUsage')).usedSize })
+  return bytes / 2 ** 20
 }
 
 const children = new Set<ChildProcess>()
@@ -161,9 +176,10 @@ export interface Child {
 /** Fork a TypeScript entry point of bench/ with IPC; resolves on its first message ({ready: …}). */
 export async function forkChild<R> (entry: string, env: Record<string, string>): Promise<{ child: Child, ready: R }> {
   const proc = fork(join(BENCH_DIR, entry), [], {
-    execArgv: ['--import', 'tsx'],
+    // BENCH_CHILD_NODE_ARGS: more Node flags for the children (e.g. --cpu-prof).
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')],
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+    stdio: ['ignore', process.env.BENCH_CHILD_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit', 'ipc']
   })
   children.add(proc)
   let seq = 0
@@ -228,7 +244,7 @@ export interface Stage {
   relay: RelayStandin
   /** Foundry servers with the world running, one Gamemaster each (distinct ids for the relay). */
   running: Foundry[]
-  /** The same with a light /game (no heavyGame): only with BENCH_FULL=1, else empty. */
+  /** The same with a light /game (no heavyGame): 20, or 100 with BENCH_FULL=1 (idle CPU at 50 sessions, twice). */
   light: Foundry[]
   close: () => Promise<void>
 }
@@ -257,7 +273,7 @@ export async function startStage (n: number): Promise<Stage> {
   // The stand-in builds its big script on first request: not a cost to measure.
   for (const f of running) await fetch(new URL('scripts/heavy.js', f.standin.url)).then(async (r) => await r.arrayBuffer())
   const light: Foundry[] = []
-  if (FULL) for (let i = 0; i < 10; i++) light.push(await startFoundry(relay, 500 + i, true, false))
+  for (let i = 0; i < (FULL ? 100 : 20); i++) light.push(await startFoundry(relay, 500 + i, true, false))
   return {
     relay,
     running,

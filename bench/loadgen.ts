@@ -16,6 +16,8 @@ export interface LoadOptions {
 
 export interface LoadResult {
   requests: number
+  /** Every response, warm-up and the last in-flight ones included. */
+  total: number
   /** Responses with a status other than 2xx. */
   non2xx: number
   statuses: Record<number, number>
@@ -33,6 +35,7 @@ export async function load (o: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = []
   const statuses: Record<number, number> = {}
   let requests = 0
+  let total = 0
   let non2xx = 0
   const t0 = performance.now()
   const recordFrom = t0 + (o.warmupMs ?? 0)
@@ -57,6 +60,7 @@ export async function load (o: LoadOptions): Promise<LoadResult> {
       const status = Number(headText.slice(9, 12))
       buf = buf.subarray(h + 4 + len)
       const now = performance.now()
+      total++
       if (sentAt >= recordFrom && now <= end) {
         latencies.push(now - sentAt)
         requests++
@@ -85,5 +89,5 @@ export async function load (o: LoadOptions): Promise<LoadResult> {
 
   await Promise.all(Array.from({ length: o.connections }, client))
   const span = (end - Math.max(recordFrom, recordStart === 0 ? recordFrom : recordFrom)) / 1000
-  return { requests, non2xx, statuses, rps: requests / span, latencies }
+  return { requests, total, non2xx, statuses, rps: requests / span, latencies }
 }

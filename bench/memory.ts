@@ -3,8 +3,9 @@
 // stand-ins, against a reference that launches one Chromium per session.
 import { startSession } from './client.js'
 import {
-  collectGarbage, cpuSeconds, forkChild, fmt, FULL, median, log, pssMB, QUICK, serviceEnv, sleep, table, type Child, type Stage
+  collectGarbage, cpuSeconds, forkChild, fmt, FULL, median, log, p99, pssMB, QUICK, ratio, serviceEnv, sleep, table, type Child, type Stage
 } from './lib.js'
+import { moduleRequests } from './module-request.js'
 
 export interface MemoryPoint { sessions: number, mb: number, procs: number }
 export interface MemorySeries { name: string, points: MemoryPoint[], idleCpuPct?: number, openMs: number[] }
@@ -14,7 +15,8 @@ const LEVELS = QUICK ? [1, 10] : [1, 10, 50]
 /** The reference to 50 sessions (50 whole Chromiums) only with BENCH_FULL=1: it alone takes minutes. */
 const REF_LEVELS = FULL ? LEVELS : [1, 10]
 const UNTUNED = { PAGE_NO_CANVAS: 'false', PAGE_BLOCK_RESOURCES: 'none' }
-const OPEN_CONCURRENCY = 4
+/** Logins opened at once (BENCH_OPEN_CONCURRENCY; fewer on a loaded host, where four heavy logins can time out). */
+const OPEN_CONCURRENCY = Number(process.env.BENCH_OPEN_CONCURRENCY ?? 4)
 
 /**
  * PSS in the steady state: after a full GC in every page (what V8 does by
@@ -95,7 +97,7 @@ export async function benchMemory (stage: Stage): Promise<MemoryResult> {
   }
   // A light /game shows what the process model alone saves (BENCH_FULL=1).
   const light: MemorySeries[] = []
-  if (stage.light.length >= 10) {
+  if (FULL && stage.light.length >= 10) {
     light.push(await svc('light /game: service (defaults)', [1, 10], true, false, stage.light))
     light.push(await reference('light /game: reference', [1, 10], stage.light, false))
   }
@@ -125,45 +127,98 @@ export async function benchMemory (stage: Stage): Promise<MemoryResult> {
   return { series: [...out, ...light], markdown }
 }
 
-export interface TuningRow { name: string, env: Record<string, string>, perSessionMB: number, loginMs: number }
+export interface TuningRow {
+  name: string
+  env: Record<string, string>
+  perSessionMB: number
+  loginMs: number
+  /** CPU seconds of the whole tree (Node + Chromium) per login. */
+  loginCpuS: number
+  /** Module request round trips (bench/module-request.ts), ms. */
+  moduleMs: number[]
+  /** CPU ms of the whole tree per module request. */
+  moduleCpuMs: number
+  /** Logins that failed and were retried. */
+  failures: number
+}
+
+const flags = (...f: string[]): Record<string, string> => ({ CHROMIUM_ARGS: f.join(' ') })
 
 /**
- * What each tuning costs and saves: PSS per session at 10 sessions (over
- * the tree at 0) and the median login, with one setting changed at a time.
- * Not in the default run (`npm run bench -- tuning`, about 4 minutes).
+ * The settings tried one at a time: the page's (PAGE_*), then Chromium and
+ * V8 flags through CHROMIUM_ARGS on top of the defaults.
  */
-export async function benchTuning (stage: Stage): Promise<{ rows: TuningRow[], markdown: string }> {
-  const n = QUICK ? 6 : 10
+export const TUNING_VARIANTS: Array<{ name: string, env: Record<string, string> }> = [
+  { name: 'defaults', env: {} },
+  { name: 'images, media and fonts loaded (PAGE_BLOCK_RESOURCES=none)', env: { PAGE_BLOCK_RESOURCES: 'none' } },
+  { name: 'canvas on (PAGE_NO_CANVAS=false)', env: { PAGE_NO_CANVAS: 'false' } },
+  { name: 'defaults, FOUNDRY_URL_POLICY=any (no request guard)', env: { FOUNDRY_URL_POLICY: 'any' } },
+  { name: '--js-flags=--max-semi-space-size=1', env: flags('--js-flags=--max-semi-space-size=1') },
+  { name: '--js-flags=--optimize-for-size', env: flags('--js-flags=--optimize-for-size') },
+  { name: '--js-flags=--bytecode-old-age=1', env: flags('--js-flags=--bytecode-old-age=1') },
+  { name: '--js-flags=--single-threaded-gc', env: flags('--js-flags=--single-threaded-gc') },
+  { name: '--js-flags=--lite-mode', env: flags('--js-flags=--lite-mode') },
+  { name: '--enable-low-end-device-mode', env: flags('--enable-low-end-device-mode') },
+  { name: '--disable-features=BackForwardCache', env: flags('--disable-features=BackForwardCache') },
+  { name: 'defaults (again, for drift)', env: {} }
+]
+
+/**
+ * What each setting costs and saves: PSS per session at n sessions (over
+ * the tree at 0), the median login and the module request round trip,
+ * one setting changed at a time. Not in the default run (`npm run bench --
+ * tuning`); BENCH_VARIANTS=<regexp> runs only the matching variants.
+ */
+export async function benchTuning (stage: Stage, variants = TUNING_VARIANTS): Promise<{ rows: TuningRow[], markdown: string }> {
+  const n = Number(process.env.BENCH_TUNING_SESSIONS ?? (QUICK ? 6 : 10))
+  const rounds = QUICK ? 3 : 5
   const env = serviceEnv({ MAX_SESSIONS: String(n + 5), MAX_SESSIONS_PER_KEY: String(n + 5) })
-  const variants: Array<{ name: string, env: Record<string, string> }> = [
-    { name: 'defaults', env: {} },
-    { name: 'images, media and fonts loaded (PAGE_BLOCK_RESOURCES=none)', env: { PAGE_BLOCK_RESOURCES: 'none' } },
-    { name: 'canvas on (PAGE_NO_CANVAS=false)', env: { PAGE_NO_CANVAS: 'false' } },
-    { name: 'both off', env: UNTUNED },
-    { name: 'defaults + CHROMIUM_ARGS=--js-flags=--lite-mode', env: { CHROMIUM_ARGS: '--js-flags=--lite-mode' } },
-    { name: 'defaults, FOUNDRY_URL_POLICY=any (no request guard)', env: { FOUNDRY_URL_POLICY: 'any' } }
-  ]
+  const only = process.env.BENCH_VARIANTS !== undefined ? new RegExp(process.env.BENCH_VARIANTS) : null
   const rows: TuningRow[] = []
-  for (const v of variants) {
+  for (const v of variants.filter((x, i) => i === 0 || only === null || only.test(x.name))) {
     const { child, ready } = await forkChild<{ port: number }>('service-proc.ts', { ...env, ...v.env })
     try {
       const base = await measure(child.pid)
       const ms: number[] = []
+      const clientIds: string[] = []
+      let failures = 0
       log(`tuning: ${v.name}: ${n} sessions`)
-      await fill(0, n, async (i) => {
-        const r = await startSession(ready.port, stage.running[i]!)
-        if (r.status !== 200) throw new Error(`start-session ${r.status} ${r.code ?? ''}`)
-        return r.ms
-      }, ms)
+      const cpu0 = cpuSeconds(child.pid)
+      try {
+        await fill(0, n, async (i) => {
+          // On a loaded host a login can time out: retry twice, and count it.
+          for (let attempt = 0; ; attempt++) {
+            const r = await startSession(ready.port, stage.running[i]!)
+            if (r.status === 200 && r.clientId !== undefined) { clientIds.push(r.clientId); return r.ms }
+            failures++
+            log(`tuning: ${v.name}: start-session ${r.status} ${r.code ?? ''}`)
+            if (attempt >= 2) throw new Error(`start-session ${r.status} ${r.code ?? ''}`)
+          }
+        }, ms)
+      } catch (err) {
+        // A setting that breaks logins is a result too: its row says so.
+        log(`tuning: ${v.name}: gave up (${(err as Error).message})`)
+        rows.push({ name: v.name, env: v.env, perSessionMB: NaN, loginMs: NaN, loginCpuS: NaN, moduleMs: [], moduleCpuMs: NaN, failures })
+        continue
+      }
+      const loginCpuS = (cpuSeconds(child.pid) - cpu0) / n
       const at = await measure(child.pid)
-      rows.push({ name: v.name, env: v.env, perSessionMB: (at.mb - base.mb) / n, loginMs: median(ms) })
+      const cpu1 = cpuSeconds(child.pid)
+      const moduleMs = await moduleRequests(stage.relay, clientIds, rounds)
+      const moduleCpuMs = (cpuSeconds(child.pid) - cpu1) * 1000 / moduleMs.length
+      const row = { name: v.name, env: v.env, perSessionMB: (at.mb - base.mb) / n, loginMs: median(ms), loginCpuS, moduleMs, moduleCpuMs, failures }
+      log(`tuning: ${v.name}: ${fmt(row.perSessionMB, 1)} MB a session, login ${fmt(row.loginMs, 0)} ms (${fmt(loginCpuS, 2)} CPU s), module request ${fmt(median(moduleMs), 1)} ms (${fmt(moduleCpuMs, 1)} CPU ms)`)
+      rows.push(row)
     } finally {
       await child.close()
     }
   }
   const d = rows[0]!
+  const signed = (x: number, digits: number): string => `${x >= 0 ? '+' : ''}${fmt(x, digits)}`
   const markdown = table(`Tuning, one setting at a time: ${n} sessions opened ${OPEN_CONCURRENCY} at a time (heavy /game)`,
-    ['variant', 'MB per session', 'vs defaults', 'median login ms', 'vs defaults'],
-    rows.map((r) => [r.name, fmt(r.perSessionMB, 1), `${r.perSessionMB >= d.perSessionMB ? '+' : ''}${fmt(r.perSessionMB - d.perSessionMB, 1)}`, fmt(r.loginMs, 0), `${r.loginMs >= d.loginMs ? '+' : ''}${fmt(r.loginMs - d.loginMs, 0)}`]))
+    ['variant', 'MB per session', 'vs defaults', 'login p50 ms', 'login CPU s', 'vs defaults', 'module request p50 ms', 'p99 ms', 'CPU ms', 'vs defaults', 'failed logins'],
+    rows.map((r) => [r.name, fmt(r.perSessionMB, 1), signed(r.perSessionMB - d.perSessionMB, 1), fmt(r.loginMs, 0),
+      fmt(r.loginCpuS, 2), ratio(r.loginCpuS, d.loginCpuS), fmt(median(r.moduleMs), 1), fmt(p99(r.moduleMs), 1), fmt(r.moduleCpuMs, 1),
+      ratio(r.moduleCpuMs, d.moduleCpuMs), String(r.failures)]))
   return { rows, markdown }
 }

@@ -10,13 +10,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { benchBurst } from './burst.js'
+import { benchDensity } from './density.js'
 import { barChart, lineChart } from './chart.js'
 import { benchHandshake } from './handshake.js'
 import { benchLogin } from './login.js'
 import { benchMemory, benchTuning } from './memory.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
 
-const ALL = ['handshake', 'login', 'memory', 'burst'] as const
+const ALL = ['handshake', 'login', 'memory', 'burst', 'density'] as const
 const EXTRA = ['tuning'] as const
 type Name = typeof ALL[number] | typeof EXTRA[number]
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
@@ -71,6 +72,11 @@ try {
   if (run.has('burst')) {
     const r = await benchBurst(stage)
     json.burst = r.runs
+    print(r.markdown)
+  }
+  if (run.has('density')) {
+    const r = await benchDensity(stage)
+    json.density = { memory: r.memory, idle: r.idle }
     print(r.markdown)
   }
 } finally {

@@ -21,6 +21,8 @@ async function close (): Promise<void> {
 process.on('message', (m: { type?: string, id?: number }) => {
   if (m.type === 'close') void close()
   else if (m.type === 'chromium') process.send?.({ id: m.id, pid: app.browserPool.pid() })
+  // This Node process's own CPU time (µs), without Chromium's.
+  else if (m.type === 'cpu') process.send?.({ id: m.id, ...process.cpuUsage() })
 })
 process.on('disconnect', () => { void close() })
 process.send?.({ ready: { port, chromiumPid: app.browserPool.pid() } })

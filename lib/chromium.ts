@@ -49,7 +49,10 @@ export interface ResolvedChromium {
 export async function resolveChromium (opts: ChromiumLaunchOptions = {}): Promise<ResolvedChromium> {
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
   if (opts.executablePath !== undefined && opts.executablePath !== '') {
-    const args = [...EXTRA, ...(opts.args ?? [])]
+    // From Chromium 144, software WebGL (SwiftShader, the only WebGL on a
+    // host without a GPU) needs this flag; Foundry's canvas (noCanvas: false)
+    // cannot start without WebGL. @sparticuz/chromium's own flags carry it.
+    const args = [...EXTRA, '--enable-unsafe-swiftshader', ...(opts.args ?? [])]
     // Chromium refuses to start as root inside its sandbox.
     if (asRoot) args.push('--no-sandbox')
     const shell = /headless[-_]shell/.test(opts.executablePath)
@@ -70,12 +73,33 @@ export async function resolveChromium (opts: ChromiumLaunchOptions = {}): Promis
   }
 }
 
+/**
+ * Chromium reads only the last --js-flags switch: merge every one into a
+ * single switch (V8 flags separated by spaces), at the place of the first,
+ * so CHROMIUM_ARGS can add V8 flags to the defaults instead of replacing them.
+ */
+export function mergeJsFlags (args: readonly string[]): string[] {
+  const v8: string[] = []
+  const out: string[] = []
+  let at = -1
+  for (const a of args) {
+    if (!a.startsWith('--js-flags=')) { out.push(a); continue }
+    if (at === -1) { at = out.length; out.push('') }
+    const value = a.slice('--js-flags='.length).replace(/^(["'])(.*)\1$/, '$2').trim()
+    if (value !== '') v8.push(value)
+  }
+  if (at === -1) return out
+  if (v8.length === 0) out.splice(at, 1)
+  else out[at] = `--js-flags=${v8.join(' ')}`
+  return out
+}
+
 /** Launch one Chromium process. Signals are left to the service's own shutdown. */
 export async function launchChromium (resolved: ResolvedChromium, extra: { protocolTimeout?: number } = {}): Promise<Browser> {
   return await puppeteer.launch({
     executablePath: resolved.executablePath,
-    // puppeteer mutates the array it is given: always pass a copy.
-    args: [...resolved.args],
+    // puppeteer mutates the array it is given: always pass a fresh one.
+    args: mergeJsFlags(resolved.args),
     headless: resolved.headless,
     handleSIGINT: false,
     handleSIGTERM: false,

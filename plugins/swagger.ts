@@ -17,7 +17,8 @@ const docs: FastifyPluginAsync = async (fastify) => {
         description: 'Headless Foundry VTT Gamemaster sessions for the Foundry REST API module. ' +
           'Flow: POST /session-handshake → encrypt {"password","nonce"} with RSA-OAEP → POST /start-session → GET /session → DELETE /end-session.\n\n' +
           'Every error is {statusCode, code, error}; each route lists its codes by status. ' +
-          `A path no route serves is ${CATALOGUE.ROUTE_NOT_FOUND.status} \`ROUTE_NOT_FOUND\`: ${CATALOGUE.ROUTE_NOT_FOUND.when}.`,
+          `A path no route serves is ${CATALOGUE.ROUTE_NOT_FOUND.status} \`ROUTE_NOT_FOUND\`: ${CATALOGUE.ROUTE_NOT_FOUND.when}.\n\n` +
+          'To start and watch sessions from a browser without writing code, use the [console](/console).',
         version: '0.1.0'
       },
       components: {
@@ -36,7 +37,8 @@ const docs: FastifyPluginAsync = async (fastify) => {
   })
   await fastify.register(swaggerUi, {
     routePrefix: DOCS_PATH,
-    uiConfig: { persistAuthorization: false, tryItOutEnabled: true }
+    // No validator badge: it would load an image from validator.swagger.io.
+    uiConfig: { persistAuthorization: false, tryItOutEnabled: true, validatorUrl: null }
   })
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { isFinal, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
 import { ScreenshotNotFound } from '../lib/errors.js'
 import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
@@ -8,6 +9,7 @@ import {
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { keystore, sessions, config, urlPolicy, screenshots } = fastify
+  const instanceIdJson = JSON.stringify(config.instanceId)
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.post('/session-handshake', {
@@ -24,7 +26,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     preHandler: fastify.handshakeRateLimit,
     config: { accessLog: 'debug' }
-  }, async function (request) {
+  }, async function (request, reply) {
     const headers = request.headers
     const url = await urlPolicy.check(headers['x-foundry-url'])
     const worldName = headers['x-world-name']?.trim()
@@ -34,17 +36,15 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       username: headers['x-username'],
       ...(worldName !== undefined && worldName !== '' ? { worldName } : {})
     })
-    return {
-      token: h.token,
-      publicKey: h.publicKey,
-      nonce: h.nonce,
-      expires: h.expires,
-      expiresAt: new Date(h.expires).toISOString(),
-      instanceId: config.instanceId,
-      foundryUrl: h.foundryUrl,
-      username: h.username,
-      ...(h.worldName !== undefined ? { worldName: h.worldName } : {})
-    }
+    // The reply (HandshakeReply) written out here rather than by the
+    // schema's serializer: the PEM key, four fifths of the body, is
+    // serialised once per key pair (keystore), not once per handshake. A
+    // string payload with a JSON content type is sent as it is.
+    return (reply as FastifyReply).type('application/json; charset=utf-8').send(
+      `{"token":"${h.token}","publicKey":${h.publicKeyJson},"nonce":"${h.nonce}","expires":${h.expires},` +
+      `"expiresAt":"${new Date(h.expires).toISOString()}","instanceId":${instanceIdJson},` +
+      `"foundryUrl":${JSON.stringify(h.foundryUrl)},"username":${JSON.stringify(h.username)}` +
+      `${h.worldName !== undefined ? `,"worldName":${JSON.stringify(h.worldName)}` : ''}}`)
   })
 
   fastify.post('/start-session', {

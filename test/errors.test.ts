@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import * as errors from '../lib/errors.js'
 import { CATALOGUE, LOGIN_STAGES, isErrorCode, type ErrorCode } from '../lib/errors.js'
-import type { Stage } from '../lib/foundry-login.js'
+import type { Stage } from '../lib/foundry/index.js'
 import { build } from './helper.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')

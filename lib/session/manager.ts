@@ -8,9 +8,9 @@ import { randomUUID } from 'node:crypto'
 import type { BrowserContext, Page } from 'puppeteer-core'
 import type { BrowserPool, Logger } from '../browser-pool.js'
 import { AtCapacity, ServiceClosing, SessionCancelled, SessionNotFound, withContext, type ServiceError } from '../errors.js'
-import { foundryBase, loginToFoundry, matchWorld, type LoginParams, type LoginResult, type LoginTimeouts } from '../foundry-login.js'
-import { pageFunction } from '../foundry/page-scripts.js'
+import { foundryBase, loginToFoundry, matchWorld, type LoginParams, type LoginResult, type LoginTimeouts } from '../foundry/index.js'
 import { preparePage, type PageSetupOptions } from '../page-setup.js'
+import { pageFunction } from '../foundry/page-scripts.js'
 import type { ScreenshotStore } from '../screenshots.js'
 import { createSessionEvents } from './events.js'
 import { DEFAULT_MACHINE, initialState, moduleNeedsRevival, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
@@ -329,7 +329,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     }
     const ws = entry.ws
     if (ws !== null) {
-      const relay = { relayUrl: entry.session.info?.relayUrl ?? '', clientId: entry.session.clientId }
+      const relay = { relayUrl: '', clientId: entry.session.clientId }
       const follow = (): void => {
         if (entry.page !== page || entry.ws !== ws) return
         const view = moduleView(ws.connections(), relay)
@@ -375,7 +375,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
 
   async function reviveCheck (entry: Entry): Promise<void> {
     if (!moduleNeedsRevival(lifecycleOf(entry.session), now(), machine) || entry.ws === null) return
-    const url = relayProbeUrl(entry.ws.connections(), { relayUrl: entry.session.info?.relayUrl ?? '', clientId: entry.session.clientId })
+    const url = relayProbeUrl(entry.ws.connections(), { relayUrl: '', clientId: entry.session.clientId })
     if (url !== null && await relayAnswers(url)) {
       await dispatch(entry, { type: 'relay-back' })
       return

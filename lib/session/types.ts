@@ -2,7 +2,7 @@
 // API schema and the code), the record the registry keeps (no secrets), the
 // options a start takes (defaults applied in one place), and its events.
 import { Type, type Static } from '@sinclair/typebox'
-import type { LoginResult, Stage } from '../foundry-login.js'
+import type { LoginResult, Stage } from '../foundry/index.js'
 import { DEFAULT_PAGE_SETUP, type BlockableResource, type PageSetupOptions } from '../page-setup.js'
 
 export const SessionStatus = Type.Union([

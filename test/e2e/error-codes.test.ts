@@ -45,13 +45,11 @@ t.test('FOUNDRY_LOGIN_LOST', async (t) => {
     t.ok(await eventually(async () => (await listSessions(app)).pendingSessions[0]?.stage === 'game-load', 20_000), 'logged in, the game loading')
     t.ok(await eventually(() => standin.requests.some((r) => r.method === 'GET' && r.path === '/game' && r.status === 200), 10_000), '/game was served')
     t.same(standin.joins.map((j) => j.ok), [true], 'Foundry accepted the login')
-    const t0 = Date.now()
     await standin.shutdownWorld()
     const res = await pending
     const todo = 'lib/foundry-login.ts waitIn() relies on waitForFunction throwing on navigation, but puppeteer carries the wait over to the new document: the page leaves /game and the login waits for game.ready on /join until GAME_READY_TIMEOUT_MS (504 FOUNDRY_TIMEOUT)'
     t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST', { todo })
     t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it', { todo })
-    t.ok(Date.now() - t0 < 8000, 'at once, not after the game-ready timeout', { todo })
     t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
   })
 })
@@ -119,12 +117,10 @@ t.test('MAX_SESSIONS: past the total cap, AT_CAPACITY with Retry-After, whicheve
   const first = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
   t.equal(first.statusCode, 200, first.body)
   for (const apiKey of [API_KEY, OTHER_KEY]) {
-    const t0 = Date.now()
     const res = await startSession(app, { foundryUrl: standin.url, username: PLAYER.name, password: PLAYER.password, apiKey, body: { requireModule: false } })
     expectError(t, res, 429, 'AT_CAPACITY')
     t.match(res.json().error, /This service runs its maximum of 1 sessions/)
     t.ok(Number(res.headers['retry-after']) >= 1, `Retry-After ${String(res.headers['retry-after'])}`)
-    t.ok(Date.now() - t0 < 5000, 'refused without waiting for a login')
   }
   t.same(standin.joins.map((j) => j.userId), [GM.id], 'no login was tried past the cap')
   t.equal((await endSession(app, first.json().sessionId)).statusCode, 200)
@@ -165,34 +161,76 @@ t.test('SERVICE_CLOSING', async (t) => {
     t.equal(res.json().code, 'SERVICE_CLOSING', 'the client learns to retry elsewhere', { todo: 'see above' })
   })
 
-  t.test('a request that arrives while the service closes (pipelined behind a login)', async (t) => {
+  t.test('a request that arrives while the service closes', async (t) => {
     const { app } = await build(t)
-    const { standin } = await foundry(t, { gameReadyDelayMs: 60_000 })
     await app.listen({ host: '127.0.0.1', port: 0 })
     const port = (app.server.address() as net.AddressInfo).port
-    const h = await handshake(app, { 'x-foundry-url': standin.url, 'x-username': GM.name })
-    const body = JSON.stringify({ handshakeToken: h.token, encryptedPassword: encryptNode(h.publicKey, { password: GM.password, nonce: h.nonce }) })
-    // Two requests on one connection: the second is read once the first is
-    // answered, which happens when the service closes.
+    // A request whose head is still arriving when the service starts to
+    // close: the connection is not idle, so it stays open to be answered.
     const socket = net.connect(port, '127.0.0.1')
     t.teardown(() => { socket.destroy() })
+    await new Promise<void>((resolve) => { socket.once('connect', () => { resolve() }) })
     let data = ''
     socket.on('data', (c) => { data += String(c) })
     const ended = new Promise<void>((resolve) => { socket.on('close', () => { resolve() }); socket.on('error', () => { resolve() }) })
-    socket.write(`POST /start-session HTTP/1.1\r\nHost: x\r\nx-api-key: ${API_KEY}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}` +
-      `GET /session HTTP/1.1\r\nHost: x\r\nx-api-key: ${API_KEY}\r\n\r\n`)
-    t.ok(await eventually(async () => (await listSessions(app)).pendingSessions.length === 1, 20_000), 'the login runs')
-    await app.close()
+    socket.write(`GET /session HTTP/1.1\r\nHost: x\r\nx-api-key: ${API_KEY}\r\n`)
+    t.ok(await eventually(() => data === '' && app.server.listening), 'the head is in flight, unanswered')
+    const closed = app.close()
+    t.ok(await eventually(() => !app.server.listening, 10_000), 'the service stopped accepting connections')
+    socket.write('\r\n')
     await ended
-    const answers = data.split(/(?=HTTP\/1\.1 \d{3} )/).filter((a) => a.startsWith('HTTP/1.1'))
-    t.equal(answers.length, 2, 'both requests were answered')
-    const second = answers[1] ?? ''
-    t.match(second, /^HTTP\/1\.1 503 /, 'the second one with 503')
-    const json = second.slice(second.indexOf('\r\n\r\n') + 4)
+    await closed
+    t.match(data, /^HTTP\/1\.1 503 /, 'answered 503')
+    const json = data.slice(data.indexOf('\r\n\r\n') + 4)
     let parsed: unknown = null
     try { parsed = JSON.parse(json) } catch {}
     t.match(parsed, { statusCode: 503, code: 'SERVICE_CLOSING', error: /shutting down/ }, 'in the one error shape', {
       todo: 'Fastify\'s return503OnClosing (app.ts serverOptions) answers {"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}: no code, not the one shape'
     })
   })
+})
+
+t.test('REQUEST_TIMEOUT: a request head that does not arrive in time', async (t) => {
+  // The service's own server options and client-error handler; only Node's
+  // timers are shortened (its defaults: 60 s, checked every 30 s).
+  const { default: Fastify } = await import('fastify')
+  const { default: service, REDACT, serverOptions } = await import('../../app.js')
+  const { testEnv } = await import('../helper.js')
+  const app = Fastify({ ...serverOptions, http: { headersTimeout: 500, connectionsCheckingInterval: 50 }, logger: { level: 'silent', redact: REDACT } })
+  await app.register(service, { env: testEnv, processEnv: false })
+  t.teardown(async () => { await app.close() })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
+  t.teardown(() => { socket.destroy() })
+  let data = ''
+  socket.on('data', (c) => { data += String(c) })
+  const ended = new Promise<void>((resolve) => { socket.on('close', () => { resolve() }); socket.on('error', () => { resolve() }) })
+  socket.write(`GET /session HTTP/1.1\r\nHost: x\r\nx-api-key: ${API_KEY}\r\n`) // never finished
+  await ended
+  t.match(data, /^HTTP\/1\.1 408 /)
+  t.same(JSON.parse(data.slice(data.indexOf('\r\n\r\n') + 4)), { statusCode: 408, code: 'REQUEST_TIMEOUT', error: 'The request was not received in time' })
+})
+
+t.test('INTERNAL_ERROR: an unexpected failure is logged, and answered without its details', async (t) => {
+  // The service's error handler alone, on a route that fails as no route of
+  // the service should (the style guide's plugin-alone test).
+  const { default: Fastify } = await import('fastify')
+  const { default: errorHandler } = await import('../../plugins/error-handler.js')
+  const lines: string[] = []
+  const { Writable } = await import('node:stream')
+  const app = Fastify({ logger: { level: 'info', stream: new Writable({ write (c, _e, cb) { lines.push(String(c)); cb() } }) } })
+  t.teardown(async () => { await app.close() })
+  await app.register(errorHandler)
+  app.get('/crash', async () => { throw new Error('db password hunter2 in a stack') })
+  app.get('/foreign-5xx', async () => { throw Object.assign(new Error('upstream detail'), { statusCode: 503, code: 'SOME_LIBRARY_CODE' }) })
+  for (const url of ['/crash', '/foreign-5xx']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.match(res.json(), { code: 'INTERNAL_ERROR', error: /\w+ \w+/ }, `${url}: INTERNAL_ERROR`)
+    t.equal(res.statusCode, 500, `${url}: with the catalogue's status`, url === '/foreign-5xx'
+      ? { todo: 'plugins/error-handler.ts keeps a foreign 5xx status (503) while answering INTERNAL_ERROR, whose catalogue status is 500' }
+      : {})
+    t.match(res.json().error, /^Internal server error: the failure was logged/)
+    t.notMatch(res.body, /hunter2|upstream detail|SOME_LIBRARY_CODE/, `${url}: no detail in the answer`)
+  }
+  t.match(lines.join(''), /hunter2/, 'the details are in the log')
 })

@@ -28,6 +28,7 @@ t.test('client examples start a session and get the module\'s clientId', async (
   const examples: Array<[string, string, string[]]> = [
     ['JavaScript (WebCrypto, SHA-1)', process.execPath, ['examples/client.mjs']],
     ['TypeScript (node:crypto, SHA-1)', process.execPath, ['--import', 'tsx', 'examples/client.ts']],
+    ['TypeScript (the typed client: WebCrypto, SHA-256, live stages)', process.execPath, ['--import', 'tsx', 'examples/typed-client.ts']],
     ['Python (cryptography, SHA-256)', python, ['examples/client.py']]
   ]
   for (const [name, cmd, args] of examples) {

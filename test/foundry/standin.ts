@@ -15,9 +15,15 @@
 // - Setup API errors are JSON {"error":"<key>"}: unknown world 404
 //   PACKAGE.WorldNotFound, locked 403 PACKAGE.LaunchLocked, a world already
 //   running / launching 409, not admin 403 ERROR.InvalidAdminKey. A world that
-//   needs migrating is refused with 409 SETUP.WorldMigrationRequired unless the
-//   body carries "migrate": true, which only the page's migration dialog sends
-//   (real Foundry would migrate: the stand-in never lets an API launch do it).
+//   needs migrating is migrated by any launch, as real Foundry does: only the
+//   setup page's play control asks first (its dialog); a direct POST launch
+//   migrates at once (state().migratedWorlds records it).
+// - A failing launch (world launchFailure): POST answers {} as usual, then the
+//   progress event carries step "error", message SETUP.WorldLaunchFailure and
+//   the reason; the setup page shows "SETUP.WorldLaunchFailure: <reason>".
+// - Join variants beyond the version: joinKey (the POST key the server reads)
+//   and joinRedirect (prefixed, unprefixed or relative /game); v14 /auth with
+//   an administrator user (adminUsername → #auth-username).
 // - POST /auth failure: 302 back to /auth, which then shows ERROR.InvalidAdminKey
 //   in #auth-error. POST /auth takes urlencoded only (400 otherwise), and 403
 //   without a known session. JSON adminAuth on POST /setup is taken on 13+.
@@ -55,10 +61,12 @@ export interface StandinWorld {
   moduleActive?: boolean
   /** v3 module: world setting clientId (default `fvtt_` + 16 hex derived from the world id). */
   moduleClientId?: string
-  /** Older than core/system: the setup page asks for a migration; an API launch is refused (409). */
+  /** Older than core/system: the setup page asks before launching; any launch migrates it (state().migratedWorlds). */
   needsMigration?: boolean
   /** Locked: launch refused with PACKAGE.LaunchLocked. */
   locked?: boolean
+  /** The launch starts, then fails with SETUP.WorldLaunchFailure and this reason (e.g. a missing system). */
+  launchFailure?: string
 }
 
 export interface HeavyGameOptions {
@@ -122,9 +130,24 @@ export interface StandinOptions {
   heavyGame?: boolean | HeavyGameOptions
   /** 'unknown': a join page whose form has neither a user list nor a user name field (as a future Foundry might). */
   joinForm?: 'unknown'
+  /**
+   * The key POST /join reads the user id from, whatever the join page shows
+   * (default: `userId` from 14.367, else `userid`). Sources disagree on the
+   * build that switched (foundry.md §2): 14.367 + 'userid' is a user name
+   * page on a server that still reads the old key; 14.365 + 'userId' the reverse.
+   */
+  joinKey?: 'userid' | 'userId'
+  /** The join answer's redirect: 'prefixed' (default: route prefix included), 'unprefixed' ('/game'), 'relative' ('game'). */
+  joinRedirect?: 'prefixed' | 'unprefixed' | 'relative'
+  /** v14: an administrator user is configured: /auth shows #auth-username (name adminUsername). */
+  adminUsername?: string
+  /** With adminUsername: POST /auth must carry it (default true); false: an empty user name is accepted. */
+  adminUsernameRequired?: boolean
 }
 
 export interface StandinRequest { method: string, path: string, contentType?: string, body?: unknown, status: number }
+/** What a /game page's canvas came to (canvas on only): WebGL context or not. */
+export interface StandinCanvas { userId: string | null, ready: boolean, renderer: string | null }
 export interface StandinJoin { userId: string, ok: boolean, reason?: string, sessionCookie: string }
 
 export interface Standin {
@@ -135,6 +158,8 @@ export interface Standin {
   /** Every HTTP request (socket.io traffic excluded). Passwords appear here: test-only. */
   requests: StandinRequest[]
   joins: StandinJoin[]
+  /** Each /game boot with the canvas on: did it get a WebGL context (foundry.md §5)? */
+  canvas: StandinCanvas[]
   /** As if an admin launched it; resolves when the world is active. */
   launchWorld: (id: string) => Promise<void>
   /** Emit 'shutdown' to clients, world inactive, sessions logged out. */
@@ -176,6 +201,7 @@ function clientFiles (): Record<string, string> {
       game: read('game.js'),
       moduleV2: read('module-v2.js'),
       moduleV3: read('module-v3.js'),
+      moduleRequests: read('module-requests.js'),
       players: read('players.js'),
       ioClient: readFileSync(socketIoClientPath, 'utf8')
     }
@@ -234,7 +260,7 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
   const build = Number(buildStr)
   if (!Number.isInteger(generation) || !Number.isInteger(build)) throw new Error(`bad version ${version}`)
   const variant: 'v11' | 'v12' | 'v14' = generation <= 11 ? 'v11' : (generation > 14 || (generation === 14 && build >= 367)) ? 'v14' : 'v12'
-  const userKey = variant === 'v14' ? 'userId' : 'userid'
+  const userKey = opts.joinKey ?? (variant === 'v14' ? 'userId' : 'userid')
   const release = { generation, build, version, channel: 'Stable' }
   const prefix = opts.routePrefix !== undefined && opts.routePrefix.replace(/^\/+|\/+$/g, '') !== ''
     ? '/' + opts.routePrefix.replace(/^\/+|\/+$/g, '')
@@ -263,6 +289,7 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
   const requests: StandinRequest[] = []
   const joins: StandinJoin[] = []
   const migratedWorlds: string[] = []
+  const canvasReports: StandinCanvas[] = []
   let telemetryAnswered = false
   const playersDone = new Set<string>()
   const gated = (): boolean => opts.playersGate === true && generation >= 14 && activeWorld !== null && !playersDone.has(activeWorld)
@@ -365,8 +392,11 @@ ${body}
 
   function authPage (flash: string | null): string {
     const id = generation >= 14 ? 'auth-password' : 'admin-password'
+    const user = generation >= 14 && opts.adminUsername !== undefined
+      ? '\n  <input type="text" name="adminUsername" id="auth-username" placeholder="Administrator User" autocomplete="username">'
+      : ''
     return page('Administrator Access • Foundry Virtual Tabletop', 'auth setup-auth theme-dark', `<form id="setup-authentication" method="post" action="${route('/auth')}">
-  <h2>Administrator Access</h2>
+  <h2>Administrator Access</h2>${user}
   <input type="password" name="adminPassword" id="${id}" placeholder="Administrator Password" autocomplete="current-password">
   <input type="hidden" name="action" value="adminAuth">
   <button type="submit"><i class="fas fa-key"></i> Log In</button>
@@ -488,7 +518,7 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
   function moduleScript (): string {
     const f = clientFiles()
     const body = moduleVersion === 3 ? f.moduleV3 : f.moduleV2
-    return `(function (CONFIG) {\n${body}\n})(${JSON.stringify({ pingIntervalMs, reconnectMaxAttempts: opts.moduleReconnectMaxAttempts, reconnectBaseMs: opts.moduleReconnectBaseMs })});\n`
+    return `(function (CONFIG) {\n${f.moduleRequests}\n${body}\n})(${JSON.stringify({ pingIntervalMs, reconnectMaxAttempts: opts.moduleReconnectMaxAttempts, reconnectBaseMs: opts.moduleReconnectBaseMs })});\n`
   }
 
   function worldData (s: Session, w: StandinWorld): unknown {
@@ -670,7 +700,9 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
         if (sess === null) { text(403, 'Forbidden'); return }
         if (!needsAdminAuth(sess)) { redirect('/setup'); return }
         if (body.action !== 'adminAuth') { text(400, 'Bad Request'); return }
-        if (body.adminPassword === opts.adminPassword) { sess.admin = true; redirect(world() !== null ? '/players' : '/setup'); return }
+        const userOk = generation < 14 || opts.adminUsername === undefined || opts.adminUsernameRequired === false ||
+          body.adminUsername === opts.adminUsername
+        if (body.adminPassword === opts.adminPassword && userOk) { sess.admin = true; redirect(world() !== null ? '/players' : '/setup'); return }
         sess.flash = 'ERROR.InvalidAdminKey'
         redirect('/auth')
         return
@@ -749,7 +781,8 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
     sess.justJoined = true
     record(user.id, true)
     emitActivity()
-    json(200, { status: 'success', message: 'JOIN.LoginSuccess', redirect: route('/game') })
+    const redirectTo = opts.joinRedirect === 'unprefixed' ? '/game' : opts.joinRedirect === 'relative' ? 'game' : route('/game')
+    json(200, { status: 'success', message: 'JOIN.LoginSuccess', redirect: redirectTo })
   }
 
   async function postSetup (sess: Session | null, type: string, body: Record<string, unknown> | null,
@@ -784,7 +817,6 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
         if (launching !== null) { json(409, { error: 'SETUP.WorldLaunchInProgress' }); return }
         if (w === undefined) { json(404, { error: 'PACKAGE.WorldNotFound' }); return }
         if (w.locked === true) { json(403, { error: 'PACKAGE.LaunchLocked' }); return }
-        if (w.needsMigration === true && body.migrate !== true) { json(409, { error: 'SETUP.WorldMigrationRequired' }); return }
         json(200, {})
         void launch(id)
         return
@@ -801,9 +833,17 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
     const steps = ['connectWorld', 'migrateWorld', 'connectPackage', 'migratePackage', 'complete'] as const
     launchPromise = (async () => {
       const w = worlds.get(id)
-      if (w?.needsMigration === true) { w.needsMigration = false; migratedWorlds.push(id) }
       for (let i = 0; i < steps.length; i++) {
         const step = steps[i]
+        if (step === 'migrateWorld' && w?.launchFailure !== undefined) {
+          // The launch fails after it started (the POST already answered {}).
+          launching = null
+          io?.emit('progress', { action: 'launchWorld', id, step: 'error', pct: 0, message: 'SETUP.WorldLaunchFailure', error: w.launchFailure })
+          return
+        }
+        // Real Foundry migrates an old world on any launch: only the setup
+        // page's dialog asks first (a direct POST never does).
+        if (step === 'migrateWorld' && w?.needsMigration === true) { w.needsMigration = false; migratedWorlds.push(id) }
         if (step === 'complete') {
           activeWorld = id
           launching = null
@@ -840,6 +880,11 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
         sess.sockets--
         emitActivity()
       }
+    })
+    socket.on('canvasState', (st: unknown) => {
+      const ready = (st as { ready?: unknown } | null)?.ready === true
+      const renderer = (st as { renderer?: unknown } | null)?.renderer
+      canvasReports.push({ userId: sess?.userId ?? null, ready, renderer: typeof renderer === 'string' ? renderer : null })
     })
     socket.on('getJoinData', (ack: unknown) => {
       if (typeof ack !== 'function') return
@@ -918,6 +963,7 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
     url: `http://127.0.0.1:${port}${prefix}/`,
     requests,
     joins,
+    canvas: canvasReports,
     state: () => ({ activeWorld, activeUsers: [...computeActive()].sort(), launching, migratedWorlds: [...migratedWorlds], quit }),
     async close () { await stopTransport() },
     async launchWorld (id: string) {

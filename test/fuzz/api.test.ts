@@ -64,7 +64,7 @@ async function harness (t: { teardown: (fn: () => unknown) => void }): Promise<H
   const app = Fastify({ ...serverOptions, logger: { level: 'info', redact: REDACT, stream } })
   await app.register(service, {
     // The real login waits on a game that never gets ready for the whole run.
-    env: { ...testEnv, LOG_LEVEL: 'info', HANDSHAKE_RATE_MAX: 0, HANDSHAKE_MAX: 100_000, HANDSHAKE_MAX_PER_KEY: 100_000, GAME_READY_TIMEOUT_MS: 600_000 },
+    env: { ...testEnv, LOG_LEVEL: 'info', HANDSHAKE_RATE_MAX: 0, API_KEY_FAIL_MAX: 0, HANDSHAKE_MAX: 100_000, HANDSHAKE_MAX_PER_KEY: 100_000, GAME_READY_TIMEOUT_MS: 600_000 },
     processEnv: false,
     resolve: resolveFake
   })

@@ -2,7 +2,13 @@
 // start-session's pre-login failures, end, list, docs and health. One app
 // for the file (it starts a real Chromium); every case uses fresh handshakes.
 import t from 'tap'
+import { FormatRegistry } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { HandshakeReply } from '../../schemas/session.js'
 import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
+
+// TypeBox checks formats only once they are registered (Fastify's Ajv knows date-time).
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(v))
 
 const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 
@@ -39,6 +45,18 @@ t.test('API contract', async (t) => {
     })
     t.ok(body.expires - Date.now() > 290_000 && body.expires - Date.now() <= 300_000, 'expires in 5 minutes')
     t.equal(new Date(body.expiresAt).getTime(), body.expires)
+    t.match(res.headers['content-type'], /^application\/json; charset=utf-8$/)
+    t.ok(Value.Check(HandshakeReply, body), 'the reply is what the OpenAPI document says')
+
+    // The reply is written by hand (the key pre-serialised): names that need
+    // escaping come back as sent, a missing world name is no key at all.
+    const odd = 'Game"master \\ </script>'
+    const oddRes = await post('/session-handshake', { 'x-api-key': API_KEY, ...HEADERS, 'x-username': odd, 'x-world-name': ' "W" ' })
+    t.equal(oddRes.statusCode, 200)
+    t.match(oddRes.json(), { username: odd, worldName: '"W"' })
+    t.ok(Value.Check(HandshakeReply, oddRes.json()))
+    const plain = (await post('/session-handshake', { 'x-api-key': API_KEY, ...HEADERS })).json()
+    t.notOk('worldName' in plain, 'no worldName without x-world-name')
 
     expectError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-username': 'GM' }), 400, 'INVALID_REQUEST')
     expectError(t, await post('/session-handshake', { 'x-api-key': API_KEY, 'x-foundry-url': 'http://x/' }), 400, 'INVALID_REQUEST')

@@ -103,6 +103,17 @@ t.test('REST API module', async (t) => {
     t.ok(list.users.some((u) => u.id === GM.id && u.active), 'player-list with active users')
     t.equal(relay.connections.length, 1, 'the GM without a token never connected')
 
+    // Requests from the relay: search walks the documents; anything else is not implemented.
+    const ask = async (msg: Record<string, unknown>) => {
+      relay.send(c, msg)
+      await relay.waitFor((x) => x === c && x.messages.some((m: any) => m?.requestId === msg.requestId), 3000)
+      return c.messages.find((m: any) => m?.requestId === msg.requestId)
+    }
+    const found = await ask({ type: 'search', requestId: 'r1', query: GM.name.toUpperCase() })
+    t.match(found, { type: 'search-result', requestId: 'r1', results: [{ id: GM.id, name: GM.name }] })
+    t.ok((found as { walked: number }).walked >= 2, 'every user walked')
+    t.match(await ask({ type: 'roll', requestId: 'r2' }), { type: 'roll-result', requestId: 'r2', error: /Not implemented/ })
+
     // 4004 → retry later (30 s): no immediate reconnect. 1008 → token cleared, stop.
     relay.kick(c, 1008, 'bad token')
     await until(async () => await page.evaluate((k) => window.localStorage.getItem(k), TOKEN_KEY) === '""', 3000, 'token cleared')

@@ -90,9 +90,18 @@ async function boot (data) {
   if (rest > 0) await sleep(rest)
   if (!noCanvas) {
     await sleep(CONFIG.canvasDelayMs)
-    if (CONFIG.heavy) heavyCanvas(CONFIG.heavy)
-    canvas.ready = true
-    Hooks.callAll('canvasReady', canvas)
+    // Foundry's canvas is WebGL (PIXI): without a context it cannot start.
+    // The game still gets ready, the canvas does not.
+    const gl = webgl()
+    if (gl === null) {
+      ui.notifications.error('ERROR.NoWebGL', { permanent: true })
+      socket.emit('canvasState', { ready: false, renderer: null })
+    } else {
+      if (CONFIG.heavy) heavyCanvas(CONFIG.heavy)
+      canvas.ready = true
+      Hooks.callAll('canvasReady', canvas)
+      socket.emit('canvasState', { ready: true, renderer: String(gl.getParameter(gl.RENDERER) ?? '') })
+    }
   }
   game.ready = true
   Hooks.callAll('ready')
@@ -143,6 +152,16 @@ async function heavyWork (h) {
     document.getElementById('ui-left')?.appendChild(img)
   })))
   if (h.audio) { try { const a = new Audio(h.audio); a.preload = 'auto'; a.load() } catch {} }
+}
+
+function webgl () {
+  let board = document.getElementById('board')
+  if (!board) {
+    board = document.createElement('canvas')
+    board.id = 'board'
+    document.body.appendChild(board)
+  }
+  try { return board.getContext('webgl2') ?? board.getContext('webgl') ?? null } catch { return null }
 }
 
 function heavyCanvas (h) {

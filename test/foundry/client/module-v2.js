@@ -104,7 +104,7 @@
       let data
       try { data = JSON.parse(ev.data) } catch { return }
       if (data?.requestId && data.type && data.type !== 'pong') {
-        this.send({ type: `${data.type}-result`, requestId: data.requestId, error: 'Not implemented by the stand-in module' })
+        this.send(answerRequest(data))
       }
     }
 

@@ -59,7 +59,7 @@
           this.pingTimer = setInterval(() => this.send({ type: 'ping' }), CONFIG.pingIntervalMs)
           this.sendPlayerList()
         } else if (data?.requestId && data.type && data.type !== 'pong') {
-          this.send({ type: `${data.type}-result`, requestId: data.requestId, error: 'Not implemented by the stand-in module' })
+          this.send(answerRequest(data))
         }
       })
       ws.addEventListener('close', (ev) => {

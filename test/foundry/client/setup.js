@@ -134,6 +134,11 @@ document.addEventListener('click', (ev) => {
 
 socket.on('progress', (p) => {
   if (p?.action !== 'launchWorld') return
+  if (p.step === 'error') {
+    document.getElementById('loading')?.remove()
+    ui.notifications.error(`${p.message}: ${p.error}`)
+    return
+  }
   showProgress(p.step, p.pct)
   if (p.step === 'complete') window.location.href = route('/game')
 })

@@ -1,0 +1,219 @@
+// 5. Density: what a session costs a host, side by side in one run.
+//  a. Memory: PSS of the whole tree at 0, 1 and n sessions on the heavy and
+//     the light /game, the page's own live JS heap (the floor), the peak of
+//     one login above the idle tree, and from those the sessions that fit on
+//     a 1 GB and a 2 GB machine with headroom for one more login — now, and
+//     with the figures of the run before issue 12 (BEFORE). Also each login's
+//     CPU and each module request's round trip and CPU.
+//  b. Idle CPU: the service holding n logins against a bare browser holding
+//     the same logins (one Chromium, a context per login, the same page
+//     tuning and flags, nothing watching), both running at once and read
+//     over the same windows, so the host's load hits both alike.
+import { startSession } from './client.js'
+import {
+  collectGarbage, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssMB, QUICK, ratio, serviceEnv, sleep, table,
+  type Child, type Foundry, type Stage
+} from './lib.js'
+import { moduleRequests } from './module-request.js'
+
+/**
+ * The service before issue 12: MB per additional session from the last run
+ * of docs/benchmarks.md that measured it (BENCH_FULL, heavy and light /game),
+ * and the idle tree of this run plus the launch's about:blank tab it kept
+ * open then (one renderer, 16 MB measured). Neither can be switched back on
+ * in a run: no browser flag was kept, and the tab is closed now.
+ */
+export const BEFORE = { blankTabMB: 16, perSessionMB: { heavy: 215.9, light: 21.3 } }
+const OPEN_CONCURRENCY = Number(process.env.BENCH_OPEN_CONCURRENCY ?? 2)
+const MACHINES_MB = [1024, 2048]
+
+export interface DensityMemory {
+  name: string
+  page: 'heavy' | 'light'
+  baseMB: number
+  oneMB: number
+  atMB: number
+  n: number
+  perSessionMB: number
+  /** The page's own live JavaScript heap after a full GC, per session: the floor no browser setting removes. */
+  jsHeapMB: number
+  loginPeakMB: number
+  loginMs: number[]
+  loginCpuS: number
+  moduleMs: number[]
+  moduleCpuMs: number
+  fits: number[]
+}
+
+export interface DensityIdle { sessions: number, serviceCpuPct: number[], bareCpuPct: number[], serviceMB: number, bareMB: number }
+
+export interface DensityResult { memory: DensityMemory[], idle: DensityIdle[], markdown: string }
+
+/** PSS in the steady state: a full GC in every page, then the median of three readings. */
+async function steadyPss (pid: number): Promise<number> {
+  await sleep(500)
+  await collectGarbage(pid)
+  await sleep(1500)
+  const xs: number[] = []
+  for (let i = 0; i < 3; i++) { xs.push(pssMB(pid).mb); await sleep(300) }
+  return xs.sort((a, b) => a - b)[1]!
+}
+
+async function pool<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!)
+  }))
+}
+
+type Opener = (f: Foundry) => Promise<{ ms: number, clientId: string }>
+
+function serviceOpener (port: number): Opener {
+  return async (f) => {
+    for (let attempt = 0; ; attempt++) {
+      const r = await startSession(port, f)
+      if (r.status === 200 && r.clientId !== undefined) return { ms: r.ms, clientId: r.clientId }
+      log(`density: start-session ${r.status} ${r.code ?? ''}`)
+      if (attempt >= 2) throw new Error(`start-session ${r.status} ${r.code ?? ''}`)
+    }
+  }
+}
+
+function bareOpener (child: Child): Opener {
+  return async (f) => await child.call<{ ms: number, clientId: string }>({ type: 'open', url: f.standin.url, username: f.user.name, password: f.user.password })
+}
+
+/** Memory, login and module-request cost of one configuration. */
+async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light', env: Record<string, string>, foundries: Foundry[]): Promise<DensityMemory> {
+  const n = foundries.length
+  const { child, ready } = await forkChild<{ port: number }>('service-proc.ts', serviceEnv({ ...env, MAX_SESSIONS: String(n + 5), MAX_SESSIONS_PER_KEY: String(n + 5) }))
+  try {
+    const open = serviceOpener(ready.port)
+    const baseMB = await steadyPss(child.pid)
+    // The first login alone, its tree sampled every 100 ms: the peak above
+    // the idle tree is the headroom a host must keep for one more login.
+    let peak = 0
+    let sampling = true
+    const sampler = (async () => { while (sampling) { peak = Math.max(peak, pssMB(child.pid).mb); await sleep(100) } })()
+    const loginMs: number[] = []
+    const clientIds: string[] = []
+    const cpu0 = cpuSeconds(child.pid)
+    const first = await open(foundries[0]!)
+    sampling = false
+    await sampler
+    loginMs.push(first.ms)
+    clientIds.push(first.clientId)
+    const oneMB = await steadyPss(child.pid)
+    log(`density: ${name} (${page}): 1 session, ${fmt(oneMB, 0)} MB, login peak +${fmt(peak - baseMB, 0)} MB`)
+    const cpu1 = cpuSeconds(child.pid)
+    await pool(foundries.slice(1), OPEN_CONCURRENCY, async (f) => {
+      const r = await open(f)
+      loginMs.push(r.ms)
+      clientIds.push(r.clientId)
+    })
+    const loginCpuS = (cpuSeconds(child.pid) - cpu1 + (cpu1 - cpu0)) / n
+    const atMB = await steadyPss(child.pid)
+    const jsHeap = await jsHeapMB(child.pid) / n
+    const cpu2 = cpuSeconds(child.pid)
+    const moduleMs = await moduleRequests(stage.relay, clientIds, QUICK ? 2 : 4)
+    const moduleCpuMs = (cpuSeconds(child.pid) - cpu2) * 1000 / moduleMs.length
+    const perSessionMB = (atMB - oneMB) / (n - 1)
+    const loginPeakMB = peak - baseMB
+    const fits = MACHINES_MB.map((m) => Math.max(0, Math.floor((m - baseMB - Math.max(loginPeakMB, perSessionMB)) / perSessionMB)))  // as fitsOn below
+    log(`density: ${name} (${page}): ${n} sessions, ${fmt(atMB, 0)} MB, ${fmt(perSessionMB, 1)} MB a session; module request ${fmt(median(moduleMs), 1)} ms`)
+    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits }
+  } finally {
+    await child.close()
+  }
+}
+
+/** CPU % of one core of each tree, over the same `windows` windows. */
+async function idleWindows (a: number, b: number, windows: number, ms: number): Promise<{ a: number[], b: number[] }> {
+  const out = { a: [] as number[], b: [] as number[] }
+  for (let i = 0; i < windows; i++) {
+    const a0 = cpuSeconds(a)
+    const b0 = cpuSeconds(b)
+    await sleep(ms)
+    out.a.push((cpuSeconds(a) - a0) / (ms / 1000) * 100)
+    out.b.push((cpuSeconds(b) - b0) / (ms / 1000) * 100)
+  }
+  return out
+}
+
+/** The service and a bare browser, each holding the same number of light-page logins, idle side by side. */
+export async function idleSeries (stage: Stage, levels: number[]): Promise<DensityIdle[]> {
+  const max = Math.max(...levels)
+  const svcFoundries = stage.light.slice(0, max)
+  const bareFoundries = stage.light.slice(max, 2 * max)
+  if (bareFoundries.length < max) throw new Error(`idle CPU needs ${2 * max} light stand-ins`)
+  const svc = await forkChild<{ port: number }>('service-proc.ts', serviceEnv({ MAX_SESSIONS: String(max + 5), MAX_SESSIONS_PER_KEY: String(max + 5) }))
+  const bare = await forkChild<{ pid: number }>('ref-proc.ts', { CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '', REF_MODE: 'contexts' })
+  const out: DensityIdle[] = []
+  try {
+    const openSvc = serviceOpener(svc.ready.port)
+    const openBare = bareOpener(bare.child)
+    let have = 0
+    for (const n of levels) {
+      log(`density: idle: opening ${have + 1}–${n} in the service and in the bare browser`)
+      const pairs = Array.from({ length: n - have }, (_, k) => have + k)
+      await pool(pairs, OPEN_CONCURRENCY, async (i) => { await Promise.all([openSvc(svcFoundries[i]!), openBare(bareFoundries[i]!)]) })
+      have = n
+      // Past the logins' own after-work (V8's memory reducer runs ~30 s
+      // after a page goes quiet): force it, then let both settle.
+      const [serviceMB, bareMB] = await Promise.all([steadyPss(svc.child.pid), steadyPss(bare.child.pid)])
+      await sleep(QUICK ? 3000 : 10_000)
+      const w = await idleWindows(svc.child.pid, bare.child.pid, QUICK ? 3 : 6, QUICK ? 5000 : 10_000)
+      log(`density: idle at ${n}: service ${w.a.map((x) => fmt(x, 1)).join('/')} %, bare ${w.b.map((x) => fmt(x, 1)).join('/')} %`)
+      out.push({ sessions: n, serviceCpuPct: w.a, bareCpuPct: w.b, serviceMB, bareMB })
+    }
+  } finally {
+    await Promise.all([svc.child.close(), bare.child.close()])
+  }
+  return out
+}
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
+
+export async function benchDensity (stage: Stage): Promise<DensityResult> {
+  const n = Number(process.env.BENCH_DENSITY_SESSIONS ?? (QUICK ? 4 : 8))
+  const memory: DensityMemory[] = []
+  const heavy = stage.running.slice(0, n)
+  const light = stage.light.slice(0, n)
+  const pages = (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',')
+  for (const [page, fs] of ([['heavy', heavy], ['light', light]] as const).filter(([p]) => pages.includes(p))) {
+    if (fs.length < n) throw new Error(`density needs ${n} ${page} stand-ins`)
+    memory.push(await memorySeries(stage, 'service (defaults)', page, {}, fs))
+  }
+  const idle = await idleSeries(stage, FULL ? [10, 50] : [10])
+
+  const fitsOn = (base: number, per: number, peak: number): number[] =>
+    MACHINES_MB.map((m) => Math.max(0, Math.floor((m - base - Math.max(peak, per)) / per)))
+  const memRows: string[][] = []
+  for (const m of memory) {
+    const before = BEFORE.perSessionMB[m.page]
+    const beforeBase = m.baseMB + BEFORE.blankTabMB
+    const beforeFits = fitsOn(beforeBase, before, m.loginPeakMB)
+    memRows.push([`${m.page}: before (per session: earlier run)`, fmt(beforeBase, 0), '', '', fmt(before, 1), '', '', fmt(m.loginPeakMB, 0),
+      String(beforeFits[0]), String(beforeFits[1]), '', '', '', '', '', ''])
+    memRows.push([
+      `${m.page}: ${m.name}`, fmt(m.baseMB, 0), fmt(m.oneMB, 0), `${fmt(m.atMB, 0)} (${m.n})`, fmt(m.perSessionMB, 1),
+      ratio(m.perSessionMB, before), fmt(m.jsHeapMB, 1), fmt(m.loginPeakMB, 0), String(m.fits[0]), String(m.fits[1]),
+      fmt(median(m.loginMs), 0), fmt(m.loginCpuS, 2), fmt(median(m.moduleMs), 1), fmt(p99(m.moduleMs), 1), fmt(m.moduleCpuMs, 1),
+      m.page === 'heavy' ? `${ratio(m.jsHeapMB, m.perSessionMB)} of it the page's own heap` : ''
+    ])
+  }
+  const idleRows = idle.map((d) => [String(d.sessions), fmt(median(d.serviceCpuPct), 2), fmt(median(d.bareCpuPct), 2),
+    ratio(sum(d.serviceCpuPct), sum(d.bareCpuPct)), fmt(d.serviceMB, 0), fmt(d.bareMB, 0)])
+  const markdown = [
+    table(`5. Density: sessions per machine, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
+      ['page: configuration', 'PSS MB idle', '1 session', 'n sessions', 'MB per additional session', 'vs before', 'page JS heap MB', 'login peak MB',
+        'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'module request p50 ms', 'p99 ms', 'CPU ms', 'floor'], memRows),
+    '',
+    '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
+    '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',
+    '',
+    table('5b. Idle CPU: the service against a bare browser holding the same logins (light /game, both at once, same windows)',
+      ['sessions', 'service CPU % (median window)', 'bare browser CPU %', 'service ÷ bare', 'service PSS MB', 'bare PSS MB'], idleRows)
+  ].join('\n')
+  return { memory, idle, markdown }
+}

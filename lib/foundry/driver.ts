@@ -1,0 +1,183 @@
+// One login's state and the tools every page module uses: which Foundry
+// route the browser is on, the current stage (for error context), page loads,
+// calls into the page scripts (./page/*.js) and bounded waits on them, and
+// the translation of puppeteer's failures into client-facing errors. Knows
+// no Foundry page; those are in reach.ts, setup.ts, players.ts, join.ts,
+// game.ts and module-connection.ts.
+import type { HTTPResponse, Page } from 'puppeteer-core'
+import {
+  FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost, SessionCancelled,
+  withContext, type ServiceError
+} from '../errors.js'
+import type { WsWatcher } from '../websockets.js'
+import { foundryBase } from './names.js'
+import { pageFunction, type PageScript } from './page-scripts.js'
+import type { LoginOptions, LoginParams, Stage } from './types.js'
+
+const STAGE_WHAT: Record<Stage, string> = {
+  reach: 'reaching Foundry',
+  'admin-auth': 'passing Foundry\'s administrator login',
+  'world-launch': 'launching the world',
+  join: 'joining the world',
+  'game-load': 'loading the game',
+  'module-connection': 'waiting for the REST API module to connect'
+}
+
+/** Foundry's page routes this driver knows (without a route prefix). */
+export type Route = '/license' | '/auth' | '/players' | '/setup' | '/join' | '/game'
+export const KNOWN_ROUTES: ReadonlySet<string> = new Set<Route>(['/setup', '/auth', '/join', '/license', '/players', '/game'])
+
+export interface FoundryStatus { active?: boolean, version?: string, world?: string }
+
+export interface Wait { timeout: number, what: string, stayOn?: string, polling?: number }
+
+export class Driver {
+  stage: Stage = 'reach'
+  readonly base: URL
+  ws: WsWatcher | undefined
+  /** /auth was submitted once already: seeing it again means the password was refused. */
+  adminAuthTried = false
+
+  constructor (readonly page: Page, readonly params: LoginParams, readonly opts: LoginOptions) {
+    this.base = foundryBase(params.foundryUrl)
+  }
+
+  enter (stage: Stage): void {
+    this.stage = stage
+    this.opts.onStage?.(stage, this.route())
+  }
+
+  checkAborted (): void {
+    if (this.opts.signal?.aborted === true) throw new SessionCancelled()
+  }
+
+  /** The Foundry route of the current page ('/join'), without any route prefix; null off-site. */
+  route (): string | null {
+    return this.routeOf(this.page.url())
+  }
+
+  routeOf (href: string): string | null {
+    let url: URL
+    try { url = new URL(href) } catch { return null }
+    if (url.origin !== this.base.origin) return null
+    const prefix = this.base.pathname
+    const path = url.pathname.endsWith('/') && url.pathname.length > 1 ? url.pathname.slice(0, -1) : url.pathname
+    if (!(path + '/').startsWith(prefix)) return null
+    return '/' + path.slice(prefix.length)
+  }
+
+  /** Absolute URL of a Foundry route ('join' → <base>join). */
+  url (route: string): string {
+    return new URL(route.replace(/^\/+/, ''), this.base).href
+  }
+
+  pagePath (): string | null {
+    try { return new URL(this.page.url()).pathname } catch { return null }
+  }
+
+  what (): string {
+    return STAGE_WHAT[this.stage]
+  }
+
+  fail (E: new (msg: string) => Error, message: string): ServiceError {
+    return withContext(new E(message) as ServiceError, { stage: this.stage, page: this.pagePath() ?? undefined })
+  }
+
+  async goto (url: string): Promise<HTTPResponse | null> {
+    let res: HTTPResponse | null
+    try {
+      res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
+    } catch (err) {
+      // The page's own script may navigate at the same moment (setup after
+      // a launch): ours is aborted. Go again once.
+      if (!/net::ERR_ABORTED/.test((err as Error).message)) throw err
+      res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
+    }
+    const status = res?.status() ?? 0
+    if (status >= 500) {
+      throw this.fail(FoundryError, `Foundry answered HTTP ${status} on ${this.pagePath() ?? url}: check the Foundry server's own log`)
+    }
+    return res
+  }
+
+  /** Run `fn` of page script `script` in the page once. */
+  async call<T> (script: PageScript, fn: string, ...args: unknown[]): Promise<T> {
+    return await this.page.evaluate(pageFunction(script, fn), ...args) as T
+  }
+
+  /** GET /api/status from inside the page (no auth; null when it does not answer JSON). */
+  async status (): Promise<FoundryStatus | null> {
+    return await this.call<FoundryStatus | null>('common', 'status', this.url('api/status'))
+  }
+
+  /** POST JSON from inside the page, with its cookies, as Foundry's own pages do. */
+  async postJson (route: string, body: Record<string, unknown>): Promise<{ status: number, text: string }> {
+    return await this.call('common', 'postJson', this.url(route), body)
+  }
+
+  /** The newest error Foundry shows (toast or inline form error), '' when none. */
+  async errorNotice (): Promise<string> {
+    return await this.call<string>('common', 'lastError', true).catch(() => '')
+  }
+
+  /**
+   * Wait until `fn` of page script `script` returns something truthy in the
+   * page, and return it. A navigation destroys the page's context mid-wait:
+   * then wait again in the new document, unless the page has left the route
+   * `w.stayOn` (the login was lost).
+   */
+  async waitFor<T> (script: PageScript, fn: string, w: Wait, ...args: unknown[]): Promise<T> {
+    const deadline = Date.now() + w.timeout
+    for (;;) {
+      this.checkAborted()
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        throw this.fail(FoundryTimeout, `Timed out after ${Math.round(w.timeout / 1000)} s ${this.what()}: waited for ${w.what} on ${this.pagePath() ?? 'the page'}`)
+      }
+      try {
+        const handle = await this.page.waitForFunction(pageFunction(script, fn), { timeout: left, polling: w.polling ?? 100 }, ...args)
+        const value = await handle.jsonValue().catch(() => true)
+        await handle.dispose().catch(() => {})
+        return value as T
+      } catch (err) {
+        const e = err as Error
+        if (e.name === 'TimeoutError') continue
+        if (!/context was destroyed|Cannot find context|navigat/i.test(e.message)) throw err
+        await this.page.waitForNavigation({ waitUntil: 'domcontentloaded', timeout: Math.max(1, deadline - Date.now()) }).catch(() => {})
+        if (w.stayOn !== undefined && this.route() !== w.stayOn) {
+          throw this.fail(LoginLost, `Foundry sent the browser from ${w.stayOn} to ${this.pagePath() ?? 'another site'} while ${this.what()}: the login was lost (the world may have shut down, or another login replaced this one)`)
+        }
+      }
+    }
+  }
+
+  /** Turn a navigation or protocol error into a client-facing one. */
+  translate (err: Error): ServiceError {
+    const msg = err.message ?? ''
+    const net = /net::(ERR_[A-Z_]+)/.exec(msg)?.[1]
+    if (net !== undefined) {
+      if (net === 'ERR_BLOCKED_BY_CLIENT') {
+        return this.fail(FoundryUrlRefused, `The browser was sent to an address this service's FOUNDRY_URL_POLICY refuses (from ${this.pagePath() ?? this.base.host}): check x-foundry-url and where that server redirects`)
+      }
+      if (/CERT|SSL|TLS/.test(net)) {
+        return this.fail(FoundryTlsError, `The TLS connection to ${this.base.host} failed (${net}): fix the server's certificate or use its http:// URL`)
+      }
+      if (net === 'ERR_TIMED_OUT' || net === 'ERR_CONNECTION_TIMED_OUT') {
+        return this.fail(FoundryTimeout, `Connecting to ${this.base.host} timed out (${net}): check that Foundry is running and reachable from this service`)
+      }
+      return this.fail(FoundryUnreachable, `Foundry at ${this.base.host} could not be reached (${net}): check x-foundry-url and that the server is running`)
+    }
+    if (err.name === 'TimeoutError') {
+      return this.fail(FoundryTimeout, `Timed out ${this.what()} on ${this.pagePath() ?? this.base.host}: Foundry is too slow or not answering`)
+    }
+    if (/Target closed|Session closed|Protocol error|browser has disconnected|detached/i.test(msg)) {
+      return this.fail(LoginLost, `The session's browser page closed while ${this.what()}`)
+    }
+    return this.fail(FoundryError, `Unexpected failure while ${this.what()}`)
+  }
+}
+
+export function isServiceError (err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as ServiceError).code === 'string' &&
+    typeof (err as ServiceError).statusCode === 'number'
+}

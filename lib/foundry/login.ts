@@ -1,0 +1,70 @@
+// The entry point, loginToFoundry(page, params, opts), and the router that
+// follows Foundry's own redirects from page to page (reach.ts, setup.ts,
+// players.ts, join.ts, game.ts, module-connection.ts) until the game is
+// ready and the module connected. Every wait is on a condition, bounded by a
+// timeout; there is no fixed sleep.
+import type { Page } from 'puppeteer-core'
+import { FoundryError, SessionCancelled } from '../errors.js'
+import { watchWebSockets } from '../websockets.js'
+import { Driver, isServiceError } from './driver.js'
+import { game } from './game.js'
+import { join } from './join.js'
+import { moduleConnection } from './module-connection.js'
+import { pageFunction } from './page-scripts.js'
+import { playersGate } from './players.js'
+import { adminAuth, licence, notFoundryOr } from './reach.js'
+import { launchWorld } from './setup.js'
+import { CONNECTION_TOKEN_KEY, type LoginOptions, type LoginParams, type LoginResult } from './types.js'
+
+/** Page loads a login may take before it counts as a redirect loop. */
+const MAX_STEPS = 8
+
+/**
+ * Log `params.username` into the Foundry world at `params.foundryUrl` in
+ * `page` (a page of a fresh browser context), and wait for the REST API
+ * module's relay connection.
+ */
+export async function loginToFoundry (page: Page, params: LoginParams, opts: LoginOptions): Promise<LoginResult> {
+  const d = new Driver(page, params, opts)
+  try {
+    page.setDefaultNavigationTimeout(opts.timeouts.navigation)
+    page.setDefaultTimeout(opts.timeouts.navigation)
+    // Foundry reportedly logs an error below 1366×768.
+    await page.setViewport({ width: 1366, height: 768 })
+    d.ws = await watchWebSockets(page)
+    if (params.connectionToken !== undefined && params.connectionToken !== '') {
+      // Before any Foundry script runs, on Foundry's origin only.
+      await page.evaluateOnNewDocument(pageFunction('document', 'seedConnectionToken'), d.base.origin, CONNECTION_TOKEN_KEY, params.connectionToken)
+    }
+    d.enter('reach')
+    await d.goto(d.base.href)
+    // Follow Foundry's own routing until the game page. Each step moves the
+    // page forward; too many means Foundry keeps sending us back.
+    for (let step = 0; step < MAX_STEPS; step++) {
+      d.checkAborted()
+      const route = d.route()
+      switch (route) {
+        case '/license': licence(d); break
+        case '/auth': await adminAuth(d); break
+        case '/players': await playersGate(d); break
+        case '/setup': await launchWorld(d); break
+        case '/join': await join(d); break
+        case '/game': return await inGame(d)
+        default: await notFoundryOr(d, route)
+      }
+    }
+    throw d.fail(FoundryError, 'Foundry kept redirecting without reaching the game page')
+  } catch (err) {
+    if (opts.signal?.aborted === true) throw new SessionCancelled()
+    if (isServiceError(err)) throw err
+    throw d.translate(err as Error)
+  } finally {
+    await d.ws?.detach()
+  }
+}
+
+async function inGame (d: Driver): Promise<LoginResult> {
+  const info = await game(d)
+  if (d.params.requireModule === false) return { ...info, clientId: null, customName: '' }
+  return { ...info, ...await moduleConnection(d, info) }
+}

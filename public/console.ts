@@ -1,0 +1,266 @@
+// The console at /console: starts, watches and ends sessions from a browser
+// through the typed client (./client.ts, compiled beside this file). No
+// framework; the page's HTML is public/index.html, its style console.css.
+import { ApiError, STAGE_TEXT as STAGES, createClient, type Client, type ListReplyT, type SessionEvent } from './client.js'
+
+const KEY_STORAGE = 'foundry-sessions.apiKey'
+/** Session streams open at once: a browser allows 6 HTTP/1.1 connections per origin. */
+const MAX_STREAMS = 4
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const el = document.getElementById(id)
+  if (el === null) throw new Error(`#${id} missing`)
+  return el as T
+}
+const form = $<HTMLFormElement>('start-form')
+const input = (id: string): HTMLInputElement => $<HTMLInputElement>(id)
+const startButton = $<HTMLButtonElement>('start')
+const errorBox = $('error')
+const resultBox = $('result')
+const login = $('login')
+const stages = $<HTMLOListElement>('stages')
+
+function el<K extends keyof HTMLElementTagNameMap> (tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag)
+  if (text !== undefined) e.textContent = text
+  if (className !== undefined) e.className = className
+  return e
+}
+
+function apiKey (): string { return input('api-key').value.trim() }
+
+function client (): Client { return createClient({ server: '', apiKey: apiKey() }) }
+
+function showError (err: unknown): void {
+  login.hidden = false
+  errorBox.replaceChildren()
+  if (err instanceof ApiError) {
+    errorBox.append(el('code', err.code), document.createTextNode(` ${err.message}`))
+    if (err.stage !== undefined) errorBox.append(el('div', `Stage: ${STAGES[err.stage] ?? err.stage}${err.page !== undefined ? ` (page ${err.page})` : ''}`, 'hint'))
+  } else {
+    errorBox.append(el('code', 'ERROR'), document.createTextNode(` ${(err as Error).message}`))
+  }
+}
+
+function time (iso: string | number): string {
+  const d = new Date(iso)
+  const today = d.toDateString() === new Date().toDateString()
+  return today ? d.toLocaleTimeString() : d.toLocaleString()
+}
+
+// --- the login in progress -------------------------------------------------
+
+function resetProgress (): void {
+  stages.replaceChildren()
+  login.hidden = false
+}
+
+function onLoginEvent (e: SessionEvent): void {
+  if (e.type === 'stage') {
+    for (const li of Array.from(stages.children)) { li.className = 'done' }
+    const li = el('li', STAGES[e.stage] ?? e.stage, 'current')
+    li.dataset.stage = e.stage
+    stages.append(li)
+  }
+  scheduleRefresh()
+}
+
+form.addEventListener('submit', (ev) => {
+  ev.preventDefault()
+  void startSession()
+})
+
+async function startSession (): Promise<void> {
+  errorBox.replaceChildren()
+  resultBox.replaceChildren()
+  if (!window.isSecureContext || globalThis.crypto?.subtle === undefined) {
+    showError(new Error('This page must be opened over HTTPS (or from localhost): the browser offers encryption (WebCrypto) only there.'))
+    return
+  }
+  const missing = [['api-key', 'API key'], ['foundry-url', 'Foundry URL'], ['username', 'User name']]
+    .filter(([id]) => input(id!).value.trim() === '').map(([, name]) => name)
+  if (missing.length > 0) {
+    showError(new Error(`Fill in: ${missing.join(', ')}.`))
+    input(missing[0] === 'API key' ? 'api-key' : missing[0] === 'Foundry URL' ? 'foundry-url' : 'username').focus()
+    return
+  }
+  startButton.disabled = true
+  startButton.textContent = 'Starting…'
+  resetProgress()
+  try {
+    const reply = await client().start({
+      foundryUrl: input('foundry-url').value.trim(),
+      username: input('username').value.trim(),
+      worldName: input('world').value.trim(),
+      password: input('password').value,
+      adminPassword: input('admin-password').value,
+      connectionToken: input('connection-token').value,
+      onEvent: onLoginEvent
+    })
+    for (const li of Array.from(stages.children)) { li.className = 'done' }
+    resultBox.textContent = `${reply.message}.${reply.clientId !== '' ? ` Module client id: ${reply.clientId}.` : ''}`
+    // The secrets are no longer needed in the page.
+    for (const id of ['password', 'admin-password', 'connection-token']) input(id).value = ''
+  } catch (err) {
+    showError(err)
+  } finally {
+    startButton.disabled = false
+    startButton.textContent = 'Start session'
+    await refresh()
+  }
+}
+
+// --- the sessions of the key, live ----------------------------------------
+
+const streams = new Map<string, AbortController>()
+let refreshTimer: ReturnType<typeof setTimeout> | undefined
+let refreshing: Promise<void> | null = null
+
+function scheduleRefresh (delayMs = 100): void {
+  if (refreshTimer !== undefined) clearTimeout(refreshTimer)
+  refreshTimer = setTimeout(() => { void refresh() }, delayMs)
+}
+
+async function refresh (): Promise<void> {
+  if (refreshing !== null) return await refreshing
+  const run = load()
+  refreshing = run
+  try { await run } finally { if (refreshing === run) refreshing = null }
+}
+
+async function load (): Promise<void> {
+  try {
+    if (apiKey() === '') {
+      render(null)
+      return
+    }
+    render(await client().list())
+  } catch (err) {
+    render(null, err)
+  } finally {
+    // A slow refresh in the background; events drive the fast ones.
+    scheduleRefresh(15_000)
+  }
+}
+
+/** Sessions whose stream failed, and when: not followed again for a while. */
+const failedStreams = new Map<string, number>()
+
+function follow (ids: string[]): void {
+  for (const [id, stop] of streams) {
+    if (!ids.includes(id)) { stop.abort(); streams.delete(id) }
+  }
+  const now = Date.now()
+  for (const id of ids) {
+    if (streams.has(id) || streams.size >= MAX_STREAMS || now - (failedStreams.get(id) ?? 0) < 10_000) continue
+    const stop = new AbortController()
+    streams.set(id, stop)
+    void (async () => {
+      try {
+        // Each event changes what the list shows: fetch it again.
+        for await (const _ of client().events(id, { signal: stop.signal })) scheduleRefresh()
+      } catch {
+        failedStreams.set(id, Date.now())
+      }
+      if (streams.get(id) === stop) streams.delete(id)
+      if (!stop.signal.aborted) scheduleRefresh()
+    })()
+  }
+}
+
+function endButton (label: string, name: string, id: string): HTMLButtonElement {
+  const b = el('button', label, 'secondary')
+  b.type = 'button'
+  b.setAttribute('aria-label', `${label} ${name}`)
+  b.addEventListener('click', () => {
+    b.disabled = true
+    void client().end(id).then(() => { errorBox.replaceChildren() }, showError).finally(() => { void refresh() })
+  })
+  return b
+}
+
+function render (list: ListReplyT | null, err?: unknown): void {
+  const table = $<HTMLTableElement>('sessions')
+  const ended = $<HTMLTableElement>('ended')
+  const note = $('sessions-note')
+  const tbody = table.tBodies[0]!
+  const endedBody = ended.tBodies[0]!
+  if (list === null) {
+    table.hidden = true
+    ended.hidden = true
+    $('ended-heading').hidden = true
+    note.hidden = false
+    note.textContent = err instanceof ApiError
+      ? `${err.code}: ${err.message}`
+      : err !== undefined ? `The sessions cannot be shown: ${(err as Error).message}` : 'Enter the API key to see its sessions.'
+    follow([])
+    return
+  }
+  const rows: HTMLTableRowElement[] = []
+  for (const s of list.pendingSessions) {
+    const tr = el('tr')
+    tr.dataset.sessionId = s.id
+    const world = s.worldName !== '' ? s.worldName : '(running world)'
+    tr.append(el('td', world), el('td', s.username), el('td', `starting: ${STAGES[s.stage]?.toLowerCase() ?? s.stage}`, 'status-starting'),
+      el('td', '–'), el('td', time(s.startTime)))
+    const cell = el('td')
+    cell.append(endButton('Cancel', `${world} ${s.username}`, s.id))
+    tr.append(cell)
+    rows.push(tr)
+  }
+  for (const s of list.activeSessions) {
+    const tr = el('tr')
+    tr.dataset.sessionId = s.id
+    const world = s.worldTitle !== '' ? s.worldTitle : s.worldName
+    const status = el('td', s.status, `status-${s.status}`)
+    if (s.status !== 'active') status.append(el('div', s.statusReason, 'hint'))
+    const connected = s.clientId !== ''
+    tr.append(el('td', world), el('td', s.username), status,
+      el('td', connected ? 'connected' : 'not connected', connected ? 'module-yes' : 'module-no'),
+      el('td', time(s.statusChangedAt)))
+    const cell = el('td')
+    cell.append(endButton('End', `${world} ${s.username}`, s.id))
+    tr.append(cell)
+    rows.push(tr)
+  }
+  tbody.replaceChildren(...rows)
+  table.hidden = rows.length === 0
+  note.hidden = rows.length > 0
+  note.textContent = 'No running sessions for this API key.'
+
+  const endedRows = list.endedSessions.map((s) => {
+    const tr = el('tr')
+    tr.dataset.sessionId = s.id
+    const world = s.worldTitle !== '' ? s.worldTitle : s.worldName
+    tr.append(el('td', world), el('td', s.username), el('td', s.status, `status-${s.status}`), el('td', s.statusReason, 'reason'), el('td', time(s.endedAt)))
+    const cell = el('td')
+    if (s.status === 'failed') cell.append(endButton('Remove', `${world} ${s.username}`, s.id))
+    tr.append(cell)
+    return tr
+  })
+  endedBody.replaceChildren(...endedRows)
+  ended.hidden = endedRows.length === 0
+  $('ended-heading').hidden = endedRows.length === 0
+  follow([...list.pendingSessions, ...list.activeSessions].map((s) => s.id))
+}
+
+// --- the API key: this tab only -------------------------------------------
+
+const keyInput = input('api-key')
+keyInput.value = sessionStorage.getItem(KEY_STORAGE) ?? ''
+let keyTimer: ReturnType<typeof setTimeout> | undefined
+function keyChanged (): void {
+  clearTimeout(keyTimer)
+  if (apiKey() === '') sessionStorage.removeItem(KEY_STORAGE)
+  else sessionStorage.setItem(KEY_STORAGE, apiKey())
+  for (const stop of streams.values()) stop.abort()
+  streams.clear()
+  void refresh()
+}
+keyInput.addEventListener('change', keyChanged)
+keyInput.addEventListener('input', () => {
+  clearTimeout(keyTimer)
+  keyTimer = setTimeout(keyChanged, 400)
+})
+$('refresh').addEventListener('click', () => { void refresh() })
+void refresh()

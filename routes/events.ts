@@ -1,0 +1,99 @@
+// GET /session/{id}/events: one session's live events as server-sent events
+// (@fastify/sse), for the console and the CLI. The stream opens with the
+// session's current status (and stage, while it logs in), then carries each
+// change as it happens, and ends after the session ends or fails.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { fastifySSE } from '@fastify/sse'
+import type { Session, SessionEvent as ManagerEvent } from '../lib/session/types.js'
+import { isFinal } from '../lib/session/types.js'
+import { AUTHENTICATED, SECURITY, errorResponses } from '../schemas/common.js'
+import { EventsParams, SessionEvent, type SessionEventT } from '../schemas/events.js'
+
+/** The wire form of a manager event (no owner, times as ISO 8601). */
+function wire (e: ManagerEvent): SessionEventT {
+  const at = new Date(e.at).toISOString()
+  switch (e.type) {
+    case 'stage': return { type: 'stage', sessionId: e.sessionId, at, stage: e.stage }
+    case 'status': return { type: 'status', sessionId: e.sessionId, at, status: e.status, reason: e.reason }
+    case 'module': return { type: 'module', sessionId: e.sessionId, at, connected: e.connected, clientId: e.clientId ?? '', reason: e.reason }
+  }
+}
+
+/** The events that tell a newcomer where the session is now. */
+function current (s: Session): SessionEventT[] {
+  const out: SessionEventT[] = [{ type: 'status', sessionId: s.id, at: new Date(s.statusChangedAt).toISOString(), status: s.status, reason: s.statusReason }]
+  if (s.status !== 'active' && !isFinal(s.status) && s.stage !== null) {
+    out.push({ type: 'stage', sessionId: s.id, at: new Date(s.statusChangedAt).toISOString(), stage: s.stage })
+  }
+  return out
+}
+
+/** Same change as the last one sent (an event that raced the opening snapshot)? */
+function repeats (a: SessionEventT | undefined, b: SessionEventT): boolean {
+  if (a === undefined || a.type !== b.type) return false
+  if (a.type === 'stage' && b.type === 'stage') return a.stage === b.stage
+  if (a.type === 'status' && b.type === 'status') return a.status === b.status && a.reason === b.reason
+  return false
+}
+
+const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { sessions } = fastify
+  await fastify.register(fastifySSE, { heartbeatInterval: 15_000 })
+  fastify.addHook('onRequest', fastify.authenticate)
+
+  fastify.get('/session/:id/events', {
+    // Always a stream: no Accept negotiation (whose 406 is not in the one error shape).
+    sse: 'manual',
+    schema: {
+      tags: ['sessions'],
+      summary: 'Follow one session live: its login stages, status changes and module connection, as server-sent events',
+      description: 'A text/event-stream. Each message\'s `event:` is its type (stage, status, module) and its `data:` the JSON of a SessionEvent. ' +
+        'The first message is the session\'s current status (then its stage, while it logs in); the stream ends after the session ends or fails. ' +
+        'Comment lines (": heartbeat") keep idle connections open. Browsers: EventSource cannot send x-api-key; read the stream with fetch (see public/client.ts).',
+      security: SECURITY,
+      params: EventsParams,
+      response: {
+        200: { description: 'The session\'s events', content: { 'text/event-stream': { schema: SessionEvent } } },
+        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
+      }
+    },
+    config: { accessLog: 'debug' }
+  }, async function (request, reply) {
+    const { id } = request.params
+    const queue: SessionEventT[] = []
+    let wake: (() => void) | null = null
+    let closed = false
+    const push = (e: SessionEventT): void => { queue.push(e); wake?.() }
+    // Subscribe first (it refuses another key's or an unknown id with 404),
+    // then read the current state: nothing between the two is lost.
+    const unsubscribe = await sessions.subscribe(request.ownerId, id, (event) => { push(wire(event)) })
+    const close = (): void => { closed = true; unsubscribe(); wake?.() }
+    reply.sse.onClose(close)
+    const session = (await sessions.list(request.ownerId)).find((s) => s.id === id)
+    const opening = session !== undefined ? current(session) : []
+    queue.unshift(...opening)
+
+    async function * stream (): AsyncGenerator<{ event: string, data: SessionEventT }> {
+      let last: SessionEventT | undefined
+      const lastOf: Partial<Record<SessionEventT['type'], SessionEventT>> = {}
+      try {
+        for (;;) {
+          while (queue.length === 0 && !closed) await new Promise<void>((resolve) => { wake = resolve })
+          wake = null
+          const e = queue.shift()
+          if (e === undefined) return
+          if (!repeats(lastOf[e.type], e)) {
+            yield { event: e.type, data: e }
+            lastOf[e.type] = last = e
+          }
+          if (last?.type === 'status' && isFinal(last.status)) return
+        }
+      } finally {
+        close()
+      }
+    }
+    await reply.sse.send(stream())
+  })
+}
+
+export default eventRoutes

@@ -1,0 +1,37 @@
+// The events of GET /session/{id}/events: one server-sent event per change,
+// its `event:` field the type, its `data:` the JSON below.
+import { Type, type Static } from '@sinclair/typebox'
+import { SessionStatus } from '../lib/session/types.js'
+
+const common = {
+  sessionId: Type.String({ description: 'The session the event is about' }),
+  at: Type.String({ format: 'date-time', description: 'When it happened' })
+}
+
+export const StageEvent = Type.Object({
+  type: Type.Literal('stage'),
+  ...common,
+  stage: Type.String({ description: 'Login stage entered: reach, admin-auth, world-launch, join, game-load, module-connection' })
+}, { title: 'StageEvent', description: 'The login (first login or logging back in) entered a stage' })
+
+export const StatusEvent = Type.Object({
+  type: Type.Literal('status'),
+  ...common,
+  status: Type.Unsafe<Static<typeof SessionStatus>>({ ...SessionStatus, description: 'starting, active, reconnecting, failed or ended' }),
+  reason: Type.String({ description: 'Why, in words (for reconnecting and failed: what was lost or went wrong)' })
+}, { title: 'StatusEvent', description: 'The session\'s status changed; the first event of every stream is the current status. The stream ends after failed or ended' })
+
+export const ModuleEvent = Type.Object({
+  type: Type.Literal('module'),
+  ...common,
+  connected: Type.Boolean({ description: 'Whether the REST API module is connected to its relay now' }),
+  clientId: Type.String({ description: 'The id the module announced to its relay ("" when not known)' }),
+  reason: Type.String({ description: 'Why it connected or was lost, in words' })
+}, { title: 'ModuleEvent', description: 'The REST API module connected to its relay, or lost its connection' })
+
+export const SessionEvent = Type.Union([StageEvent, StatusEvent, ModuleEvent], { $id: 'SessionEvent', title: 'SessionEvent' })
+export type SessionEventT = Static<typeof SessionEvent>
+
+export const EventsParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 128, description: 'sessionId from POST /start-session or GET /session' })
+})
