@@ -241,10 +241,11 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     entry.ws = null
     if (entry.reviveTimer !== null) timers.clearTimeout(entry.reviveTimer)
     entry.reviveTimer = null
-    await ws?.detach()
-    if (ctx !== null) {
-      try { await ctx.close() } catch {}
-    }
+    // The context first, at once: the watcher goes with its page anyway.
+    await Promise.all([
+      ctx?.close().catch(() => {}),
+      ws?.detach()
+    ])
   }
 
   function wipe (secrets: Secrets): void {

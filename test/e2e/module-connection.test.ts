@@ -82,6 +82,8 @@ t.test('the list follows the module\'s relay connection', async (t) => {
   })
 
   t.test('relay restart within the module\'s retries: it reconnects by itself, no reload', async (t) => {
+    // Revival only after a minute of quiet, as by default: the module's own retries come first.
+    const { app } = await build(t, { MODULE_REVIVE_AFTER_MS: 60_000 })
     const { standin, relay } = await foundry(t, { moduleReconnectBaseMs: 500 })
     const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
     const { sessionId, clientId } = res.json()
