@@ -44,13 +44,17 @@ export default fp(service, { name: 'service', fastify: '5.x' })
 /** Server options shared by server.ts, tests and benchmarks. */
 export const serverOptions: FastifyServerOptions = {
   bodyLimit: 64 * 1024,
+  // Start-up makes an RSA key pair and may start Chromium: on a loaded host
+  // either can pass Fastify's default 10 s per plugin (toolchain trap 11).
+  pluginTimeout: 60_000,
   // Node's parser answers past 16 KiB of request line + headers (its
   // default maxHeaderSize), and malformed HTTP, in the one error shape.
   clientErrorHandler,
   // Sessions can take minutes to start; Fly's proxy and clients hold the
   // request meanwhile. Closing waits for them to be cancelled (see sessions).
   requestTimeout: 0,
-  return503OnClosing: true,
+  // plugins/error-handler.ts answers requests during close (503 SERVICE_CLOSING).
+  return503OnClosing: false,
   // plugins/access-log.ts writes one line per request instead of Fastify's two.
   logController: new LogController({ disableRequestLogging: true }),
   ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }

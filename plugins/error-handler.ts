@@ -2,7 +2,7 @@
 // Fastify's own errors and crashes. Internal messages stay in the log.
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify'
-import { CATALOGUE, OWN_CODES, type ErrorCode, type ServiceError } from '../lib/errors.js'
+import { CATALOGUE, OWN_CODES, ServiceClosing, type ErrorCode, type ServiceError } from '../lib/errors.js'
 
 // Fastify's own error codes, as catalogued codes.
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -34,6 +34,18 @@ function describeValidation (context: string | undefined, items: ValidationItem[
 }
 
 const errorHandler: FastifyPluginAsync = async (fastify) => {
+  // A request that arrives while the service closes is answered 503
+  // SERVICE_CLOSING in the one shape (Fastify's own return503OnClosing
+  // answers without a code, so app.ts turns it off).
+  let closing = false
+  fastify.addHook('preClose', async () => { closing = true })
+  fastify.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      void reply.header('connection', 'close')
+      throw new ServiceClosing()
+    }
+  })
+
   fastify.setErrorHandler(function (err: FastifyError & ServiceError, request, reply) {
     if (err.validation !== undefined) {
       return reply.code(400).send({
@@ -60,6 +72,7 @@ const errorHandler: FastifyPluginAsync = async (fastify) => {
     if (!exposed) {
       request.log.error({ err }, 'request failed')
       code = 'INTERNAL_ERROR' satisfies ErrorCode
+      status = CATALOGUE.INTERNAL_ERROR.status
       message = 'Internal server error: the failure was logged; retry, and report it if it persists'
     } else if (status >= 500) {
       request.log.warn({ code, stage: err.stage, page: err.page }, message)

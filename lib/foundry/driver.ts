@@ -4,7 +4,7 @@
 // the translation of puppeteer's failures into client-facing errors. Knows
 // no Foundry page; those are in reach.ts, setup.ts, players.ts, join.ts,
 // game.ts and module-connection.ts.
-import type { HTTPResponse, Page } from 'puppeteer-core'
+import type { Frame, HTTPResponse, Page } from 'puppeteer-core'
 import {
   FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost, SessionCancelled,
   withContext, type ServiceError
@@ -122,32 +122,48 @@ export class Driver {
 
   /**
    * Wait until `fn` of page script `script` returns something truthy in the
-   * page, and return it. A navigation destroys the page's context mid-wait:
-   * then wait again in the new document, unless the page has left the route
-   * `w.stayOn` (the login was lost).
+   * page, and return it. puppeteer carries the wait over to a new document
+   * when the page navigates; with `w.stayOn`, a main-frame navigation away
+   * from that route ends the wait at once: the login was lost.
    */
   async waitFor<T> (script: PageScript, fn: string, w: Wait, ...args: unknown[]): Promise<T> {
     const deadline = Date.now() + w.timeout
-    for (;;) {
-      this.checkAborted()
-      const left = deadline - Date.now()
-      if (left <= 0) {
-        throw this.fail(FoundryTimeout, `Timed out after ${Math.round(w.timeout / 1000)} s ${this.what()}: waited for ${w.what} on ${this.pagePath() ?? 'the page'}`)
-      }
-      try {
-        const handle = await this.page.waitForFunction(pageFunction(script, fn), { timeout: left, polling: w.polling ?? 100 }, ...args)
-        const value = await handle.jsonValue().catch(() => true)
-        await handle.dispose().catch(() => {})
-        return value as T
-      } catch (err) {
-        const e = err as Error
-        if (e.name === 'TimeoutError') continue
-        if (!/context was destroyed|Cannot find context|navigat/i.test(e.message)) throw err
-        await this.page.waitForNavigation({ waitUntil: 'domcontentloaded', timeout: Math.max(1, deadline - Date.now()) }).catch(() => {})
-        if (w.stayOn !== undefined && this.route() !== w.stayOn) {
-          throw this.fail(LoginLost, `Foundry sent the browser from ${w.stayOn} to ${this.pagePath() ?? 'another site'} while ${this.what()}: the login was lost (the world may have shut down, or another login replaced this one)`)
+    const stop = new AbortController()
+    let leftFor: string | null = null
+    const onNavigated = (frame: Frame): void => {
+      if (frame !== this.page.mainFrame() || this.routeOf(frame.url()) === w.stayOn) return
+      try { leftFor = new URL(frame.url()).pathname } catch { leftFor = 'another site' }
+      stop.abort()
+    }
+    const onCancel = (): void => { stop.abort() }
+    if (w.stayOn !== undefined) this.page.on('framenavigated', onNavigated)
+    this.opts.signal?.addEventListener('abort', onCancel, { once: true })
+    try {
+      for (;;) {
+        this.checkAborted()
+        const left = deadline - Date.now()
+        if (left <= 0) {
+          throw this.fail(FoundryTimeout, `Timed out after ${Math.round(w.timeout / 1000)} s ${this.what()}: waited for ${w.what} on ${this.pagePath() ?? 'the page'}`)
+        }
+        try {
+          const handle = await this.page.waitForFunction(pageFunction(script, fn), { timeout: left, polling: w.polling ?? 100, signal: stop.signal }, ...args)
+          const value = await handle.jsonValue().catch(() => true)
+          await handle.dispose().catch(() => {})
+          return value as T
+        } catch (err) {
+          if (leftFor !== null) {
+            throw this.fail(LoginLost, `Foundry sent the browser from ${w.stayOn} to ${leftFor as string} while ${this.what()}: the login was lost (the world may have shut down, or another login replaced this one)`)
+          }
+          const e = err as Error
+          if (e.name === 'TimeoutError') continue
+          // A page script's context went away with its document: wait again in the next one.
+          if (!/context was destroyed|Cannot find context|navigat/i.test(e.message)) throw err
+          await this.page.waitForNavigation({ waitUntil: 'domcontentloaded', timeout: Math.max(1, deadline - Date.now()) }).catch(() => {})
         }
       }
+    } finally {
+      this.page.off('framenavigated', onNavigated)
+      this.opts.signal?.removeEventListener('abort', onCancel)
     }
   }
 

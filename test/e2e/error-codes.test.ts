@@ -47,9 +47,8 @@ t.test('FOUNDRY_LOGIN_LOST', async (t) => {
     t.same(standin.joins.map((j) => j.ok), [true], 'Foundry accepted the login')
     await standin.shutdownWorld()
     const res = await pending
-    const todo = 'lib/foundry-login.ts waitIn() relies on waitForFunction throwing on navigation, but puppeteer carries the wait over to the new document: the page leaves /game and the login waits for game.ready on /join until GAME_READY_TIMEOUT_MS (504 FOUNDRY_TIMEOUT)'
-    t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST', { todo })
-    t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it', { todo })
+    t.match({ status: res.statusCode, code: res.json().code }, { status: 502, code: 'FOUNDRY_LOGIN_LOST' }, '502 FOUNDRY_LOGIN_LOST')
+    t.match(res.json(), { stage: 'game-load', error: /Foundry sent the browser from \/game to \/\S* while loading the game: the login was lost/ }, 'says where Foundry sent it')
     t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
   })
 })
@@ -156,7 +155,7 @@ t.test('SERVICE_CLOSING', async (t) => {
     await app.close()
     const res = await pending
     t.equal(res.statusCode, 503, 'not 409 SESSION_CANCELLED: the client did not cancel', {
-      todo: 'lib/sessions.ts answers a login aborted by shutdown with 409 SESSION_CANCELLED ("ended while it was starting"); the README\'s SERVICE_CLOSING (retry elsewhere) fits'
+      todo: 'lib/session/manager.ts answers a login aborted by shutdown with 409 SESSION_CANCELLED ("ended while it was starting"); the README\'s SERVICE_CLOSING (retry elsewhere) fits'
     })
     t.equal(res.json().code, 'SERVICE_CLOSING', 'the client learns to retry elsewhere', { todo: 'see above' })
   })
@@ -184,9 +183,7 @@ t.test('SERVICE_CLOSING', async (t) => {
     const json = data.slice(data.indexOf('\r\n\r\n') + 4)
     let parsed: unknown = null
     try { parsed = JSON.parse(json) } catch {}
-    t.match(parsed, { statusCode: 503, code: 'SERVICE_CLOSING', error: /shutting down/ }, 'in the one error shape', {
-      todo: 'Fastify\'s return503OnClosing (app.ts serverOptions) answers {"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}: no code, not the one shape'
-    })
+    t.match(parsed, { statusCode: 503, code: 'SERVICE_CLOSING', error: /shutting down/ }, 'in the one error shape')
   })
 })
 
@@ -226,9 +223,7 @@ t.test('INTERNAL_ERROR: an unexpected failure is logged, and answered without it
   for (const url of ['/crash', '/foreign-5xx']) {
     const res = await app.inject({ method: 'GET', url })
     t.match(res.json(), { code: 'INTERNAL_ERROR', error: /\w+ \w+/ }, `${url}: INTERNAL_ERROR`)
-    t.equal(res.statusCode, 500, `${url}: with the catalogue's status`, url === '/foreign-5xx'
-      ? { todo: 'plugins/error-handler.ts keeps a foreign 5xx status (503) while answering INTERNAL_ERROR, whose catalogue status is 500' }
-      : {})
+    t.equal(res.statusCode, 500, `${url}: with the catalogue's status`)
     t.match(res.json().error, /^Internal server error: the failure was logged/)
     t.notMatch(res.body, /hunter2|upstream detail|SOME_LIBRARY_CODE/, `${url}: no detail in the answer`)
   }

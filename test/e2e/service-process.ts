@@ -39,7 +39,7 @@ export function startService (env: Record<string, string>): ServiceProcess {
     out: () => out,
     err: () => err,
     base,
-    async listening (timeoutMs = 30_000) {
+    async listening (timeoutMs = 120_000) {
       return await new Promise<string>((resolve, reject) => {
         const done = (): void => { clearTimeout(timer); waiters.delete(check); child.off('exit', onExit) }
         const check = (): void => { const b = base(); if (b !== null) { done(); resolve(b) } }
