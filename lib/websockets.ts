@@ -8,6 +8,10 @@
 // connection was refused (4004: id held elsewhere; 1008: bad token). A small
 // script in the page (lib/foundry/page/document.js) reports each socket's
 // close code through a binding.
+//
+// One watcher per page, shared: the login and the session (which follows the
+// module's connection for its whole life) each hold it, and it detaches when
+// the last holder lets go.
 import type { CDPSession, Page } from 'puppeteer-core'
 import { pageFunction } from './foundry/page-scripts.js'
 
@@ -21,6 +25,9 @@ export interface WsConnection {
   closed: boolean
   /** Close code seen by the page, when it closed. */
   closeCode?: number
+  /** When the page opened it, and when it was seen closed (epoch ms). */
+  openedAt: number
+  closedAt?: number
 }
 
 const BINDING = '__foundrySessionsSocketClosed'
@@ -29,21 +36,64 @@ export interface WsWatcher {
   connections: () => WsConnection[]
   /** Resolve with the first connection for which `ready` holds; rejects on timeout or abort. */
   waitFor: (ready: (c: WsConnection) => boolean, timeoutMs: number, signal?: AbortSignal) => Promise<WsConnection>
+  /** Called after every change (a socket created, answered, authenticated or closed); returns the unsubscribe function. */
+  onChange: (listener: () => void) => () => void
+  /** Let go of this hold; the last one detaches from the page. */
   detach: () => Promise<void>
 }
 
+/** Connections kept per page: the oldest closed ones go first. */
+const MAX_KEPT = 200
+
+interface Shared { watcher: Promise<Omit<WsWatcher, 'detach'> & { release: () => Promise<void> }>, holds: number }
+const shared = new WeakMap<Page, Shared>()
+
 export class WsWaitTimeout extends Error {}
 
+/** Hold the page's watcher (created on first use); detach() lets go of this hold. */
 export async function watchWebSockets (page: Page): Promise<WsWatcher> {
+  let entry = shared.get(page)
+  if (entry === undefined) {
+    entry = { watcher: createWatcher(page), holds: 0 }
+    shared.set(page, entry)
+    entry.watcher.catch(() => { if (shared.get(page) === entry) shared.delete(page) })
+  }
+  const held = entry
+  held.holds++
+  const w = await held.watcher.catch((err: unknown) => { held.holds--; throw err })
+  let released = false
+  return {
+    connections: w.connections,
+    waitFor: w.waitFor,
+    onChange: w.onChange,
+    async detach () {
+      if (released) return
+      released = true
+      if (--held.holds > 0) return
+      if (shared.get(page) === held) shared.delete(page)
+      await w.release()
+    }
+  }
+}
+
+async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & { release: () => Promise<void> }> {
   const cdp: CDPSession = await page.createCDPSession()
   const byId = new Map<string, WsConnection>()
   const waiters = new Set<() => void>()
-  const changed = (): void => { for (const w of waiters) w() }
+  const listeners = new Set<() => void>()
+  const changed = (): void => {
+    for (const w of [...waiters]) w()
+    for (const l of [...listeners]) { try { l() } catch {} }
+  }
 
   cdp.on('Network.webSocketCreated', (e) => {
     let url: URL
     try { url = new URL(e.url) } catch { return }
-    byId.set(e.requestId, { requestId: e.requestId, url, authSucceeded: false, closed: false })
+    byId.set(e.requestId, { requestId: e.requestId, url, authSucceeded: false, closed: false, openedAt: Date.now() })
+    if (byId.size > MAX_KEPT) {
+      const old = [...byId.values()].find((c) => c.closed)
+      if (old !== undefined) byId.delete(old.requestId)
+    }
     changed()
   })
   cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
@@ -62,13 +112,13 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
   })
   cdp.on('Network.webSocketClosed', (e) => {
     const c = byId.get(e.requestId)
-    if (c !== undefined) { c.closed = true; changed() }
+    if (c !== undefined && !c.closed) { c.closed = true; c.closedAt = Date.now(); changed() }
   })
   await cdp.send('Network.enable')
   await page.exposeFunction(BINDING, (url: string, code: number) => {
     // The newest connection to that URL without a code is the one that closed.
     const c = [...byId.values()].reverse().find((x) => x.url.href === url && x.closeCode === undefined)
-    if (c !== undefined && Number.isInteger(code)) { c.closeCode = code; c.closed = true; changed() }
+    if (c !== undefined && Number.isInteger(code)) { c.closeCode = code; c.closed = true; c.closedAt ??= Date.now(); changed() }
   })
   await page.evaluateOnNewDocument(pageFunction('document', 'reportCloseCodes'), BINDING)
 
@@ -96,8 +146,14 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
       })
     },
 
-    async detach () {
+    onChange (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+
+    async release () {
       waiters.clear()
+      listeners.clear()
       try { await cdp.detach() } catch {}
     }
   }

@@ -31,6 +31,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
     maxLifetimeMs: config.SESSION_MAX_LIFETIME_MS,
     reloginAttempts: config.RELOGIN_ATTEMPTS,
     reloginBaseMs: config.RELOGIN_BASE_MS,
+    moduleReviveAfterMs: config.MODULE_REVIVE_AFTER_MS,
     pool: fastify.browserPool,
     log,
     maxSessions: config.MAX_SESSIONS,

@@ -195,6 +195,11 @@ function active<S extends SessionStatus> (s: Listed<S>, now: number, instanceId:
     statusReason: s.statusReason,
     statusChangedAt: new Date(s.statusChangedAt).toISOString(),
     relogins: s.relogins,
+    module: {
+      connected: s.status === 'active' && s.module?.connected === true,
+      since: new Date(s.module?.since ?? s.statusChangedAt).toISOString(),
+      reason: s.module?.reason ?? 'not connected'
+    },
     lastActivity: s.lastActivity,
     idleMinutes: Math.floor((now - s.lastActivity) / 60_000),
     instanceId,

@@ -71,6 +71,7 @@ export const EnvSchema = Type.Object({
   GAME_READY_TIMEOUT_MS: ms(120_000, 'Wait for game.ready on /game'),
   MODULE_CONNECT_TIMEOUT_MS: ms(60_000, 'Wait for the REST API module to connect to its relay'),
   MODULE_STABLE_MS: ms(250, 'Module 2.x: how long its accepted relay connection must stay open to count (a 2.x relay accepts, then closes a refused id with 4004)'),
+  MODULE_REVIVE_AFTER_MS: ms(60_000, 'A session whose REST API module lost its relay (unreachable) and has shown no sign of its connection for this long reloads the game page once the relay answers again (the module stops retrying after about 8 minutes)'),
 
   PAGE_BLOCK_RESOURCES: Type.String({
     default: 'image,media,font',

@@ -81,6 +81,11 @@ export const ActiveSession = Type.Object({
   statusReason: str('Why the status last changed'),
   statusChangedAt: Type.String({ format: 'date-time' }),
   relogins: Type.Integer({ description: 'Times the session logged back in after losing its login' }),
+  module: Type.Object({
+    connected: Type.Boolean({ description: 'Whether the REST API module is connected to its relay now' }),
+    since: Type.String({ format: 'date-time', description: 'Since when it is (not) connected' }),
+    reason: str('Why it is (not) connected: connected to its relay; connecting; the relay is unreachable (close 1006); the relay gave its id to another browser (close 4004); closed normally (close 1000: replaced); token refused (close 1008)…')
+  }, { description: 'The REST API module\'s relay connection, followed for the session\'s whole life' }),
   lastActivity: Type.Number({ description: 'Epoch ms of the last API call that named or listed the session' }),
   idleMinutes: Type.Integer(),
   instanceId: str(),

@@ -3,7 +3,14 @@
 // with idle timeout, maximum lifetime, a relogin budget and backoff. No
 // clock, timer, browser or I/O here: the executor (manager.ts) feeds events
 // in, with the time, and carries out the effects.
-import { isFinal, type Lifecycle } from './types.js'
+//
+// While active, the REST API module's relay connection is part of the state:
+// its own reconnects are only observed; when it stays down after a close it
+// does not recover from by itself (relay unreachable until it gave up) and
+// the relay answers again, the game page is reloaded to bring it back.
+// A session that Foundry logs out while another login of the same user is
+// active (a human took it over) fails instead of logging back in against it.
+import { isFinal, type Lifecycle, type ModuleState } from './types.js'
 
 export interface MachineConfig {
   /** End a session after this long without an API call naming or listing it (0: never). */
@@ -15,6 +22,8 @@ export interface MachineConfig {
   /** First backoff delay; doubles per failed attempt up to maxBackoffMs. */
   reloginBaseMs: number
   maxBackoffMs: number
+  /** How long the module's connection must have shown no sign of life before a reload may bring it back. */
+  moduleReviveAfterMs: number
 }
 
 export const DEFAULT_MACHINE: MachineConfig = {
@@ -22,16 +31,27 @@ export const DEFAULT_MACHINE: MachineConfig = {
   maxLifetimeMs: 0,
   reloginAttempts: 5,
   reloginBaseMs: 1000,
-  maxBackoffMs: 30_000
+  maxBackoffMs: 30_000,
+  moduleReviveAfterMs: 60_000
 }
+
+/** Foundry's error code when the user is logged in elsewhere and the login did not replace it. */
+export const USER_ALREADY_ACTIVE = 'USER_ALREADY_ACTIVE'
 
 export type MachineEvent =
   /** A login (first or again) finished with the game ready (and the module connected when required). */
   | { type: 'login-succeeded', moduleConnected: boolean }
   /** A login (first or again) failed. */
   | { type: 'login-failed', code: string, message: string }
-  /** An active session's page lost its login (Foundry restart, page crash, Chromium died). */
-  | { type: 'login-lost', reason: string }
+  /**
+   * An active session's page lost its login (Foundry restart, page crash,
+   * Chromium died); loggedOut: Foundry sent the page to its join page.
+   */
+  | { type: 'login-lost', reason: string, loggedOut?: boolean }
+  /** What the page shows of the module's relay connection now. */
+  | { type: 'module', connected: boolean, reason: string, revivable: boolean, lastSeenAt: number }
+  /** The module's relay answers again (probed while the module was down). */
+  | { type: 'relay-back' }
   /** The relogin timer fired. */
   | { type: 'relogin-due' }
   /** The relogin could not get a login slot: wait without counting an attempt. */
@@ -50,6 +70,8 @@ export type Effect =
   | { type: 'schedule-relogin', delayMs: number }
   /** Close the session's browser context. */
   | { type: 'close-browser' }
+  /** Reload the game page (the module connects again after Foundry's ready). */
+  | { type: 'reload-game' }
   /**
    * The session is over: abort a login in progress, cancel the relogin
    * timer, close the browser, wipe the secrets, keep the record as ended.
@@ -72,8 +94,22 @@ export function initialState (now: number): Lifecycle {
     endedAt: null,
     lastActivity: now,
     relogins: 0,
-    attempts: 0
+    attempts: 0,
+    loggedOut: false,
+    module: null
   }
+}
+
+/** Whether a reload may bring the module back now: active, module down, revivable, quiet long enough. */
+export function moduleNeedsRevival (state: Lifecycle, now: number, config: MachineConfig): boolean {
+  const m = state.module
+  return state.status === 'active' && m !== null && !m.connected && m.revivable && now - m.lastSeenAt >= config.moduleReviveAfterMs
+}
+
+function moduleState (prev: ModuleState | null, connected: boolean, reason: string, now: number, patch: Partial<ModuleState> = {}): ModuleState {
+  const since = prev !== null && prev.connected === connected ? prev.since : now
+  const revivedAt = connected ? null : prev?.revivedAt ?? null
+  return { connected, since, reason, revivable: false, lastSeenAt: now, revivedAt, ...patch }
 }
 
 /** Delay before the next login after `attempts` failed ones in a row (≥ 1). */
@@ -125,23 +161,30 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
       return stay(state)
     }
 
-    case 'login-succeeded':
+    case 'login-succeeded': {
+      if (status !== 'starting' && status !== 'reconnecting') return stay(state)
+      const module = event.moduleConnected
+        ? moduleState(null, true, 'connected to its relay', now)
+        : moduleState(null, false, 'not connected (the login did not wait for it)', now)
       if (status === 'starting') {
         const reason = event.moduleConnected ? 'logged in; the REST API module is connected' : 'logged in; the REST API module was not required'
-        return { state: to(state, 'active', reason, now, { activeSince: now, attempts: 0 }), effects: [] }
+        return { state: to(state, 'active', reason, now, { activeSince: now, attempts: 0, module }), effects: [] }
       }
-      if (status === 'reconnecting') {
-        return {
-          state: to(state, 'active', `logged back in after: ${state.statusReason}`, now, { activeSince: now, attempts: 0, relogins: state.relogins + 1 }),
-          effects: []
-        }
+      return {
+        state: to(state, 'active', `logged back in after: ${state.statusReason}`, now, {
+          activeSince: now, attempts: 0, relogins: state.relogins + 1, loggedOut: false, module
+        }),
+        effects: []
       }
-      return stay(state)
+    }
 
     case 'login-failed':
       if (status === 'starting') return finish(state, 'failed', event.message, now)
       if (status === 'reconnecting') {
         const attempts = state.attempts + 1
+        if (state.loggedOut && event.code === USER_ALREADY_ACTIVE) {
+          return finish({ ...state, attempts }, 'failed', 'taken over: Foundry logged this session out and shows its user logged in elsewhere (another login of the same user replaced it); not logging back in against it. Start the session again once that login has ended', now)
+        }
         const reason = `logging back in failed (${event.code}): ${event.message}`
         if (attempts >= config.reloginAttempts) {
           return finish({ ...state, attempts }, 'failed', `${reason}; gave up after ${attempts} attempts`, now)
@@ -157,8 +200,31 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
     case 'login-lost':
       if (status !== 'active') return stay(state)
       return {
-        state: to(state, 'reconnecting', event.reason, now, { attempts: 0 }),
+        state: to(state, 'reconnecting', event.reason, now, {
+          attempts: 0,
+          loggedOut: event.loggedOut === true,
+          module: moduleState(state.module, false, 'the game page is gone: the session is logging back in', now)
+        }),
         effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: 0 }]
+      }
+
+    case 'module': {
+      const m = state.module
+      if (status !== 'active' || m === null) return stay(state)
+      // After a reload, only a sign of the module since then can call for another.
+      const revivable = event.revivable && (m.revivedAt === null || event.lastSeenAt > m.revivedAt)
+      const lastSeenAt = Math.max(m.lastSeenAt, event.lastSeenAt)
+      if (m.connected === event.connected && m.revivable === revivable && (m.reason === event.reason || (!revivable && m.revivedAt !== null))) {
+        return lastSeenAt === m.lastSeenAt ? stay(state) : stay({ ...state, module: { ...m, lastSeenAt } })
+      }
+      return stay({ ...state, module: moduleState(m, event.connected, event.reason, now, { revivable, lastSeenAt }) })
+    }
+
+    case 'relay-back':
+      if (!moduleNeedsRevival(state, now, config)) return stay(state)
+      return {
+        state: { ...state, module: { ...state.module!, reason: `${state.module!.reason}; the relay answers again: reloaded the game page to bring the module back`, revivable: false, lastSeenAt: now, revivedAt: now } },
+        effects: [{ type: 'reload-game' }]
       }
 
     case 'relogin-due':

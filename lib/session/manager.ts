@@ -13,7 +13,9 @@ import { preparePage, type PageSetupOptions } from '../page-setup.js'
 import { pageFunction } from '../foundry/page-scripts.js'
 import type { ScreenshotStore } from '../screenshots.js'
 import { createSessionEvents } from './events.js'
-import { DEFAULT_MACHINE, initialState, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { DEFAULT_MACHINE, initialState, moduleNeedsRevival, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { moduleView, relayProbeUrl } from './module-watch.js'
+import { watchWebSockets, type WsWatcher } from '../websockets.js'
 import { createMemoryRegistry, type SessionRegistry } from './registry.js'
 import {
   isFinal, pageSetup, type Lifecycle, type Session, type SessionEvent, type SessionEventListener, type SessionOptions,
@@ -48,6 +50,8 @@ export interface SessionManagerOptions {
   reloginBaseMs?: number
   /** How long ended and failed sessions stay listed (default 10 min). */
   retainEndedMs?: number
+  /** How long the module's connection must show no sign of life before a reload may bring it back (default 60 s). */
+  moduleReviveAfterMs?: number
   now?: () => number
   timers?: Timers
 }
@@ -90,6 +94,10 @@ interface Entry {
   abort: AbortController
   context: BrowserContext | null
   page: Page | null
+  /** The page's WebSocket watcher, held for the session's life (the module's relay connection). */
+  ws: WsWatcher | null
+  /** The next check whether the module needs bringing back. */
+  reviveTimer: NodeJS.Timeout | null
   /** Settles with the first login. */
   ready: Promise<Session>
   retryTimer: NodeJS.Timeout | null
@@ -102,8 +110,8 @@ const LOGIN_SLOTS_RETRY_AFTER_S = 5
 const snapshot = (s: Session): Session => structuredClone(s)
 
 function lifecycleOf (s: Session): Lifecycle {
-  const { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts } = s
-  return { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts }
+  const { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts, loggedOut, module } = s
+  return { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts, loggedOut, module }
 }
 
 function secretBuffer (value: string | undefined): Buffer | null {
@@ -121,7 +129,8 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     idleTimeoutMs: opts.idleTimeoutMs ?? 0,
     maxLifetimeMs: opts.maxLifetimeMs ?? 0,
     reloginAttempts: opts.reloginAttempts ?? DEFAULT_MACHINE.reloginAttempts,
-    reloginBaseMs: opts.reloginBaseMs ?? DEFAULT_MACHINE.reloginBaseMs
+    reloginBaseMs: opts.reloginBaseMs ?? DEFAULT_MACHINE.reloginBaseMs,
+    moduleReviveAfterMs: opts.moduleReviveAfterMs ?? DEFAULT_MACHINE.moduleReviveAfterMs
   }
   const caps = { maxSessions: opts.maxSessions, maxPerOwner: opts.maxSessionsPerOwner }
   /** The sessions this instance runs. */
@@ -163,10 +172,18 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
   async function dispatch (entry: Entry, event: MachineEvent): Promise<void> {
     const before = entry.session.status
     const reasonBefore = entry.session.statusReason
-    const { state, effects } = transition(lifecycleOf(entry.session), event, now(), machine)
+    const moduleBefore = entry.session.module
+    const current = lifecycleOf(entry.session)
+    const { state, effects } = transition(current, event, now(), machine)
+    if (state === current && effects.length === 0) return
     Object.assign(entry.session, state)
     const work = effects.map(async (effect) => { await run(entry, effect) })
     if (!isFinal(state.status)) void save(entry)
+    const m = state.module
+    if (m !== null && (moduleBefore === null || m.connected !== moduleBefore.connected || m.reason !== moduleBefore.reason)) {
+      emit(entry, { type: 'module', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: m.since, connected: m.connected, clientId: entry.session.clientId, reason: m.reason })
+    }
+    scheduleRevival(entry)
     if (state.status !== before || state.statusReason !== reasonBefore) {
       emit(entry, {
         type: 'status',
@@ -197,6 +214,15 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       case 'close-browser':
         await closeBrowser(entry)
         return
+      case 'reload-game': {
+        const page = entry.page
+        log.info({ sessionId: entry.session.id }, 'the module stayed disconnected and its relay answers again: reloading the game page')
+        // framenavigated (watch) then waits for the game to be ready again.
+        await page?.reload({ waitUntil: 'domcontentloaded' }).catch((err: Error) => {
+          log.warn({ sessionId: entry.session.id, err: err.message }, 'reloading the game page failed')
+        })
+        return
+      }
       case 'finish':
         entries.delete(entry.session.id)
         entry.abort.abort(new SessionCancelled())
@@ -209,11 +235,17 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
 
   async function closeBrowser (entry: Entry): Promise<void> {
     const ctx = entry.context
+    const ws = entry.ws
     entry.context = null
     entry.page = null
-    if (ctx !== null) {
-      try { await ctx.close() } catch {}
-    }
+    entry.ws = null
+    if (entry.reviveTimer !== null) timers.clearTimeout(entry.reviveTimer)
+    entry.reviveTimer = null
+    // The context first, at once: the watcher goes with its page anyway.
+    await Promise.all([
+      ctx?.close().catch(() => {}),
+      ws?.detach()
+    ])
   }
 
   function wipe (secrets: Secrets): void {
@@ -232,8 +264,9 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       adminPassword: secrets.adminPassword?.toString('utf8'),
       connectionToken: secrets.connectionToken?.toString('utf8'),
       requireModule: o.requireModule,
-      // Logging back in replaces this session's own stale login.
-      loginIfActive: relogin || o.loginIfActive,
+      // Logging back in replaces this session's own stale login, unless
+      // Foundry logged it out: then another login may hold the user.
+      loginIfActive: relogin ? !entry.session.loggedOut : o.loginIfActive,
       launchWorld: !relogin || o.relaunchWorld
     }
   }
@@ -253,6 +286,8 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     const page = await context.newPage()
     entry.page = page
     await preparePage(page, pageSetup(opts.page, entry.options.page))
+    // The login shares this watcher; the session keeps it to follow the module.
+    entry.ws = await watchWebSockets(page)
     const result = await loginToFoundry(page, loginParams(entry, relogin), {
       timeouts: opts.timeouts,
       signal: abort.signal,
@@ -285,16 +320,33 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     }
   }
 
-  /** Watch an active session's page for anything that loses the login. */
+  /** Watch an active session's page for anything that loses the login, and its module's relay connection. */
   function watch (entry: Entry, page: Page): void {
-    const gamePath = new URL('game', foundryBase(entry.options.foundryUrl)).pathname
-    const lost = (reason: string): void => {
-      if (entry.page === page) void dispatch(entry, { type: 'login-lost', reason })
+    const base = foundryBase(entry.options.foundryUrl)
+    const gamePath = new URL('game', base).pathname
+    const joinPath = new URL('join', base).pathname
+    const lost = (reason: string, loggedOut = false): void => {
+      if (entry.page === page) void dispatch(entry, { type: 'login-lost', reason, loggedOut })
+    }
+    const ws = entry.ws
+    if (ws !== null) {
+      const relay = { relayUrl: '', clientId: entry.session.clientId }
+      const follow = (): void => {
+        if (entry.page !== page || entry.ws !== ws) return
+        const view = moduleView(ws.connections(), relay)
+        if (view !== null) void dispatch(entry, { type: 'module', ...view })
+      }
+      ws.onChange(follow)
+      follow()
     }
     page.on('framenavigated', (frame) => {
       if (frame !== page.mainFrame() || entry.page !== page || entry.session.status !== 'active') return
       let path = ''
       try { path = new URL(frame.url()).pathname } catch {}
+      if (path === joinPath) {
+        lost('Foundry logged the page out and sent it to /join (server restarted, session expired, or another login of the same user replaced this one)', true)
+        return
+      }
       if (path !== gamePath) {
         lost(`Foundry sent the page to ${path === '' ? 'another site' : path} (world shut down, server restarted or connection lost)`)
         return
@@ -307,6 +359,48 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     })
     page.once('error', () => { lost('the session\'s page crashed') })
     page.once('close', () => { lost('the session\'s page closed') })
+  }
+
+  /** While the module is down for a reason a reload cures, check (and probe its relay) once it has been quiet long enough. */
+  function scheduleRevival (entry: Entry): void {
+    const m = entry.session.module
+    if (entry.reviveTimer !== null) { timers.clearTimeout(entry.reviveTimer); entry.reviveTimer = null }
+    if (entry.session.status !== 'active' || m === null || m.connected || !m.revivable) return
+    const delay = Math.max(0, m.lastSeenAt + machine.moduleReviveAfterMs - now())
+    entry.reviveTimer = timers.setTimeout(() => {
+      entry.reviveTimer = null
+      void reviveCheck(entry)
+    }, delay)
+    entry.reviveTimer.unref()
+  }
+
+  async function reviveCheck (entry: Entry): Promise<void> {
+    if (!moduleNeedsRevival(lifecycleOf(entry.session), now(), machine) || entry.ws === null) return
+    const url = relayProbeUrl(entry.ws.connections(), { relayUrl: '', clientId: entry.session.clientId })
+    if (url !== null && await relayAnswers(url)) {
+      await dispatch(entry, { type: 'relay-back' })
+      return
+    }
+    // Not yet: look again in a while.
+    if (entry.reviveTimer !== null || !moduleNeedsRevival(lifecycleOf(entry.session), now(), machine)) return
+    entry.reviveTimer = timers.setTimeout(() => {
+      entry.reviveTimer = null
+      void reviveCheck(entry)
+    }, Math.min(machine.moduleReviveAfterMs, 5000))
+    entry.reviveTimer.unref()
+  }
+
+  /** Whether the relay answers HTTP at all (any status), within the URL policy. */
+  async function relayAnswers (url: URL): Promise<boolean> {
+    const allow = opts.page?.allowRequest
+    if (allow !== undefined && !(await allow(url))) return false
+    try {
+      const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(3000) })
+      await res.body?.cancel()
+      return true
+    } catch {
+      return false
+    }
   }
 
   async function relogin (entry: Entry): Promise<void> {
@@ -390,6 +484,8 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
         abort: new AbortController(),
         context: null,
         page: null,
+        ws: null,
+        reviveTimer: null,
         ready,
         retryTimer: null,
         saving: Promise.resolve()

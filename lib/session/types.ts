@@ -35,6 +35,27 @@ export interface Lifecycle {
   relogins: number
   /** Failed logins in a row while reconnecting. */
   attempts: number
+  /**
+   * The login was lost by Foundry logging the page out (sent to /join while
+   * Foundry runs): log back in only if no one else is logged in as the user.
+   */
+  loggedOut: boolean
+  /** The REST API module's relay connection while logged in (null before the first login). */
+  module: ModuleState | null
+}
+
+export interface ModuleState {
+  connected: boolean
+  /** Since when it is connected, or not. */
+  since: number
+  /** Why it is (not) connected, in words. */
+  reason: string
+  /** A close the module does not recover from by itself, but a reload of the game page does (relay unreachable). */
+  revivable: boolean
+  /** Last sign of the module's connection: an attempt, an answer or a close. */
+  lastSeenAt: number
+  /** When the game page was last reloaded to bring it back (null: not since it last connected). */
+  revivedAt: number | null
 }
 
 /** A session as the registry keeps it: no password, token or browser handle. */

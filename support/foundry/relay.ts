@@ -45,6 +45,10 @@ export interface RelayStandin {
   send: (c: RelayConnection, msg: unknown) => void
   /** Open connections. */
   open: () => RelayConnection[]
+  /** Go down: drop every connection without a close frame (pages see 1006) and stop listening until up(). */
+  down: () => Promise<void>
+  /** Listen again on the same port. */
+  up: () => Promise<void>
   close: () => Promise<void>
 }
 
@@ -188,6 +192,19 @@ export async function startRelayStandin (opts: RelayStandinOptions = {}): Promis
     kick (c, code, reason = '') { closeWith(c, code, reason) },
     send (c, msg) { sendJson(c, msg) },
     open: () => connections.filter((c) => isOpen(c) && c.closeCode === undefined),
+    async down () {
+      const closed = new Promise<void>((resolve) => { server.close(() => resolve()) })
+      for (const ws of sockets.values()) ws.terminate()
+      server.closeAllConnections()
+      for (const c of conns) c.destroy()
+      await closed
+    },
+    async up () {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve() })
+      })
+    },
     async close () {
       for (const ws of sockets.values()) ws.terminate()
       wss.close()

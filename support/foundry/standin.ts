@@ -96,6 +96,16 @@ export interface StandinOptions {
   moduleApiKey?: string
   /** Module ping interval in ms (default 30000, as the module). */
   modulePingIntervalMs?: number
+  /** Module reconnects before it gives up (default 20, as the module: about 8 minutes of backoff). */
+  moduleReconnectMaxAttempts?: number
+  /** Module reconnect backoff base in ms (default 1000, as the module). */
+  moduleReconnectBaseMs?: number
+  /**
+   * A second login of a user replaces the first (one field report says
+   * Foundry does this): the earlier session is logged out and its pages are
+   * told so over their socket, which sends them to /join.
+   */
+  secondLoginReplaces?: boolean
   /** Users already logged in elsewhere: disabled on the join page, count for the primary-GM rule. */
   activeUserIds?: string[]
   /** Delay before the join form renders after getJoinData (default 300). */
@@ -508,7 +518,7 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
   function moduleScript (): string {
     const f = clientFiles()
     const body = moduleVersion === 3 ? f.moduleV3 : f.moduleV2
-    return `(function (CONFIG) {\n${f.moduleRequests}\n${body}\n})(${JSON.stringify({ pingIntervalMs })});\n`
+    return `(function (CONFIG) {\n${f.moduleRequests}\n${body}\n})(${JSON.stringify({ pingIntervalMs, reconnectMaxAttempts: opts.moduleReconnectMaxAttempts, reconnectBaseMs: opts.moduleReconnectBaseMs })});\n`
   }
 
   function worldData (s: Session, w: StandinWorld): unknown {
@@ -757,6 +767,16 @@ ${flash !== null ? `<div id="auth-error" class="notification error">${esc(flash)
     if (user.role === 0) { fail('JOIN.ErrorBanned'); return }
     const password = body.password === undefined ? '' : body.password
     if (typeof password !== 'string' || password !== user.password) { fail('JOIN.ErrorInvalidPassword'); return }
+    if (opts.secondLoginReplaces === true) {
+      for (const other of sessions.values()) {
+        if (other === sess || other.userId !== user.id) continue
+        other.userId = null
+        other.justJoined = false
+        for (const socket of io?.of('/').sockets.values() ?? []) {
+          if (socket.handshake.query.session === other.id) socket.emit('session', { sessionId: other.id, userId: null })
+        }
+      }
+    }
     sess.userId = user.id
     sess.justJoined = true
     record(user.id, true)

@@ -6,7 +6,7 @@ import {
 } from '../../lib/session/machine.js'
 import type { Lifecycle } from '../../lib/session/types.js'
 
-const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000 }
+const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, moduleReviveAfterMs: 10_000 }
 
 /** Drive the machine through events at given times; keep every effect. */
 function drive (steps: Array<[number, MachineEvent]>, config = CONFIG, start = 0): { state: Lifecycle, effects: Effect[][] } {
@@ -150,4 +150,58 @@ t.test('the transition function is pure: the input state is never changed', asyn
     t.doesNotThrow(() => transition(frozen, e, 50, { ...CONFIG, idleTimeoutMs: 1 }), e.type)
   }
   t.same(frozen, s)
+})
+
+t.test('module: followed while active; since moves only when connected flips', async (t) => {
+  let s = drive([[0, ok]]).state
+  t.match(s.module, { connected: true, since: 0, reason: 'connected to its relay', revivedAt: null })
+  s = transition(s, { type: 'module', connected: false, reason: 'close 4004', revivable: false, lastSeenAt: 100 }, 100, CONFIG).state
+  t.match(s.module, { connected: false, since: 100, reason: 'close 4004', revivable: false })
+  s = transition(s, { type: 'module', connected: false, reason: 'connecting', revivable: false, lastSeenAt: 200 }, 200, CONFIG).state
+  t.match(s.module, { connected: false, since: 100, reason: 'connecting', lastSeenAt: 200 }, 'still down since 100')
+  s = transition(s, { type: 'module', connected: true, reason: 'connected to its relay', revivable: false, lastSeenAt: 300 }, 300, CONFIG).state
+  t.match(s.module, { connected: true, since: 300 })
+  const notRequired = transition(initialState(0), { type: 'login-succeeded', moduleConnected: false }, 5, CONFIG).state
+  t.match(notRequired.module, { connected: false, reason: /did not wait/ })
+  const starting = initialState(0)
+  t.same(transition(starting, { type: 'module', connected: true, reason: 'x', revivable: false, lastSeenAt: 1 }, 1, CONFIG).state, starting, 'ignored while starting')
+})
+
+t.test('module revival: only after the quiet time, only when revivable, once per sign of life', async (t) => {
+  const down: MachineEvent = { type: 'module', connected: false, reason: 'the relay is unreachable (close 1006)', revivable: true, lastSeenAt: 1000 }
+  let s = transition(drive([[0, ok]]).state, down, 1000, CONFIG).state
+  t.equal(transition(s, { type: 'relay-back' }, 10_999, CONFIG).effects.length, 0, 'not before 10 s of quiet')
+  const revived = transition(s, { type: 'relay-back' }, 11_000, CONFIG)
+  t.same(revived.effects, [{ type: 'reload-game' }])
+  t.match(revived.state.module, { connected: false, revivable: false, revivedAt: 11_000, reason: /reloaded the game page/ })
+  s = revived.state
+  // The watcher reports the same old close again: no second reload.
+  s = transition(s, down, 11_500, CONFIG).state
+  t.equal(s.module?.revivable, false)
+  t.equal(transition(s, { type: 'relay-back' }, 60_000, CONFIG).effects.length, 0, 'no loop of reloads on the same close')
+  // The module tried again after the reload and failed: a new sign of life.
+  s = transition(s, { ...down, lastSeenAt: 13_000 } as MachineEvent, 13_000, CONFIG).state
+  t.equal(s.module?.revivable, true)
+  t.same(transition(s, { type: 'relay-back' }, 23_000, CONFIG).effects, [{ type: 'reload-game' }])
+  // Closes the module handles (or must not be fought) are never revived.
+  const kicked = transition(drive([[0, ok]]).state, { type: 'module', connected: false, reason: 'close 1000', revivable: false, lastSeenAt: 0 }, 0, CONFIG).state
+  t.equal(transition(kicked, { type: 'relay-back' }, 1e9, CONFIG).effects.length, 0)
+})
+
+t.test('takeover: logged out while another login of the user is active → failed at once, no retry', async (t) => {
+  const steps: Array<[number, MachineEvent]> = [
+    [0, ok],
+    [10, { type: 'login-lost', reason: 'Foundry logged the page out', loggedOut: true }],
+    [10, { type: 'relogin-due' }],
+    [12, { type: 'login-failed', code: 'USER_ALREADY_ACTIVE', message: 'active elsewhere' }]
+  ]
+  const { state, effects } = drive(steps)
+  t.match(state, { status: 'failed', endedAt: 12, statusReason: /^taken over: .*not logging back in/ })
+  t.same(effects.at(-1), [{ type: 'finish' }])
+  t.equal(drive(steps.slice(0, 2)).state.loggedOut, true)
+  // Any other loss: the same code is a plain failed attempt (the session's own stale login is replaced anyway).
+  const other = drive([[0, ok], [10, lost], [10, { type: 'relogin-due' }], [12, { type: 'login-failed', code: 'USER_ALREADY_ACTIVE', message: 'x' }]]).state
+  t.match(other, { status: 'reconnecting', attempts: 1, loggedOut: false })
+  // Logged back in: the flag is cleared.
+  t.equal(drive([...steps.slice(0, 3), [12, ok]]).state.loggedOut, false)
 })

@@ -1,7 +1,7 @@
 // Foundry stand-in: REST API module 2.x (ThreeHats/foundryvtt-rest-api
 // 1.5.0–2.1.3). Connects only from the primary GM: the active role-4 user
 // with the lowest id. Query-string auth, pings on an interval.
-// CONFIG: { pingIntervalMs }
+// CONFIG: { pingIntervalMs, reconnectMaxAttempts (real: 20), reconnectBaseMs (real: 1000) }
 (() => {
   const MODULE_ID = 'foundry-rest-api'
   const Normal = 1000
@@ -21,7 +21,7 @@
       this.socket = null
       this.reconnectTimer = null
       this.reconnectAttempts = 0
-      this.maxReconnectAttempts = 20
+      this.maxReconnectAttempts = CONFIG.reconnectMaxAttempts ?? 20
       this.pingInterval = null
       this.isConnecting = false
       this.clientId = `foundry-${game.user.id}`
@@ -112,7 +112,7 @@
       if (this.reconnectTimer !== null) return
       this.reconnectAttempts++
       if (this.reconnectAttempts > this.maxReconnectAttempts) return
-      const delay = Math.min(30000, Math.pow(2, this.reconnectAttempts) * 1000)
+      const delay = Math.min(30000, Math.pow(2, this.reconnectAttempts) * (CONFIG.reconnectBaseMs ?? 1000))
       this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.connect() }, delay)
     }
   }

@@ -2,7 +2,7 @@
 // role-4 GM that holds a connection token (client setting, JSON in
 // localStorage) in a paired world (world setting clientId). Auth is the
 // first message, never the query string.
-// CONFIG: { pingIntervalMs }
+// CONFIG: { pingIntervalMs, reconnectMaxAttempts (real: 20), reconnectBaseMs (real: 1000) }
 (() => {
   const MODULE_ID = 'foundry-rest-api'
   const TOKEN_KEY = `${MODULE_ID}.connectionToken`
@@ -14,8 +14,8 @@
       this.token = token
       this.socket = null
       this.attempts = 0
-      this.maxAttempts = 20
-      this.baseDelay = 1000
+      this.maxAttempts = CONFIG.reconnectMaxAttempts ?? 20
+      this.baseDelay = CONFIG.reconnectBaseMs ?? 1000
       this.timer = null
       this.pingTimer = null
       this.stopped = false
