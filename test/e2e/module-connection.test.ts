@@ -6,7 +6,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { hashKey } from '../../lib/api-keys.js'
 import type { SessionEvent } from '../../lib/session/index.js'
-import { fileBrowser, freshPage, waitReady } from '../foundry/browser.js'
+import { fileBrowser, freshPage, waitReady } from '../../support/foundry/browser.js'
 import { API_KEY, build } from '../helper.js'
 import { GM, eventually, foundry, listSessions, startSession } from './fixtures.js'
 
