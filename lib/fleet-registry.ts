@@ -87,7 +87,7 @@ return 1
 `
 
 // ARGV: prefix, id
-const REMOVE = FORGET + `return forget(ARGV[1], ARGV[2])`
+const REMOVE = FORGET + 'return forget(ARGV[1], ARGV[2])'
 
 // ARGV: prefix, upTo (endedAt ≤ upTo goes)
 const PRUNE = FORGET + `

@@ -161,7 +161,6 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
   }, opts.sweepMs ?? 30_000)
   timer.unref()
 
-
   return {
     async ready () {
       while (current === undefined) await refill()

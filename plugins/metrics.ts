@@ -42,7 +42,9 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
     replays: new Counter({ name: 'foundry_replays_total', help: 'Requests answered with fly-replay: instance (to the owner) or elsewhere (placement)', labelNames: ['kind'], registers: [registry] }),
     registryErrors: new Counter({ name: 'foundry_registry_errors_total', help: 'Requests refused because the fleet registry (Redis) could not be reached', registers: [registry] })
   }
-  // Sessions on this machine by status, read at scrape time.
+  // Sessions on this machine by status, read at scrape time (the gauge
+  // registers itself in `registry`).
+  // eslint-disable-next-line no-new
   new Gauge({
     name: 'foundry_sessions',
     help: 'Sessions on this machine by status',

@@ -18,7 +18,6 @@ import { readFileSync } from 'node:fs'
 export const PAGE_SCRIPTS = ['common', 'document', 'auth', 'setup', 'players', 'join', 'game'] as const
 export type PageScript = typeof PAGE_SCRIPTS[number]
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type PageFunction = (...args: any[]) => unknown
 
 const DIR = new URL('./page/', import.meta.url)
@@ -47,7 +46,7 @@ export function pageFunction (script: PageScript, fn: string): PageFunction {
   const key = `${script}.${fn}`
   let f = functions.get(key)
   if (f === undefined) {
-    // eslint-disable-next-line no-new-func, @typescript-eslint/no-implied-eval
+    // eslint-disable-next-line no-new-func
     f = new Function(pageCallSource(script, fn)) as PageFunction
     functions.set(key, f)
   }

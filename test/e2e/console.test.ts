@@ -31,7 +31,7 @@ t.test('start, watch and end a session from a browser', async (t) => {
   const problems: string[] = []
   page.on('pageerror', (e) => { problems.push(`page error: ${(e as Error).message}`) })
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`) })
-  await page.evaluateOnNewDocument(`document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective))`)
+  await page.evaluateOnNewDocument('document.addEventListener(\'securitypolicyviolation\', (e) => console.error(\'CSP violation: \' + e.violatedDirective))')
 
   const res = await page.goto(`${base}/console`)
   t.equal(res?.status(), 200)

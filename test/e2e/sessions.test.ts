@@ -3,7 +3,7 @@
 import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
-import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
+import { OTHER_KEY, build, expectError } from '../helper.js'
 import {
   BANNED, GM, GM2, OTHER_WORLD, foundry as foundryOf, PLAYER, WORLD, alive, descendants, endSession, eventually, listSessions, startSession
 } from './fixtures.js'

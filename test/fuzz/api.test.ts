@@ -145,7 +145,8 @@ t.test('fuzz', async (t) => {
     await fc.assert(fc.asyncProperty(urlish, headerValue, fc.option(headerValue), fc.constantFrom(API_KEY, OTHER_KEY), async (url, user, world, key) => {
       if (!/^[\t\x20-\x7e]*$/.test(url)) return
       const res = await app.inject({
-        method: 'POST', url: '/session-handshake',
+        method: 'POST',
+        url: '/session-handshake',
         headers: { 'x-api-key': key, 'x-foundry-url': url, 'x-username': user, ...(world !== null ? { 'x-world-name': world } : {}) }
       })
       wellFormed(res, 'POST')
@@ -211,7 +212,8 @@ t.test('fuzz', async (t) => {
         }
         if (encryptedPassword.length > 4096) encryptedPassword = encryptedPassword.slice(0, 4096)
         const res = await app.inject({
-          method: 'POST', url: '/start-session',
+          method: 'POST',
+          url: '/start-session',
           headers: { 'x-api-key': caller, 'content-type': 'application/json' },
           payload: { ...(extra ?? {}), handshakeToken: token, encryptedPassword }
         })

@@ -90,7 +90,7 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
 
   // Fed a page: game.users in the shapes Foundry versions use.
   await page.setContent('<header id="main-header"><h1>My World</h1></header><select name="userid"><option value=""></option><option value="u1">GM</option><option value="u2" disabled>Other</option></select><div id="notifications"><p class="notification error">SETUP.WorldLaunchFailure</p></div><input type="password" value="secret">')
-  await page.evaluate(`globalThis.game = { ready: true, users: { size: 2, contents: [{ id: 'u1', name: 'GM', role: 4, active: false }, { _id: 'u2', name: 'Other', role: 4, active: false }] } }`)
+  await page.evaluate('globalThis.game = { ready: true, users: { size: 2, contents: [{ id: \'u1\', name: \'GM\', role: 4, active: false }, { _id: \'u2\', name: \'Other\', role: 4, active: false }] } }')
   t.equal(await page.evaluate(pageFunction('join', 'worldTitle')), 'My World')
   t.same(await page.evaluate(pageFunction('join', 'probe')), { kind: 'select' })
   t.same(await page.evaluate(pageFunction('join', 'users')), [{ id: 'u1', name: 'GM', role: 4, active: false }, { id: 'u2', name: 'Other', role: 4, active: true }])

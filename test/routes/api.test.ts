@@ -18,8 +18,6 @@ t.test('API contract', async (t) => {
   const post = (url: string, headers: Record<string, string>, payload?: unknown) =>
     app.inject({ method: 'POST', url, headers, ...(payload !== undefined ? { payload: payload as object } : {}) })
 
-
-
   t.test('every session route needs a known API key', async (t) => {
     for (const [method, url] of [['POST', '/session-handshake'], ['POST', '/start-session'], ['DELETE', '/end-session?sessionId=x'], ['GET', '/session']] as const) {
       expectError(t, await app.inject({ method, url }), 401, 'API_KEY_MISSING')

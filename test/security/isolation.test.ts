@@ -55,4 +55,3 @@ t.test('handshakes and sessions are per key', async (t) => {
   t.equal(ownShot.headers['content-type'], 'image/png')
   t.same([...ownShot.rawPayload.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG')
 })
-
