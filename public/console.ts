@@ -214,9 +214,12 @@ function render (list: ListReplyT | null, err?: unknown): void {
     const world = s.worldTitle !== '' ? s.worldTitle : s.worldName
     const status = el('td', s.status, `status-${s.status}`)
     if (s.status !== 'active') status.append(el('div', s.statusReason, 'hint'))
-    const connected = s.clientId !== ''
-    tr.append(el('td', world), el('td', s.username), status,
-      el('td', connected ? 'connected' : 'not connected', connected ? 'module-yes' : 'module-no'),
+    // The module's relay connection as the session follows it now.
+    const connected = s.module.connected
+    const module = el('td', connected ? 'connected' : 'not connected', connected ? 'module-yes' : 'module-no')
+    module.append(el('div', `since ${time(s.module.since)}`, 'hint'))
+    if (!connected) module.append(el('div', s.module.reason, 'hint'))
+    tr.append(el('td', world), el('td', s.username), status, module,
       el('td', time(s.statusChangedAt)))
     const cell = el('td')
     cell.append(endButton('End', `${world} ${s.username}`, s.id))

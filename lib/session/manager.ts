@@ -516,7 +516,9 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
         return { session: done, existing: false }
       } catch (err) {
         const cancelled = isFinal(session.status) || entry.abort.signal.aborted
-        const e = (cancelled ? new SessionCancelled() : err) as ServiceError
+        // A login cut short by the service closing was not the client's doing:
+        // tell it to retry (elsewhere), not that it cancelled.
+        const e = (cancelled ? (closing ? new ServiceClosing() : new SessionCancelled()) : err) as ServiceError
         if (!cancelled && options.screenshotOnFailure) {
           const url = await screenshot(entry)
           if (url !== undefined) withContext(e, { screenshot: url })
