@@ -27,9 +27,13 @@ export async function connectRedis (url: string, log: FastifyBaseLogger): Promis
     retryStrategy: (times) => started ? Math.min(times * 200, 2000) : null
   })
   let down = false
-  client.on('error', (err: Error) => {
-    if (started && !down) { down = true; log.warn({ redis: where, err: err.message }, 'lost the fleet registry (Redis); sessions keep running, fleet requests get 503 until it is back') }
-  })
+  const lost = (reason: string): void => {
+    if (started && !down) { down = true; log.warn({ redis: where, err: reason }, 'lost the fleet registry (Redis); sessions keep running, fleet requests get 503 until it is back') }
+  }
+  client.on('error', (err: Error) => { lost(err.message) })
+  // A connection that closes cleanly raises no error; ioredis reconnects
+  // only after an unexpected loss (never after quit()).
+  client.on('reconnecting', () => { lost('connection closed') })
   client.on('ready', () => {
     if (down) { down = false; log.info({ redis: where }, 'the fleet registry (Redis) is back') }
   })
