@@ -14,6 +14,13 @@ import { foundryBase } from './names.js'
 import { pageFunction, type PageScript } from './page-scripts.js'
 import type { LoginOptions, LoginParams, Stage } from './types.js'
 
+/**
+ * Longest single waitForFunction: each is one protocol call, which the
+ * browser connection cuts off at its protocolTimeout (60 s, lib/chromium.ts).
+ * Longer waits (game-ready 120 s, world launch 180 s) are slices of this.
+ */
+const WAIT_SLICE_MS = 20_000
+
 const STAGE_WHAT: Record<Stage, string> = {
   reach: 'reaching Foundry',
   'admin-auth': 'passing Foundry\'s administrator login',
@@ -146,7 +153,7 @@ export class Driver {
           throw this.fail(FoundryTimeout, `Timed out after ${Math.round(w.timeout / 1000)} s ${this.what()}: waited for ${w.what} on ${this.pagePath() ?? 'the page'}`)
         }
         try {
-          const handle = await this.page.waitForFunction(pageFunction(script, fn), { timeout: left, polling: w.polling ?? 100, signal: stop.signal }, ...args)
+          const handle = await this.page.waitForFunction(pageFunction(script, fn), { timeout: Math.min(left, WAIT_SLICE_MS), polling: w.polling ?? 100, signal: stop.signal }, ...args)
           const value = await handle.jsonValue().catch(() => true)
           await handle.dispose().catch(() => {})
           return value as T
