@@ -16,7 +16,7 @@ import { createSessionEvents } from './events.js'
 import { DEFAULT_MACHINE, initialState, moduleNeedsRevival, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
 import { moduleView, relayProbeUrl } from './module-watch.js'
 import { watchWebSockets, type WsWatcher } from '../websockets.js'
-import { createMemoryRegistry, type SessionRegistry } from './registry.js'
+import { createMemoryRegistry, sameKey, type SessionRegistry } from './registry.js'
 import {
   isFinal, pageSetup, type Lifecycle, type Session, type SessionEvent, type SessionEventListener, type SessionOptions,
   type StartRequest
@@ -107,6 +107,11 @@ interface Entry {
 
 const LOGIN_SLOTS_RETRY_AFTER_S = 5
 
+/** Another start of the same login holds the start lock (registry insert). */
+class StartLockHeld extends Error {
+  constructor (readonly holder: string) { super('the same login is starting') }
+}
+
 const snapshot = (s: Session): Session => structuredClone(s)
 
 function lifecycleOf (s: Session): Lifecycle {
@@ -150,9 +155,16 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
   // Idle timeout, maximum lifetime, and forgetting old ended sessions.
   const sweepMs = Math.max(1000, Math.min(30_000, ...[machine.idleTimeoutMs, machine.maxLifetimeMs].filter((v) => v > 0).map((v) => Math.ceil(v / 4))))
   const sweeper = timers.setTimeout(function sweep () {
-    for (const entry of [...entries.values()]) void dispatch(entry, { type: 'tick' })
-    registry.prune(now()).catch((err) => { log.warn({ err }, 'pruning ended sessions failed') })
-    if (!closing) sweeper.refresh()
+    void (async () => {
+      // API calls for these sessions made on other machines of the fleet count too.
+      const touched = await registry.touched([...entries.keys()]).catch(() => new Map<string, number>())
+      for (const entry of [...entries.values()]) {
+        const at = touched.get(entry.session.id)
+        if (at !== undefined) await dispatch(entry, { type: 'activity', at })
+        void dispatch(entry, { type: 'tick' })
+      }
+      await registry.prune(now()).catch((err) => { log.warn({ err }, 'pruning ended sessions failed') })
+    })().finally(() => { if (!closing) sweeper.refresh() })
   }, sweepMs)
   sweeper.unref()
 
@@ -446,88 +458,133 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     return undefined
   }
 
+  /**
+   * The session holding the start lock, once its login is over (or undefined
+   * when it is gone). Here: its ready promise; on another machine: its record.
+   */
+  async function settled (id: string): Promise<Session | undefined> {
+    const entry = entries.get(id)
+    if (entry !== undefined) {
+      await entry.ready.catch(() => {})
+      return snapshot(entry.session)
+    }
+    for (;;) {
+      const s = await registry.get(id)
+      if (s === undefined || s.status !== 'starting') return s
+      if (closing) throw new ServiceClosing()
+      await new Promise((resolve) => timers.setTimeout(() => { resolve(undefined) }, 250))
+    }
+  }
+
+  async function startOnce (req: StartRequest): Promise<StartResult> {
+    if (closing) throw new ServiceClosing()
+    const { ownerId, options, secrets } = req
+    const found = await sameSession(ownerId, options)
+    if (closing) throw new ServiceClosing()
+    if (found !== undefined) {
+      const entry = entries.get(found.id)
+      // Still logging in on another machine: its answer is ours (start()).
+      if (entry === undefined && found.status === 'starting') throw new StartLockHeld(found.id)
+      if (entry === undefined) {
+        await registry.touch([found.id], now())
+        return { session: found, existing: true }
+      }
+      await entry.ready
+      await dispatch(entry, { type: 'activity' })
+      return { session: snapshot(entry.session), existing: true }
+    }
+    const t = now()
+    let settle!: { resolve: (s: Session) => void, reject: (e: Error) => void }
+    const ready = new Promise<Session>((resolve, reject) => { settle = { resolve, reject } })
+    ready.catch(() => {}) // only awaited by a second start for the same session
+    const entry: Entry = {
+      session: {
+        id: randomUUID(),
+        ownerId,
+        ...initialState(t),
+        stage: null,
+        foundryUrl: foundryBase(options.foundryUrl).href,
+        username: options.username,
+        worldName: options.worldName,
+        clientId: null,
+        info: null
+      },
+      options,
+      secrets: {
+        password: Buffer.from(secrets.password, 'utf8'),
+        adminPassword: secretBuffer(secrets.adminPassword),
+        connectionToken: secretBuffer(secrets.connectionToken)
+      },
+      abort: new AbortController(),
+      context: null,
+      page: null,
+      ws: null,
+      reviveTimer: null,
+      ready,
+      retryTimer: null,
+      saving: Promise.resolve()
+    }
+    const { session } = entry
+    // Known here before the registry answers, so a second start finds its ready promise.
+    entries.set(session.id, entry)
+    const release = await (async () => {
+      const holder = await registry.insert(snapshot(session), caps, sameKey(ownerId, session.foundryUrl, options.username, options.worldName))
+      if (holder !== null) throw new StartLockHeld(holder)
+      const release = pool.tryAcquireLogin()
+      if (release !== null) return release
+      await registry.remove(session.id)
+      throw withContext(new AtCapacity('Too many logins are running at once: retry in a few seconds'), { retryAfter: LOGIN_SLOTS_RETRY_AFTER_S })
+    })().catch((err: unknown) => {
+      entries.delete(session.id)
+      wipe(entry.secrets)
+      settle.reject(err as Error)
+      throw err
+    })
+    log.debug({ sessionId: session.id, foundryHost: new URL(options.foundryUrl).host }, 'session starting')
+    try {
+      const { page, result } = await login(entry, false)
+      await dispatch(entry, { type: 'login-succeeded', moduleConnected: result.clientId !== null })
+      watch(entry, page)
+      log.debug({ sessionId: session.id, clientId: session.clientId, ms: now() - t }, 'session active')
+      const done = snapshot(session)
+      settle.resolve(done)
+      return { session: done, existing: false }
+    } catch (err) {
+      const cancelled = isFinal(session.status) || entry.abort.signal.aborted
+      // A login cut short by the service closing was not the client's doing:
+      // tell it to retry (elsewhere), not that it cancelled.
+      const e = (cancelled ? (closing ? new ServiceClosing() : new SessionCancelled()) : err) as ServiceError
+      if (!cancelled && options.screenshotOnFailure) {
+        const url = await screenshot(entry)
+        if (url !== undefined) withContext(e, { screenshot: url })
+      }
+      await dispatch(entry, { type: 'login-failed', code: e.code ?? 'error', message: e.message })
+      settle.reject(e)
+      throw e
+    } finally {
+      release()
+    }
+  }
+
   return {
     async start (req) {
-      if (closing) throw new ServiceClosing()
-      const { ownerId, options, secrets } = req
-      const found = await sameSession(ownerId, options)
-      if (closing) throw new ServiceClosing()
-      if (found !== undefined) {
-        const entry = entries.get(found.id)
-        if (entry === undefined) return { session: found, existing: true }
-        await entry.ready
-        await dispatch(entry, { type: 'activity' })
-        return { session: snapshot(entry.session), existing: true }
-      }
-      const t = now()
-      let settle!: { resolve: (s: Session) => void, reject: (e: Error) => void }
-      const ready = new Promise<Session>((resolve, reject) => { settle = { resolve, reject } })
-      ready.catch(() => {}) // only awaited by a second start for the same session
-      const entry: Entry = {
-        session: {
-          id: randomUUID(),
-          ownerId,
-          ...initialState(t),
-          stage: null,
-          foundryUrl: foundryBase(options.foundryUrl).href,
-          username: options.username,
-          worldName: options.worldName,
-          clientId: null,
-          info: null
-        },
-        options,
-        secrets: {
-          password: Buffer.from(secrets.password, 'utf8'),
-          adminPassword: secretBuffer(secrets.adminPassword),
-          connectionToken: secretBuffer(secrets.connectionToken)
-        },
-        abort: new AbortController(),
-        context: null,
-        page: null,
-        ws: null,
-        reviveTimer: null,
-        ready,
-        retryTimer: null,
-        saving: Promise.resolve()
-      }
-      const { session } = entry
-      // Known here before the registry answers, so a second start finds its ready promise.
-      entries.set(session.id, entry)
-      const release = await (async () => {
-        await registry.insert(snapshot(session), caps)
-        const release = pool.tryAcquireLogin()
-        if (release !== null) return release
-        await registry.remove(session.id)
-        throw withContext(new AtCapacity('Too many logins are running at once: retry in a few seconds'), { retryAfter: LOGIN_SLOTS_RETRY_AFTER_S })
-      })().catch((err: unknown) => {
-        entries.delete(session.id)
-        wipe(entry.secrets)
-        settle.reject(err as Error)
-        throw err
-      })
-      log.debug({ sessionId: session.id, foundryHost: new URL(options.foundryUrl).host }, 'session starting')
-      try {
-        const { page, result } = await login(entry, false)
-        await dispatch(entry, { type: 'login-succeeded', moduleConnected: result.clientId !== null })
-        watch(entry, page)
-        log.debug({ sessionId: session.id, clientId: session.clientId, ms: now() - t }, 'session active')
-        const done = snapshot(session)
-        settle.resolve(done)
-        return { session: done, existing: false }
-      } catch (err) {
-        const cancelled = isFinal(session.status) || entry.abort.signal.aborted
-        // A login cut short by the service closing was not the client's doing:
-        // tell it to retry (elsewhere), not that it cancelled.
-        const e = (cancelled ? (closing ? new ServiceClosing() : new SessionCancelled()) : err) as ServiceError
-        if (!cancelled && options.screenshotOnFailure) {
-          const url = await screenshot(entry)
-          if (url !== undefined) withContext(e, { screenshot: url })
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await startOnce(req)
+        } catch (err) {
+          if (!(err instanceof StartLockHeld)) throw err
+          // The same login started at the same moment, here or on another
+          // machine of the fleet: its answer is ours.
+          const other = await settled(err.holder)
+          if (other !== undefined && !isFinal(other.status)) {
+            const entry = entries.get(other.id)
+            if (entry !== undefined) await dispatch(entry, { type: 'activity' })
+            else await registry.touch([other.id], now()).catch(() => {})
+            return { session: entry !== undefined ? snapshot(entry.session) : other, existing: true }
+          }
+          // It failed or ended meanwhile: this start logs in after all (once).
+          if (attempt >= 2) throw new SessionCancelled()
         }
-        await dispatch(entry, { type: 'login-failed', code: e.code ?? 'error', message: e.message })
-        settle.reject(e)
-        throw e
-      } finally {
-        release()
       }
     },
 
@@ -548,6 +605,9 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
 
     async list (ownerId) {
       const records = await registry.listByOwner(ownerId)
+      // Sessions run by other machines of the fleet: their machine counts the call.
+      const elsewhere = records.filter((r) => !entries.has(r.id) && !isFinal(r.status)).map((r) => r.id)
+      if (elsewhere.length > 0) await registry.touch(elsewhere, now())
       // Report the activity before this call, then count the call.
       return await Promise.all(records.map(async (r) => {
         const entry = entries.get(r.id)
