@@ -139,10 +139,14 @@ export interface SessionSecrets {
   connectionToken?: string | undefined
 }
 
-export interface StartRequest {
-  ownerId: string
+/** What a session logs in with, held by the instance that runs it: enough to log it in again. */
+export interface Credentials {
   options: SessionOptions
   secrets: SessionSecrets
+}
+
+export interface StartRequest extends Credentials {
+  ownerId: string
 }
 
 interface EventBase { sessionId: string, ownerId: string, at: number }
