@@ -13,7 +13,7 @@ import { createSessionEvents } from './events.js'
 import { createExecutor } from './executor.js'
 import { DEFAULT_MACHINE, initialState, type MachineConfig } from './machine.js'
 import { createMemoryRegistry, sameKey, type SessionRegistry } from './registry.js'
-import { isFinal, type Session, type SessionEventListener, type SessionOptions, type StartRequest } from './types.js'
+import { isFinal, type Credentials, type Session, type SessionEventListener, type SessionOptions, type StartRequest } from './types.js'
 
 export interface SessionManagerOptions {
   pool: BrowserPool
@@ -40,6 +40,12 @@ export interface SessionManagerOptions {
   retainEndedMs?: number
   /** How long the module's connection must show no sign of life before a reload may bring it back (default 60 s). */
   moduleReviveAfterMs?: number
+  /**
+   * Keep a new session's credentials for another machine to log it in with
+   * (the fleet with SESSION_SEAL_KEY: sealed, in the registry, deleted with
+   * the record). Runs once the record is inserted, before the login.
+   */
+  keepCredentials?: (id: string, credentials: Credentials) => Promise<void>
   now?: () => number
   timers?: Timers
 }
@@ -63,7 +69,20 @@ export interface SessionManager {
   onEvent: (listener: SessionEventListener) => () => void
   /** This instance's live sessions by status. */
   counts: () => { starting: number, active: number, reconnecting: number }
+  /** End every session (shutdown), after the shutdown steps (beforeShutdown) ran. */
   endAll: () => Promise<void>
+  /** Snapshots of the sessions this instance runs that are logged in or logging back in. */
+  running: () => Session[]
+  /**
+   * Run a live session record taken over from another machine (the registry
+   * already says this machine runs it): same id and clientId, status
+   * reconnecting with the reason, logged in from the credentials.
+   */
+  takeOver: (record: Session, credentials: Credentials, reason: string) => void
+  /** Stop running a session here without ending it (see Executor.release); false when it does not run here. */
+  release: (id: string, reason?: string) => Promise<boolean>
+  /** A step for endAll to run first, once (the fleet hands sessions over there). */
+  beforeShutdown: (step: () => Promise<void>) => void
 }
 
 const LOGIN_SLOTS_RETRY_AFTER_S = 5
@@ -101,6 +120,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     timers: opts.timers ?? { setTimeout, clearTimeout }
   })
   const { entries, dispatch } = executor
+  const shutdownSteps: Array<() => Promise<void>> = []
 
   /** A live session of this key for the same Foundry, user and world. */
   async function sameSession (ownerId: string, o: SessionOptions): Promise<Session | undefined> {
@@ -162,7 +182,17 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       const holder = await registry.insert(snapshot(session), caps, sameKey(ownerId, session.foundryUrl, options.username, options.worldName))
       if (holder !== null) throw new StartLockHeld(holder)
       const release = pool.tryAcquireLogin()
-      if (release !== null) return release
+      if (release !== null) {
+        if (opts.keepCredentials === undefined) return release
+        try {
+          await opts.keepCredentials(session.id, { options, secrets })
+          return release
+        } catch (err) {
+          release()
+          await registry.remove(session.id).catch(() => {})
+          throw err
+        }
+      }
       await registry.remove(session.id)
       throw withContext(new AtCapacity('Too many logins are running at once: retry in a few seconds'), { retryAfter: LOGIN_SLOTS_RETRY_AFTER_S })
     })().catch((err: unknown) => {
@@ -282,7 +312,39 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     },
 
     async endAll () {
+      const steps = shutdownSteps.splice(0)
+      for (const step of steps) await step().catch((err: Error) => { log.error({ err }, 'a shutdown step failed') })
       await executor.shutdown()
-    }
+    },
+
+    running () {
+      return [...entries.values()].filter((e) => e.session.status === 'active' || e.session.status === 'reconnecting').map((e) => snapshot(e.session))
+    },
+
+    takeOver (record, credentials, reason) {
+      const t = now()
+      const entry = executor.track({
+        ...record,
+        status: 'reconnecting',
+        statusReason: reason,
+        statusChangedAt: t,
+        stage: null,
+        attempts: 0,
+        loggedOut: false,
+        module: record.module === null ? null : { ...record.module, connected: false, since: t, reason: 'not connected: the session is moving to this machine', revivable: false, lastSeenAt: t, revivedAt: null }
+      }, credentials)
+      // Its first login here is a login back in: same id, clientId, counts.
+      entry.settle.resolve(snapshot(entry.session))
+      void dispatch(entry, { type: 'relogin-due' })
+    },
+
+    async release (id, reason) {
+      const entry = entries.get(id)
+      if (entry === undefined) return false
+      await executor.release(entry, reason)
+      return true
+    },
+
+    beforeShutdown (step) { shutdownSteps.push(step) }
   }
 }

@@ -7,7 +7,7 @@ import { encryptNode } from '../helper.js'
 import { processTree } from '../../support/proc.js'
 import type { Standin } from '../../support/foundry/standin.js'
 import type { RelayStandin } from '../../support/foundry/relay.js'
-import { startRedis, type TestRedis } from './redis.js'
+import { freePort, startRedis, type TestRedis } from './redis.js'
 import { startFlyProxy, type FlyProxy } from './proxy.js'
 import { startMachine, type MachineProc } from './machines.js'
 
@@ -38,6 +38,8 @@ export interface Fleet {
   kill: (m: MachineProc) => Promise<void>
   /** Take a machine off the proxy (it is stopping). */
   drop: (m: MachineProc) => void
+  /** The machine's Prometheus metrics (each machine has its own METRICS_PORT). */
+  metrics: (m: MachineProc) => Promise<string>
 }
 
 export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m1', 'm2', 'm3']): Promise<Fleet> {
@@ -47,7 +49,14 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
   const fleetEnv = { API_KEYS: apiKey, REDIS_URL: redis.url, ...env }
   // One after the other: three cold starts at once on a busy 2-core box can pass Fastify's plugin timeout.
   const machines: MachineProc[] = []
-  for (const id of ids) machines.push(await startMachine(id, fleetEnv, t))
+  const metricsPorts = new Map<MachineProc, number>()
+  const launch = async (id: string, more: Record<string, string> = {}): Promise<MachineProc> => {
+    const port = await freePort()
+    const m = await startMachine(id, { ...fleetEnv, METRICS_PORT: String(port), ...more }, t)
+    metricsPorts.set(m, port)
+    return m
+  }
+  for (const id of ids) machines.push(await launch(id))
   const proxy = await startFlyProxy(machines)
   t.teardown(proxy.close)
   const secrets = [GM.password, apiKey]
@@ -82,7 +91,7 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
       return [...l.activeSessions, ...l.pendingSessions, ...l.endedSessions].find((s) => s.sessionId === sessionId)
     },
     async add (id, more = {}) {
-      const m = await startMachine(id, { ...fleetEnv, ...more }, t)
+      const m = await launch(id, more)
       machines.push(m)
       proxy.setMachines(running())
       return m
@@ -94,7 +103,8 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
       for (const pid of tree) { try { process.kill(pid, 'SIGKILL') } catch {} }
       proxy.setMachines(running())
     },
-    drop (m) { proxy.setMachines(running().filter((x) => x !== m)) }
+    drop (m) { proxy.setMachines(running().filter((x) => x !== m)) },
+    metrics: async (m) => await (await fetch(`http://127.0.0.1:${metricsPorts.get(m)!}/metrics`)).text()
   }
   return f
 }
