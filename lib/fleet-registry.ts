@@ -39,9 +39,10 @@ export interface RedisSessionRegistry extends SessionRegistry {
   /**
    * Move a live session from machine `from` to this machine, if it is still
    * on `from` (one claimer wins) and this machine has room (`from` itself
-   * always has room for its own). True when claimed.
+   * always has room for its own). True when claimed. With a reason, the
+   * record says `reconnecting` with it from the same step on.
    */
-  claim: (id: string, from: string, maxSessions: number) => Promise<boolean>
+  claim: (id: string, from: string, maxSessions: number, reason?: string) => Promise<boolean>
   /** This machine no longer runs the session (it was claimed by another): stop re-registering it. */
   disown: (id: string) => void
   /** Keep a session's sealed credentials (deleted with the record); only while it is live. */
@@ -118,11 +119,12 @@ if runner(p, id) == m then redis.call('SET', p .. 's:' .. id, json) return 1 end
 return 0
 `
 
-// ARGV: prefix, id, from, to, maxSessions — move a live session to another machine (one claimer).
+// ARGV: prefix, id, from, to, maxSessions, json ('' to keep the record) — move a live session to another machine (one claimer).
 const CLAIM = RUNNER + `
 local p, id, from, to = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if runner(p, id) ~= from then return 0 end
 if from ~= to and redis.call('SCARD', p .. 'live:' .. to) >= tonumber(ARGV[5]) then return 0 end
+if ARGV[6] ~= '' then redis.call('SET', p .. 's:' .. id, ARGV[6]) end
 redis.call('SREM', p .. 'live:' .. from, id)
 redis.call('SADD', p .. 'live:' .. to, id)
 redis.call('HSET', p .. 'sm', id, to)
@@ -261,9 +263,23 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
       ids.forEach((id, i) => { const v = at[i]; if (v !== null && v !== undefined) out.set(id, Number(v)) })
       return out
     },
-    async claim (id, from, maxSessions) {
-      const ok = await call(async () => await redis.eval(CLAIM, 0, p, id, from, me, maxSessions)) === 1
-      if (ok) { const s = await this.get(id); if (s !== undefined) mine.set(id, s) }
+    async claim (id, from, maxSessions, reason) {
+      let json = ''
+      if (reason !== undefined) {
+        const s = parse(await call(async () => await redis.get(`${p}s:${id}`)))
+        if (s === undefined || isFinal(s.status)) return false
+        const t = Date.now()
+        json = JSON.stringify({
+          ...s,
+          status: 'reconnecting',
+          statusReason: reason,
+          statusChangedAt: t,
+          stage: null,
+          module: s.module === null ? null : { ...s.module, connected: false, since: t, reason: 'not connected: the session is moving to another machine', revivable: false, lastSeenAt: t, revivedAt: null }
+        } satisfies Session)
+      }
+      const ok = await call(async () => await redis.eval(CLAIM, 0, p, id, from, me, maxSessions, json)) === 1
+      if (ok) { const s = parse(await call(async () => await redis.get(`${p}s:${id}`))); if (s !== undefined) mine.set(id, s) }
       return ok
     },
     disown (id) { mine.delete(id) },

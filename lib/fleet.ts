@@ -120,6 +120,8 @@ export function createFleet (opts: FleetOptions): Fleet {
 
   /** Claim each lapsed machine (SET NX: one claimer), deal with its sessions, then forget it. */
   async function sweep (): Promise<void> {
+    // A machine shutting down takes nothing over: the others will.
+    if (opts.state().closing) return
     const { gone } = await scan()
     const before = suspects
     suspects = new Set(gone)

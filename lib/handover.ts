@@ -26,9 +26,9 @@ export interface HandoverOptions {
   instanceId: string
   log: HandoverLogger
   /** Offered a session that is on `owner`: take it in the registry (true) or not (no room, closing, already taken). */
-  claim: (id: string, owner: string) => Promise<boolean>
-  /** A claimed session is free to log in here (its former page is closed, or the wait ran out). */
-  adopt: (id: string, owner: string) => Promise<void>
+  claim: (id: string, owner: string, reason?: string) => Promise<boolean>
+  /** A claimed session is free to log in here (its former page is closed, or the wait ran out); reason: the giver's words, if any. */
+  adopt: (id: string, owner: string, reason?: string) => Promise<void>
   /** How long an offer waits for claimed/declined (default 5 s). */
   answerMs?: number
   /** How long a taker waits for released before it logs in anyway (default 10 s). */
@@ -43,12 +43,12 @@ export interface Handover {
    * run `release` (close the page here) and tell `to` to log in. True when
    * `to` took it.
    */
-  offer: (id: string, owner: string, to: string, release: () => Promise<void>) => Promise<boolean>
+  offer: (id: string, owner: string, to: string, release: () => Promise<void>, reason?: string) => Promise<boolean>
   close: () => Promise<void>
 }
 
 type Message =
-  | { t: 'offer', id: string, owner: string, from: string }
+  | { t: 'offer', id: string, owner: string, from: string, reason?: string }
   | { t: 'claimed' | 'declined' | 'released', id: string }
 
 export const channel = (machine: string): string => `fs:fleet:${machine}`
@@ -78,7 +78,7 @@ export function createHandover (opts: HandoverOptions): Handover {
     const released = wait(m.id, ['released'], releaseWaitMs)
     let ok = false
     try {
-      ok = await opts.claim(m.id, m.owner)
+      ok = await opts.claim(m.id, m.owner, m.reason)
     } catch (err) {
       log.warn({ sessionId: m.id, err: (err as Error).message }, 'claiming a session offered by another machine failed')
     }
@@ -88,7 +88,7 @@ export function createHandover (opts: HandoverOptions): Handover {
       return
     }
     if (await released === null) log.warn({ sessionId: m.id, from: m.from }, 'the machine that offered this session did not say its page closed in time: logging it in anyway')
-    await opts.adopt(m.id, m.owner)
+    await opts.adopt(m.id, m.owner, m.reason)
   }
 
   sub.on('message', (_channel: string, text: string) => {
@@ -106,9 +106,9 @@ export function createHandover (opts: HandoverOptions): Handover {
       if (sub.status === 'wait') await sub.connect()
       await sub.subscribe(channel(me))
     },
-    async offer (id, owner, to, release) {
+    async offer (id, owner, to, release, reason) {
       const answer = wait(id, ['claimed', 'declined'], answerMs)
-      const heard = await send(to, { t: 'offer', id, owner, from: me }).catch(() => 0)
+      const heard = await send(to, { t: 'offer', id, owner, from: me, ...(reason !== undefined ? { reason } : {}) }).catch(() => 0)
       if (heard === 0) {
         waiting.delete(`claimed:${id}`)
         waiting.delete(`declined:${id}`)

@@ -100,17 +100,17 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
         continue
       }
       const reason = `${why}: taken over by machine ${me}`
-      if (await registry.claim(id, machine, config.MAX_SESSIONS)) {
+      if (await registry.claim(id, machine, config.MAX_SESSIONS, reason)) {
         metrics.recoveries.inc({ result: await adopt(id, reason) ? 'ok' : 'failed' })
         continue
       }
       // No room here: a machine with room takes it.
       let taken = false
       for (const other of await roomElsewhere()) {
-        if (await handover.offer(id, machine, other, async () => {})) { taken = true; break }
+        if (await handover.offer(id, machine, other, async () => {}, `${why}: taken over by machine ${other}`)) { taken = true; break }
       }
-      if (taken) metrics.recoveries.inc({ result: 'ok' })
-      else {
+      // Taken: the taker counts it.
+      if (!taken) {
         await fail(id, `${why}, and no machine of the fleet had room to take it over: start it again`)
         metrics.recoveries.inc({ result: 'failed' })
       }
@@ -125,17 +125,19 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
       .map((m) => m.id)
   }
 
+  const handedOver = (owner: string): string => `handed over by machine ${owner} (shutting down) to machine ${me}`
   const handover = createHandover({
     redis,
     sub: redis.duplicate(),
     instanceId: me,
     log,
     // A machine that is closing takes nothing; the registry checks room and that the session is still where it was offered from.
-    claim: async (id, owner) => !closing && await registry.claim(id, owner, config.MAX_SESSIONS),
-    adopt: async (id, owner) => {
-      const reason = owner === me ? `its machine ${me} restarted` : `handed over by machine ${owner} (shutting down) to machine ${me}`
-      const ok = await adopt(id, reason)
-      metrics.handovers.inc({ direction: 'in', result: ok ? 'ok' : 'failed' })
+    claim: async (id, owner, reason) => !closing && await registry.claim(id, owner, config.MAX_SESSIONS, reason ?? handedOver(owner)),
+    adopt: async (id, owner, recovery) => {
+      // recovery: a survivor without room passed on a lapsed machine's session.
+      const ok = await adopt(id, recovery ?? handedOver(owner))
+      if (recovery !== undefined) metrics.recoveries.inc({ result: ok ? 'ok' : 'failed' })
+      else metrics.handovers.inc({ direction: 'in', result: ok ? 'ok' : 'failed' })
     }
   })
   await handover.listen()

@@ -121,6 +121,8 @@ export function createExecutor (opts: ExecutorOptions): Executor {
   }
 
   async function dispatch (entry: Entry, event: MachineEvent): Promise<void> {
+    // A session no longer run here (finished, or released to another machine): late events change nothing.
+    if (entries.get(entry.session.id) !== entry) return
     const before = entry.session.status
     const reasonBefore = entry.session.statusReason
     const moduleBefore = entry.session.module

@@ -28,18 +28,31 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
 
   t.test('SIGTERM of the owner: the same session active on another machine, the module reconnected', async (t) => {
     const at = Date.now()
+    // What the fleet says about the session while it moves.
+    const seen: string[] = []
+    const watch = setInterval(() => {
+      void f.redis.client.get(`fs:s:${sessionId}`).then((r) => {
+        const s = JSON.parse(r ?? '{}') as { status?: string, statusReason?: string }
+        const line = `${s.status ?? '?'}: ${s.statusReason ?? ''}`
+        if (seen.at(-1) !== line) seen.push(line)
+      }, () => {})
+    }, 25)
+    t.teardown(() => { clearInterval(watch) })
     owner.kill('SIGTERM')
     f.drop(owner)
     const other = f.machines.find((m) => m !== owner)!
     t.ok(await eventually(async () => {
       const s = await f.find(other.url, sessionId)
-      return s?.status === 'active' && s.instanceId !== owner.id
-    }, 30_000), 'active again, on another machine')
+      return s?.status === 'active' && s.instanceId !== owner.id && s.relogins === 1
+    }, 30_000), 'active again (logged in once more), on another machine')
+    clearInterval(watch)
+    t.ok(seen.some((l) => new RegExp(`^reconnecting: handed over by machine ${owner.id} \\(shutting down\\)`).test(l)), `reconnecting, saying why, while it moved: ${JSON.stringify(seen)}`)
     const s = (await f.find(other.url, sessionId))!
     t.match(s, { sessionId, clientId, statusReason: new RegExp(`handed over by machine ${owner.id}`) }, JSON.stringify(s))
     t.ok(await eventually(() => f.relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the relay sees the module connect again')
     t.equal(await owner.exited, 0, 'the old owner exited cleanly')
     const receiver = f.byId(s.instanceId)
+    t.notMatch(receiver.out(), /did not say its page closed in time/, 'the old owner said its page closed (no waiting it out)')
     t.match(await f.metrics(receiver), /^foundry_handovers_total\{direction="in",result="ok",machine="[^"]+"\} 1$/m, 'counted by the receiver')
     t.notOk(owner.out().includes(GM.password) || receiver.out().includes(GM.password), 'no password in the logs')
   })
@@ -52,8 +65,8 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     const survivor = f.machines.find((m) => m !== victim && m !== owner)!
     t.ok(await eventually(async () => {
       const s = await f.find(survivor.url, sessionId)
-      return s?.status === 'active' && s.instanceId === survivor.id
-    }, 30_000), 'active again on the survivor')
+      return s?.status === 'active' && s.instanceId === survivor.id && s.relogins === 2
+    }, 30_000), 'active again (logged in once more) on the survivor')
     t.match(await f.find(survivor.url, sessionId), { clientId, statusReason: new RegExp(`machine ${victim.id} stopped.*taken over by machine ${survivor.id}`) })
     t.ok(f.standin.joins.filter((j) => j.ok).length > joins, 'with a login')
     t.ok(await eventually(() => f.relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the module connected again')
