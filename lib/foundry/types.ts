@@ -37,6 +37,12 @@ export interface LoginOptions {
   signal?: AbortSignal
   /** Called as the login moves from stage to stage (for status and logs). */
   onStage?: (stage: Stage, page: string | null) => void
+  /**
+   * True once the page's address guard refused a response (FOUNDRY_URL_POLICY)
+   * and is closing the page: whatever the login was reading then fails as
+   * FOUNDRY_URL_REFUSED, not as what the closing page happened to show.
+   */
+  refusedAddress?: () => boolean
 }
 
 export type Stage = 'reach' | 'admin-auth' | 'world-launch' | 'join' | 'game-load' | 'module-connection'
