@@ -22,6 +22,8 @@ export interface LoginParams {
   worldName?: string
   /** Foundry's administrator password, to pass /auth and launch the world. */
   adminPassword?: string
+  /** v14: the administrator user name /auth asks for when one is configured. */
+  adminUsername?: string
   /** Module 3.x connection token, seeded into localStorage before Foundry loads. */
   connectionToken?: string
   /** Wait for the REST API module's relay connection (default true). */
