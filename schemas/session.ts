@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { BLOCKABLE } from '../lib/page-setup.js'
 import { FinalStatus, RunningStatus } from '../lib/session/types.js'
 
 export const HandshakeHeaders = Type.Object({
@@ -44,8 +45,8 @@ export const StartBody = Type.Object({
   loginIfActive: Type.Optional(Type.Boolean({ description: 'true: log in even if Foundry shows the user as logged in elsewhere (Foundry allows it)' })),
   screenshotOnFailure: Type.Optional(Type.Boolean({ description: 'true: keep a screenshot of the page if the login fails, for a few minutes, at the URL in the error\'s "screenshot"' })),
   noCanvas: Type.Optional(Type.Boolean({ description: 'Overrides PAGE_NO_CANVAS for this session: true skips Foundry\'s canvas (WebGL, scenes); false keeps it, for module requests that select or control tokens on the canvas' })),
-  blockResources: Type.Optional(Type.Array(Type.Union([Type.Literal('image'), Type.Literal('media'), Type.Literal('font')]), {
-    maxItems: 3,
+  blockResources: Type.Optional(Type.Array(Type.Union(BLOCKABLE.map((r) => Type.Literal(r))), {
+    maxItems: BLOCKABLE.length,
     uniqueItems: true,
     description: 'Overrides PAGE_BLOCK_RESOURCES for this session: resource types the page never loads ([] loads everything)'
   }))
