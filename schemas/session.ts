@@ -28,6 +28,10 @@ export const StartBody = Type.Object({
     description: 'base64 of RSA-OAEP (SHA-1 or SHA-256) over the UTF-8 JSON {"password": "…", "nonce": "<nonce>"} with the handshake\'s publicKey'
   }),
   worldName: Type.Optional(Type.String({ maxLength: 256, description: 'Overrides the handshake\'s x-world-name' })),
+  adminUsername: Type.Optional(Type.String({
+    maxLength: 256,
+    description: 'Foundry v14 with an administrator user configured: its user name, sent with encryptedAdminPassword on the administrator login (not a secret; ignored where Foundry asks for none)'
+  })),
   encryptedAdminPassword: Type.Optional(Type.String({
     maxLength: 4096,
     description: 'Foundry\'s administrator password, to launch a world behind /auth: base64 RSA-OAEP of {"adminPassword": "…", "nonce": "<nonce>"} with the same handshake key (or put "adminPassword" in the password JSON)'
