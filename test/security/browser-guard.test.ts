@@ -112,10 +112,7 @@ t.test('service: public-only refuses a Foundry that Chromium reaches on loopback
   const relay = await startRelayStandin()
   const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
   t.teardown(async () => { await standin.close(); await relay.close() })
-  // Silent as this test always ran: at debug level the refused page's
-  // about:blank is sometimes read as "not Foundry" first (a race in the
-  // driver, reported to be fixed on its own).
-  const { app } = await build(t, { FOUNDRY_URL_POLICY: 'public-only', LOG_LEVEL: 'silent' }, { resolve: rebinding })
+  const { app } = await build(t, { FOUNDRY_URL_POLICY: 'public-only' }, { resolve: rebinding })
 
   const port = new URL(standin.url).port
   const res = await startSession(app, { foundryUrl: `http://localhost:${port}/`, username: GM.name, password: GM.password })
