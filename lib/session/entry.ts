@@ -95,6 +95,7 @@ export function loginParams (entry: Entry, relogin: boolean): LoginParams {
     password: secrets.password.toString('utf8'),
     worldName: o.worldName,
     adminPassword: secrets.adminPassword?.toString('utf8'),
+    adminUsername: o.adminUsername,
     connectionToken: secrets.connectionToken?.toString('utf8'),
     requireModule: o.requireModule,
     // Logging back in replaces this session's own stale login, unless

@@ -215,12 +215,13 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     entry.context = context
     const page = await context.newPage()
     entry.page = page
-    await preparePage(page, pageSetup(opts.page, entry.options.page))
+    const prepared = await preparePage(page, pageSetup(opts.page, entry.options.page))
     // The login shares this watcher; the session keeps it to follow the module.
     entry.ws = await watchWebSockets(page)
     const result = await loginToFoundry(page, loginParams(entry, relogin), {
       timeouts: opts.timeouts,
       signal: abort.signal,
+      refusedAddress: prepared.refused,
       onStage: (stage) => {
         if (session.stage === stage) return
         session.stage = stage
