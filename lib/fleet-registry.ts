@@ -16,7 +16,7 @@
 //   act             hash: session id → last API call for it made on another machine (ms)
 //   seal:<id>       the session's credentials sealed with SESSION_SEAL_KEY (only with one)
 import type { Redis } from 'ioredis'
-import { capacityError, type SessionRegistry } from './session/registry.js'
+import { capacityError, sameKey, type SessionRegistry } from './session/registry.js'
 import { isFinal, type Session } from './session/types.js'
 import { registry as call } from './fleet.js'
 
@@ -174,12 +174,16 @@ for _, id in ipairs(ids) do forget(ARGV[1], id) end
 return #ids
 `
 
-// ARGV: prefix, id, owner, machine, json — put a live record back (resync), no caps.
+// ARGV: prefix, id, owner, machine, json, start lock — put a live record back (resync), no caps.
 const RESTORE = RUNNER + `
-local p, id, owner, m, json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local p, id, owner, m, json, lock = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('ZSCORE', p .. 'ended', id) then return 0 end
 local cur = runner(p, id)
 if cur and cur ~= m then return 0 end
+if not redis.call('GET', p .. 'same:' .. lock) then
+  redis.call('SET', p .. 'same:' .. lock, id)
+  redis.call('HSET', p .. 'lock', id, lock)
+end
 redis.call('SET', p .. 's:' .. id, json)
 redis.call('HSET', p .. 'sm', id, m)
 redis.call('SADD', p .. 'live:' .. m, id)
@@ -292,7 +296,8 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
     async resync () {
       let n = 0
       for (const s of mine.values()) {
-        n += Number(await call(async () => await redis.eval(RESTORE, 0, p, s.id, s.ownerId, me, JSON.stringify(s))))
+        const lock = sameKey(s.ownerId, s.foundryUrl, s.username, s.worldName)
+        n += Number(await call(async () => await redis.eval(RESTORE, 0, p, s.id, s.ownerId, me, JSON.stringify(s), lock)))
       }
       return n
     }

@@ -190,8 +190,10 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   })
   // Redis back (possibly empty): heartbeat and this machine's records again.
   redis.on('ready', () => {
-    void fleet.beat().then(async () => await registry.resync()).then((n) => {
+    void fleet.beat().then(async () => await registry.resync()).then(async (n) => {
       if (n > 0) log.info({ sessions: n }, 're-registered this machine\'s sessions in the fleet registry')
+      // Their sealed credentials too (a Redis that came back empty lost them).
+      if (sealer !== null && n > 0) await sessions.keepAgain()
     }).catch(() => {})
   })
   // The heartbeat carries the load: renew it when a session starts or ends.

@@ -83,6 +83,8 @@ export interface SessionManager {
   release: (id: string, reason?: string) => Promise<boolean>
   /** A step for endAll to run first, once (the fleet hands sessions over there). */
   beforeShutdown: (step: () => Promise<void>) => void
+  /** Keep the credentials of every session running here again (keepCredentials; after the registry lost them). */
+  keepAgain: () => Promise<number>
 }
 
 const LOGIN_SLOTS_RETRY_AFTER_S = 5
@@ -345,6 +347,26 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       return true
     },
 
-    beforeShutdown (step) { shutdownSteps.push(step) }
+    beforeShutdown (step) { shutdownSteps.push(step) },
+
+    async keepAgain () {
+      const keep = opts.keepCredentials
+      if (keep === undefined) return 0
+      let n = 0
+      for (const e of [...entries.values()]) {
+        if (isFinal(e.session.status)) continue
+        const { password, adminPassword, connectionToken } = e.secrets
+        await keep(e.session.id, {
+          options: e.options,
+          secrets: {
+            password: password.toString('utf8'),
+            ...(adminPassword !== null ? { adminPassword: adminPassword.toString('utf8') } : {}),
+            ...(connectionToken !== null ? { connectionToken: connectionToken.toString('utf8') } : {})
+          }
+        })
+        n++
+      }
+      return n
+    }
   }
 }

@@ -3,7 +3,7 @@
 // machine (same sessionId and clientId, the module reconnected at the
 // relay); SIGKILL of the next owner, and a survivor logs it back in within
 // the heartbeat TTL. The credentials sit in Redis only sealed; no session
-// ever runs twice.
+// ever runs twice. Redis lost and back empty on the way changes none of it.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { GM, eventually } from '../e2e/fixtures.js'
@@ -25,6 +25,13 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   const clientId = started.body.clientId as string
   const owner = f.byId((await f.find(f.proxy.url, sessionId))!.instanceId)
   t.ok(await f.redis.client.exists(`fs:seal:${sessionId}`), 'its credentials are kept, sealed')
+
+  t.test('Redis lost and back empty: the owner writes the record, its start lock and the sealed credentials again', async (t) => {
+    await f.redis.restart()
+    t.ok(await eventually(async () => await f.redis.client.exists(`fs:s:${sessionId}`, `fs:seal:${sessionId}`).catch(() => 0) === 2, 20_000), 'record and sealed credentials back')
+    t.equal((await f.redis.client.keys('fs:same:*').catch(() => [])).length, 1, 'the start lock back')
+    // The handover below opens what was sealed again.
+  })
 
   t.test('SIGTERM of the owner: the same session active on another machine, the module reconnected', async (t) => {
     const at = Date.now()
