@@ -20,6 +20,8 @@ declare module 'fastify' {
     fleetRouteStart: preHandlerAsyncHookHandler
     /** preHandler of DELETE /end-session: replayed to the machine running the session. */
     fleetRouteEnd: preHandlerAsyncHookHandler
+    /** preHandler of GET /session/{id}/events: replayed to the machine running the session (its events happen there). */
+    fleetRouteEvents: preHandlerAsyncHookHandler
   }
 }
 
@@ -32,6 +34,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     fastify.decorate('fleetPlaceHandshake', noop)
     fastify.decorate('fleetRouteStart', noop)
     fastify.decorate('fleetRouteEnd', noop)
+    fastify.decorate('fleetRouteEvents', noop)
     return
   }
   const log = fastify.log.child({ plugin: 'fleet' })
@@ -241,6 +244,20 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
       throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but the session runs on machine ${machine}: retry in a moment`), { retryAfter: 1 })
     }
     throw withContext(new OtherMachine(`This session runs on machine ${machine}. Fly's proxy replays this request there (fly-replay: instance=${machine}): send requests to the service's Fly.io address`), { replay: `instance=${machine}` })
+  } satisfies preHandlerAsyncHookHandler)
+
+  fastify.decorate('fleetRouteEvents', async function (request: FastifyRequest) {
+    const id = (request.params as { id?: unknown }).id
+    if (typeof id !== 'string') return
+    const [s, where] = await Promise.all([registry.get(id), registry.machinesOf([id])])
+    if (s === undefined || s.ownerId !== request.ownerId || isFinal(s.status)) return // SESSION_NOT_FOUND, or its final status, here
+    const machine = where.get(id)
+    // Unowned for now (its machine stopped, nobody took it over yet): its status from here.
+    if (machine === undefined || machine === config.instanceId || !(await fleet.machines()).some((m) => m.id === machine)) return
+    if (request.headers['fly-replay-src'] !== undefined) {
+      throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but the session runs on machine ${machine}: retry in a moment`), { retryAfter: 1 })
+    }
+    throw withContext(new OtherMachine(`This session runs on machine ${machine}, where its events happen. Fly's proxy replays this request there (fly-replay: instance=${machine}): send requests to the service's Fly.io address`), { replay: `instance=${machine}` })
   } satisfies preHandlerAsyncHookHandler)
 
   fastify.addHook('preClose', async () => {

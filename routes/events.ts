@@ -54,9 +54,10 @@ const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: EventsParams,
       response: {
         200: { description: 'The session\'s events', content: { 'text/event-stream': { schema: SessionEvent } } },
-        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SESSION_NOT_FOUND')
+        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SESSION_NOT_FOUND', 'OTHER_MACHINE', 'REPLAY_MISSED', 'FLEET_UNAVAILABLE')
       }
     },
+    preHandler: fastify.fleetRouteEvents,
     config: { accessLog: 'debug' }
   }, async function (request, reply) {
     const { id } = request.params

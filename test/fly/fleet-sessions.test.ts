@@ -65,8 +65,17 @@ t.test('a fleet of three: list, end, existingSession and caps from any machine; 
   t.match(capped.body, { code: 'AT_CAPACITY', error: /This API key has its maximum of 1/ })
   t.ok(neverTwice(), 'one module connection per client id')
 
-  // End from a machine that does not run it: replayed to the owner.
+  // Its live events from a machine that does not run it: replayed to the
+  // owner, where they happen (the stream carries the end below).
   const other = machines.find((m) => m.id !== owner)!
+  const eventsPath = `/session/${sessionId}/events`
+  const directEvents = await fetch(`${other.url}${eventsPath}`, { headers })
+  t.equal(directEvents.status, 409)
+  t.equal(directEvents.headers.get('fly-replay'), `instance=${owner}`)
+  t.match(await directEvents.json(), { code: 'OTHER_MACHINE', error: new RegExp(`runs on machine ${owner}`) })
+  const streamed = fetch(`${proxy.url}${eventsPath}`, { headers }).then(async (r) => ({ status: r.status, text: await r.text() }))
+
+  // End from a machine that does not run it: replayed to the owner.
   const direct = await fetch(`${other.url}/end-session?sessionId=${sessionId}`, { method: 'DELETE', headers })
   t.equal(direct.status, 409)
   t.equal(direct.headers.get('fly-replay'), `instance=${owner}`)
@@ -74,6 +83,10 @@ t.test('a fleet of three: list, end, existingSession and caps from any machine; 
   for (let i = 0; i < 3 && ended?.status !== 200; i++) ended = await fetch(`${proxy.url}/end-session?sessionId=${sessionId}`, { method: 'DELETE', headers })
   t.equal(ended?.status, 200)
   t.ok(await eventually(() => relay.open().length === 0), 'the module connection closed')
+  const events = await streamed
+  t.equal(events.status, 200)
+  t.match(events.text, /event: status\ndata: \{[^\n]*"status":"ended"/, 'the stream carried the end')
+  t.match(proxy.log.filter((l) => l.path === eventsPath && l.status === 200), [{ machine: owner }], 'served by the owner')
   for (const m of machines) t.match((await list(m)).endedSessions, [{ sessionId, status: 'ended' }], `ended, seen from ${m.id}`)
 
   // SIGKILL the machine running a session: within the heartbeat TTL another
