@@ -62,6 +62,14 @@ export interface Executor {
   logInAgain: (entry: Entry) => Promise<void>
   /** A screenshot of a failed login's page, or undefined (none configured, or none taken). */
   screenshot: (entry: Entry) => Promise<string | undefined>
+  /**
+   * Stop running a session here without ending it: another machine of the
+   * fleet took it over, or will (reason: its status says so meanwhile,
+   * written first). The login in progress is aborted, the timers cleared,
+   * the browser closed (the relay frees the module's id), the secrets wiped;
+   * after the reason, this instance writes nothing more for it.
+   */
+  release: (entry: Entry, reason?: string) => Promise<void>
   /** End every session (shutdown) and stop the timers. */
   shutdown: () => Promise<void>
 }
@@ -87,9 +95,16 @@ export function createExecutor (opts: ExecutorOptions): Executor {
   // Idle timeout, maximum lifetime, and forgetting old ended sessions.
   const sweepMs = Math.max(1000, Math.min(30_000, ...[machine.idleTimeoutMs, machine.maxLifetimeMs].filter((v) => v > 0).map((v) => Math.ceil(v / 4))))
   const sweeper = timers.setTimeout(function sweep () {
-    for (const entry of [...entries.values()]) void dispatch(entry, { type: 'tick' })
-    registry.prune(now()).catch((err) => { log.warn({ err }, 'pruning ended sessions failed') })
-    if (!closing) sweeper.refresh()
+    void (async () => {
+      // API calls for these sessions made on other machines of the fleet count too.
+      const touched = await registry.touched([...entries.keys()]).catch(() => new Map<string, number>())
+      for (const entry of [...entries.values()]) {
+        const at = touched.get(entry.session.id)
+        if (at !== undefined) await dispatch(entry, { type: 'activity', at })
+        void dispatch(entry, { type: 'tick' })
+      }
+      await registry.prune(now()).catch((err) => { log.warn({ err }, 'pruning ended sessions failed') })
+    })().finally(() => { if (!closing) sweeper.refresh() })
   }, sweepMs)
   sweeper.unref()
 
@@ -106,6 +121,8 @@ export function createExecutor (opts: ExecutorOptions): Executor {
   }
 
   async function dispatch (entry: Entry, event: MachineEvent): Promise<void> {
+    // A session no longer run here (finished, or released to another machine): late events change nothing.
+    if (entries.get(entry.session.id) !== entry) return
     const before = entry.session.status
     const reasonBefore = entry.session.statusReason
     const moduleBefore = entry.session.module
@@ -267,6 +284,29 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     async screenshot (entry) {
       if (opts.screenshots === undefined || entry.page === null) return undefined
       return await failureScreenshot(entry.page, entry.session.ownerId, opts.screenshots, log, entry.session.id)
+    },
+    async release (entry, reason) {
+      if (entries.get(entry.session.id) !== entry) return
+      entries.delete(entry.session.id)
+      entry.abort.abort(new SessionCancelled())
+      if (entry.retryTimer !== null) timers.clearTimeout(entry.retryTimer)
+      entry.retryTimer = null
+      if (reason !== undefined && !isFinal(entry.session.status)) {
+        const t = now()
+        const before = entry.session.status
+        Object.assign(entry.session, {
+          status: 'reconnecting',
+          statusReason: reason,
+          statusChangedAt: t,
+          stage: null,
+          module: entry.session.module === null ? null : { ...entry.session.module, connected: false, since: t, reason: 'its machine is shutting down', revivable: false, lastSeenAt: t }
+        })
+        await save(entry)
+        emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before })
+      }
+      await closeBrowser(entry)
+      await entry.saving
+      wipe(entry.secrets)
     },
     async shutdown () {
       closing = true
