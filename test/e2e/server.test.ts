@@ -4,10 +4,8 @@
 // graceful SIGTERM that ends sessions and Chromium.
 import t from 'tap'
 import { once } from 'node:events'
-import { startFoundryStandin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
 import { encryptNode } from '../helper.js'
-import { GM, WORLD, alive, descendants, eventually } from './fixtures.js'
+import { GM, alive, descendants, eventually, foundry } from './fixtures.js'
 import { startService } from './service-process.js'
 
 t.test('starts with no configuration, prints a generated API key once, and it works', async (t) => {
@@ -35,9 +33,7 @@ t.test('a bad configuration value stops start-up with the reason', async (t) => 
 })
 
 t.test('SIGTERM ends every session and Chromium, then exits', async (t) => {
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
-  t.teardown(async () => { await standin.close(); await relay.close() })
+  const { standin, relay } = await foundry(t)
   const s = startService({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
   t.teardown(() => { s.child.kill('SIGKILL') })
   t.ok(await s.listening().then(() => true, () => false), 'listening')

@@ -10,13 +10,11 @@ import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { constants, createHash, publicEncrypt } from 'node:crypto'
 import { classifyAddress, kindAllowed, type Resolver } from '../../lib/url-policy.js'
-import { startFoundryStandin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
 import { API_KEY, OTHER_KEY, build, encryptNode, type TestContext } from '../helper.js'
 
 /** Codes of a start-session refused before the keystore sees the token. */
 const BEFORE_KEYSTORE = new Set(['INVALID_REQUEST', 'INVALID_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'])
-import { GM, WORLD, eventually, listSessions, startSession } from '../e2e/fixtures.js'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31)
 const runs = (n: number) => ({ numRuns: Math.round(n * Number(process.env.FUZZ_SCALE ?? 1)), seed: SEED, endOnFailure: true })
@@ -81,9 +79,7 @@ function wellFormed (res: LightMyRequestResponse, method: string): void {
 t.test('fuzz', async (t) => {
   const h = await harness(t)
   const { app } = h
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url, gameReadyDelayMs: 600_000 })
-  t.teardown(async () => { await standin.close(); await relay.close() })
+  const { standin } = await foundry(t, { gameReadyDelayMs: 600_000 })
 
   // One real login of API_KEY, kept starting for the whole run.
   const pending = startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })

@@ -9,9 +9,7 @@ import type { Browser } from 'puppeteer-core'
 import { launchChromium, resolveChromium } from '../../lib/chromium.js'
 import { preparePage } from '../../lib/page-setup.js'
 import { createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/url-policy.js'
-import { startFoundryStandin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
-import { GM, WORLD, eventually, listSessions, startSession } from '../e2e/fixtures.js'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
 import { build, expectError } from '../helper.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
@@ -109,9 +107,7 @@ t.test('lib: the request guard and the address check in Chromium', async (t) => 
 })
 
 t.test('service: public-only refuses a Foundry that Chromium reaches on loopback', async (t) => {
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
-  t.teardown(async () => { await standin.close(); await relay.close() })
+  const { standin } = await foundry(t)
   const { app } = await build(t, { FOUNDRY_URL_POLICY: 'public-only' }, { resolve: rebinding })
 
   const port = new URL(standin.url).port

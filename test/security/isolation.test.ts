@@ -1,16 +1,12 @@
 // Tenant isolation: a key never sees, ends or learns of another key's
 // sessions or handshakes, and its attempts change nothing for the owner.
 import t from 'tap'
-import { startFoundryStandin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
 import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
-import { GM, WORLD, endSession, eventually, listSessions } from '../e2e/fixtures.js'
+import { GM, endSession, eventually, foundry, listSessions } from '../e2e/fixtures.js'
 
 t.test('handshakes and sessions are per key', async (t) => {
   const { app } = await build(t)
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url, gameReadyDelayMs: 60_000 })
-  t.teardown(async () => { await standin.close(); await relay.close() })
+  const { standin } = await foundry(t, { gameReadyDelayMs: 60_000 })
   const start = async (body: unknown, key: string) => await app.inject({ method: 'POST', url: '/start-session', headers: { 'x-api-key': key, 'content-type': 'application/json' }, payload: body as object })
 
   // Another key's handshake token is "not found", and stays usable for its owner.

@@ -8,10 +8,8 @@
 import { capturedPrivateKeys as privateKeys } from './capture-keys.js'
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
-import { startFoundryStandin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
 import { API_KEY, OTHER_KEY, build, encryptNode } from '../helper.js'
-import { GM, PLAYER, WORLD } from '../e2e/fixtures.js'
+import { GM, PLAYER, foundry } from '../e2e/fixtures.js'
 
 const ADMIN_PASSWORD = 'admin-secret-Qz7x'
 const CONNECTION_TOKEN = 'conn-token-secret-Lm3k'
@@ -22,9 +20,7 @@ const URL_PASSWORD = 'url-secret-Rk2w'
 t.test('no secret reaches a log line or a response', async (t) => {
   const { app, logs } = await build(t, { LOG_LEVEL: 'trace', MODULE_CONNECT_TIMEOUT_MS: 3000 })
 
-  const relay = await startRelayStandin()
-  const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
-  t.teardown(async () => { await standin.close(); await relay.close() })
+  const { standin } = await foundry(t)
 
   const seen: string[] = [] // every response: status line, headers, body
   const ciphertexts: string[] = []
