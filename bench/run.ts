@@ -36,13 +36,14 @@ process.on('uncaughtException', (err) => { process.stderr.write(`${err.stack ?? 
 const started = Date.now()
 const m = machine()
 log(`machine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}`)
-// Stand-ins for what is asked: density alone needs only its own (its heavy
-// page, and twice the largest idle level of light ones).
-const densityOnly = [...run].every((n) => n === 'density')
-const densityPages = (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',')
+// Stand-ins for what is asked: handshake and density alone need only their
+// own (one heavy world; density's heavy page, and twice the largest idle
+// level of light ones).
+const small = [...run].every((n) => n === 'density' || n === 'handshake')
+const densityPages = run.has('density') ? (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',') : []
 const densityN = Number(process.env.BENCH_DENSITY_SESSIONS ?? (QUICK ? 4 : 8))
-const nHeavy = densityOnly ? (densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
-const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, densityOnly && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
+const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
+const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, small && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
 const stage = await startStage(nHeavy, nLight)
 const sections: string[] = []
 const json: Record<string, unknown> = { date: new Date().toISOString(), quick: QUICK, machine: m }
