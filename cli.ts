@@ -17,6 +17,7 @@ Commands:
       --user NAME              Foundry user name (required)
       --world WORLD            World title or id (default: the running world)
       --admin-password-stdin   Also read Foundry's administrator password (to launch a world)
+      --admin-user NAME        Foundry v14's administrator user name, when one is configured
       --connection-token-stdin Also read the REST API module 3.x connection token
       --relaunch-world         Launch the world again if it shuts down while the session runs
       --login-if-active        Log in although Foundry shows the user as active elsewhere
@@ -41,6 +42,7 @@ const OPTIONS = {
   'foundry-url': { type: 'string' },
   user: { type: 'string' },
   world: { type: 'string' },
+  'admin-user': { type: 'string' },
   'admin-password-stdin': { type: 'boolean' },
   'connection-token-stdin': { type: 'boolean' },
   'relaunch-world': { type: 'boolean' },
@@ -128,6 +130,7 @@ async function start (v: Values): Promise<void> {
     password,
     ...(v.world !== undefined ? { worldName: v.world } : {}),
     ...(adminPassword !== undefined ? { adminPassword } : {}),
+    ...(v['admin-user'] !== undefined ? { adminUsername: v['admin-user'] } : {}),
     ...(connectionToken !== undefined ? { connectionToken } : {}),
     ...(v['relaunch-world'] === true ? { relaunchWorld: true } : {}),
     ...(v['login-if-active'] === true ? { loginIfActive: true } : {}),

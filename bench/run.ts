@@ -14,7 +14,7 @@ import { benchBurst } from './burst.js'
 import { benchDensity, IDLE_LEVELS } from './density.js'
 import { barChart, lineChart } from './chart.js'
 import { benchHandshake } from './handshake.js'
-import { benchFleet } from './fleet.js'
+import { benchFleet, benchFleetMoves } from './fleet.js'
 import { benchLogin } from './login.js'
 import { benchMemory, benchTuning } from './memory.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
@@ -83,6 +83,9 @@ try {
     const r = await benchFleet(stage)
     json.fleet = r.rows
     print(r.markdown)
+    const moves = await benchFleetMoves(stage)
+    json.fleetMoves = moves.rows
+    print(moves.markdown)
   }
   if (run.has('burst')) {
     const r = await benchBurst(stage)

@@ -21,7 +21,6 @@ export interface BrowserPoolOptions extends ChromiumLaunchOptions {
 export interface PoolHealth {
   ok: boolean
   chromium: 'running' | 'launching' | 'down' | 'closed'
-  pid: number | null
   version: string | null
   contexts: number
   loginsRunning: number
@@ -133,7 +132,6 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
         // relaunches it. It cannot when the last launch failed.
         ok: !closing && (state !== 'down' || lastError === null),
         chromium: state,
-        pid: browser?.process()?.pid ?? null,
         version,
         contexts: contexts.size,
         loginsRunning,

@@ -52,8 +52,8 @@ export interface Fleet {
   start: () => Promise<void>
   /** Write the heartbeat now (after a change of room or of closing). */
   beat: () => Promise<void>
-  /** Stop beating and remove this machine's heartbeat. */
-  stop: () => Promise<void>
+  /** Stop beating and remove this machine's heartbeat (keepListed: it left sessions behind, for the survivors to claim). */
+  stop: (keepListed?: boolean) => Promise<void>
   recordHandshake: (token: string, expires: number) => Promise<void>
   /** The machine that made a handshake, or null when none is known. */
   handshakeMachine: (token: string) => Promise<string | null>
@@ -120,6 +120,8 @@ export function createFleet (opts: FleetOptions): Fleet {
 
   /** Claim each lapsed machine (SET NX: one claimer), deal with its sessions, then forget it. */
   async function sweep (): Promise<void> {
+    // A machine shutting down takes nothing over: the others will.
+    if (opts.state().closing) return
     const { gone } = await scan()
     const before = suspects
     suspects = new Set(gone)
@@ -151,16 +153,26 @@ export function createFleet (opts: FleetOptions): Fleet {
     async start () {
       stopped = false
       // Sessions this machine id held in a previous life (a restart after a
-      // crash, or every machine down at once) are dealt with first.
-      await opts.onMachineGone?.(instanceId)
+      // crash or a deploy, or every machine down at once) are dealt with
+      // first — unless a survivor has claimed them already (one claimer).
+      if (await redis.set(KEY.gone(instanceId), instanceId, 'PX', ttlMs * 5, 'NX') === 'OK') {
+        try {
+          await opts.onMachineGone?.(instanceId)
+        } finally {
+          await redis.del(KEY.gone(instanceId))
+        }
+      }
       await beat()
       schedule()
     },
     async beat () { await registry(beat) },
-    async stop () {
+    async stop (keepListed = false) {
       stopped = true
       if (timer !== null) clearTimeout(timer)
-      await redis.multi().del(KEY.machine(instanceId)).srem(KEY.machines, instanceId).exec().catch(() => {})
+      // Still listed (sessions left behind for another machine to take over):
+      // the survivors see its heartbeat lapse and claim them.
+      const m = redis.multi().del(KEY.machine(instanceId))
+      await (keepListed ? m : m.srem(KEY.machines, instanceId)).exec().catch(() => {})
     },
     async recordHandshake (token, expires) {
       const ms = Math.max(1, expires - now())

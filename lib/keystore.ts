@@ -1,26 +1,13 @@
-// Handshakes and the RSA keys behind them. No key pair is generated on the
-// request path: one key pair serves new handshakes for `rotateMs`, while the
-// next is generated in libuv's thread pool. Private keys are KeyObjects that
-// never leave this process's memory.
-import {
-  constants, generateKeyPair, privateDecrypt, randomBytes, timingSafeEqual,
-  type KeyObject
-} from 'node:crypto'
-import { promisify } from 'node:util'
+// The handshake store: single-use tokens with their nonce, owner, target and
+// expiry, capped in total and per owner, swept when expired; and opening the
+// client's ciphertexts (password and optional secrets) with the handshake's
+// private key and nonce. The key pairs come from key-pairs.ts.
+import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
 import {
   HandshakeExpired, HandshakeNotFound, HandshakeOwnerFull, HandshakeStoreFull, InvalidEncryptedPassword, NonceMismatch,
   withContext
 } from './errors.js'
-
-const generate = promisify(generateKeyPair)
-
-interface KeyPair {
-  publicKey: string // SPKI PEM
-  /** JSON.stringify(publicKey), made once per key pair for the handshake reply. */
-  publicKeyJson: string
-  privateKey: KeyObject
-  createdAt: number
-}
+import { createKeyPairPool, decryptOaep } from './key-pairs.js'
 
 export interface HandshakeInput {
   ownerId: string
@@ -92,45 +79,11 @@ const B64 = /^[A-Za-z0-9+/]+={0,2}$/
 
 export function createKeystore (opts: KeystoreOptions): Keystore {
   const now = opts.now ?? Date.now
-  const modulusLength = opts.modulusLength ?? 2048
+  const keys = createKeyPairPool({ rotateMs: opts.rotateMs, modulusLength: opts.modulusLength, now })
   const handshakes = new Map<string, StoredHandshake>()
   const perOwner = new Map<string, number>()
   const maxPerOwner = opts.maxHandshakesPerOwner ?? opts.maxHandshakes
-  let current: KeyPair | undefined
-  let next: KeyPair | undefined
-  let generating: Promise<void> | undefined
-  let generations = 0
   let closed = false
-
-  async function makeKeyPair (): Promise<KeyPair> {
-    const { publicKey, privateKey } = await generate('rsa', { modulusLength })
-    generations++
-    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
-    return { publicKey: pem, publicKeyJson: JSON.stringify(pem), privateKey, createdAt: now() }
-  }
-
-  function refill (): Promise<void> {
-    if (generating !== undefined || closed) return generating ?? Promise.resolve()
-    generating = makeKeyPair().then((pair) => {
-      if (current === undefined) current = pair
-      else next = pair
-    }).finally(() => {
-      generating = undefined
-      // Keep one spare ready behind the current key.
-      if (!closed && (current === undefined || next === undefined)) void refill()
-    })
-    return generating
-  }
-
-  function currentKey (): KeyPair {
-    if (current === undefined) throw new Error('keystore used before ready()')
-    if (next !== undefined && now() - current.createdAt >= opts.rotateMs) {
-      current = { ...next, createdAt: now() }
-      next = undefined
-      void refill()
-    }
-    return current
-  }
 
   function remove (token: string): void {
     const h = handshakes.get(token)
@@ -162,9 +115,7 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
   timer.unref()
 
   return {
-    async ready () {
-      while (current === undefined) await refill()
-    },
+    ready: keys.ready,
 
     create (input) {
       const t = now()
@@ -177,7 +128,7 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
           throw withContext(new HandshakeOwnerFull(`This API key has ${maxPerOwner} open handshakes, its maximum: use them or let them expire, then retry`), { retryAfter: retryAfter(input.ownerId) })
         }
       }
-      const key = currentKey()
+      const key = keys.current()
       // Fields spelt out: an object spread here cost ~15 µs a handshake (profiled).
       const h: StoredHandshake = {
         ownerId: input.ownerId,
@@ -220,15 +171,14 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
 
     has: (token) => handshakes.has(token),
     size: () => handshakes.size,
-    keyGenerations: () => generations,
+    keyGenerations: keys.generations,
 
     close () {
       closed = true
       clearTimeout(timer)
       handshakes.clear()
       perOwner.clear()
-      current = undefined
-      next = undefined
+      keys.close()
     }
   }
 }
@@ -250,25 +200,13 @@ function publicPart (h: StoredHandshake): Handshake {
   return pub
 }
 
-function decrypt (privateKey: KeyObject, ciphertext: Buffer): { plain: Buffer, oaepHash: 'sha1' | 'sha256' } | undefined {
-  // The existing clients use SHA-1 (Node's and WebCrypto's RSA-OAEP with
-  // SHA-1); the Go relay's use SHA-256. A wrong hash never decodes.
-  for (const oaepHash of ['sha1', 'sha256'] as const) {
-    try {
-      const plain = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, ciphertext)
-      return { plain, oaepHash }
-    } catch {}
-  }
-  return undefined
-}
-
 /** Decrypt one field's ciphertext: JSON {"<name>": string, "nonce": the handshake's}. */
 function open (h: StoredHandshake, field: string, name: string, ciphertext: string): { value: string, oaepHash: 'sha1' | 'sha256', parsed: Record<string, unknown> } {
   const b64 = ciphertext.replace(/\s+/g, '')
   if (!B64.test(b64)) {
     throw new InvalidEncryptedPassword(`${field} is not base64: send base64(RSA-OAEP(publicKey, JSON {"${name}", "nonce"}))`)
   }
-  const decrypted = decrypt(h.privateKey, Buffer.from(b64, 'base64'))
+  const decrypted = decryptOaep(h.privateKey, Buffer.from(b64, 'base64'))
   if (decrypted === undefined) {
     throw new InvalidEncryptedPassword(`${field} could not be decrypted: encrypt with RSA-OAEP (SHA-1 or SHA-256) and the publicKey of this handshake`)
   }

@@ -66,6 +66,8 @@ const CDP_TYPE: Record<BlockableResource, string> = { image: 'Image', media: 'Me
 export interface PreparedPage {
   /** Requests failed by this setup so far (blocked type or refused URL). */
   blocked: () => number
+  /** A response came from an address allowAddress refused: the page is being closed. */
+  refused: () => boolean
   /** Stop intercepting (the page's close does it too). */
   detach: () => Promise<void>
 }
@@ -89,6 +91,7 @@ export async function preparePage (page: Page, opts: PageSetupOptions): Promise<
   let blocked = 0
   return {
     blocked: () => cdp?.count() ?? blocked,
+    refused: () => guard.refused,
     async detach () {
       if (cdp !== null) { blocked = cdp.count(); await cdp.detach() }
     }

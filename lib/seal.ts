@@ -4,6 +4,7 @@
 // to it is detected. The key (32 bytes, base64) is a secret shared by every
 // machine; Redis holds only what seal() returns.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import type { Credentials } from './session/types.js'
 
 export interface Sealer {
   seal: (sessionId: string, secrets: Record<string, string>) => string
@@ -38,6 +39,28 @@ export function createSealer (keyBase64: string): Sealer {
       } finally {
         plain.fill(0)
       }
+    }
+  }
+}
+
+/** A session's credentials as one sealed value (secrets and login options), for the fleet registry. */
+export function sealCredentials (sealer: Sealer, sessionId: string, c: Credentials): string {
+  const fields: Record<string, string> = { password: c.secrets.password, options: JSON.stringify(c.options) }
+  if (c.secrets.adminPassword !== undefined && c.secrets.adminPassword !== '') fields.adminPassword = c.secrets.adminPassword
+  if (c.secrets.connectionToken !== undefined && c.secrets.connectionToken !== '') fields.connectionToken = c.secrets.connectionToken
+  return sealer.seal(sessionId, fields)
+}
+
+/** The credentials sealCredentials kept, or throws (another key, another session, changed). */
+export function openCredentials (sealer: Sealer, sessionId: string, sealed: string): Credentials {
+  const f = sealer.open(sessionId, sealed)
+  if (typeof f.password !== 'string' || typeof f.options !== 'string') throw new Error('sealed credentials without a password or options')
+  return {
+    options: JSON.parse(f.options) as Credentials['options'],
+    secrets: {
+      password: f.password,
+      ...(f.adminPassword !== undefined ? { adminPassword: f.adminPassword } : {}),
+      ...(f.connectionToken !== undefined ? { connectionToken: f.connectionToken } : {})
     }
   }
 }

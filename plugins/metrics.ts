@@ -15,8 +15,10 @@ export interface Metrics {
   handshakes: Counter
   logins: Counter<'result' | 'code'>
   loginSeconds: Histogram<'result'>
+  loginStageSeconds: Histogram<'stage' | 'result'>
   relogins: Counter<'result'>
-  handovers: Counter<'direction'>
+  handovers: Counter<'direction' | 'result'>
+  recoveries: Counter<'result'>
   replays: Counter<'kind'>
   registryErrors: Counter
 }
@@ -40,8 +42,10 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
     handshakes: new Counter({ name: 'foundry_handshakes_total', help: 'Handshakes made', registers: [registry] }),
     logins: new Counter({ name: 'foundry_logins_total', help: 'start-session answers: ok, or failed with its error code', labelNames: ['result', 'code'], registers: [registry] }),
     loginSeconds: new Histogram({ name: 'foundry_login_duration_seconds', help: 'Time start-session took to answer, by result', labelNames: ['result'], buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160], registers: [registry] }),
-    relogins: new Counter({ name: 'foundry_relogins_total', help: 'Sessions logged back in after losing their login', labelNames: ['result'], registers: [registry] }),
-    handovers: new Counter({ name: 'foundry_handovers_total', help: 'Sessions handed to another machine (out) or taken over from one (in)', labelNames: ['direction'], registers: [registry] }),
+    loginStageSeconds: new Histogram({ name: 'foundry_login_stage_duration_seconds', help: 'Time each stage of a login (first or again) took; result failed: the stage the login failed in', labelNames: ['stage', 'result'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160], registers: [registry] }),
+    relogins: new Counter({ name: 'foundry_relogins_total', help: 'Logins back into a running session (after it lost its login, or taken over from another machine): ok, or failed (one per failed attempt)', labelNames: ['result'], registers: [registry] }),
+    handovers: new Counter({ name: 'foundry_handovers_total', help: 'Sessions handed to another machine on shutdown (out) or taken over from one (in); result ok, or failed (out: no machine took it; in: its credentials did not open)', labelNames: ['direction', 'result'], registers: [registry] }),
+    recoveries: new Counter({ name: 'foundry_recoveries_total', help: 'Sessions of a machine that stopped without handing them over (crash, or this machine\'s previous life): taken over (ok), or ended because no sealed credentials were kept (no_seal_key) or they did not open (failed)', labelNames: ['result'], registers: [registry] }),
     replays: new Counter({ name: 'foundry_replays_total', help: 'Requests answered with fly-replay: instance (to the owner) or elsewhere (placement)', labelNames: ['kind'], registers: [registry] }),
     registryErrors: new Counter({ name: 'foundry_registry_errors_total', help: 'Requests refused because the fleet registry (Redis) could not be reached', registers: [registry] })
   }
@@ -58,6 +62,26 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
     }
   })
   fastify.decorate('metrics', m)
+
+  // Login stages, timed from one stage event to the next; the last one ends
+  // when the session's status changes (active: ok; still reconnecting with
+  // a new reason, failed or ended: failed). Relogins: reconnecting → active
+  // or a failed attempt.
+  const stages = new Map<string, { stage: string, at: number }>()
+  sessions.onEvent((event) => {
+    const open = stages.get(event.sessionId)
+    if (event.type === 'stage') {
+      if (open !== undefined) m.loginStageSeconds.observe({ stage: open.stage, result: 'ok' }, (event.at - open.at) / 1000)
+      stages.set(event.sessionId, { stage: event.stage, at: event.at })
+      return
+    }
+    if (event.type !== 'status' || event.status === 'starting') return
+    if (open !== undefined) {
+      m.loginStageSeconds.observe({ stage: open.stage, result: event.status === 'active' ? 'ok' : 'failed' }, (event.at - open.at) / 1000)
+      stages.delete(event.sessionId)
+    }
+    if (event.previous === 'reconnecting' && event.status !== 'ended') m.relogins.inc({ result: event.status === 'active' ? 'ok' : 'failed' })
+  })
 
   const route = (request: FastifyRequest): string | undefined => request.routeOptions.url
   fastify.addHook('onError', async (request, _reply, err) => {

@@ -4,6 +4,7 @@ import { auditListener, createMemoryRegistry, createSessionManager, type Session
 import { parseBlockResources } from '../lib/page-setup.js'
 import { createScreenshotStore, type ScreenshotStore } from '../lib/screenshots.js'
 import { createRedisRegistry, type RedisSessionRegistry } from '../lib/fleet-registry.js'
+import { createSealer, sealCredentials, type Sealer } from '../lib/seal.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,6 +12,8 @@ declare module 'fastify' {
     screenshots: ScreenshotStore
     /** The session registry in Redis (REDIS_URL), shared by the fleet; null on a single machine. */
     fleetRegistry: RedisSessionRegistry | null
+    /** SESSION_SEAL_KEY's sealer (with REDIS_URL), or null: nothing secret is kept outside this process. */
+    sealer: Sealer | null
   }
 }
 
@@ -23,7 +26,13 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   const fleetRegistry = fastify.redis !== null
     ? createRedisRegistry({ redis: fastify.redis, instanceId: config.instanceId, retainEndedMs: config.SESSION_RETAIN_ENDED_MS })
     : null
+  // With a seal key, each session's credentials are kept in the registry,
+  // sealed, so another machine can log it in (handover, crash recovery).
+  const sealer = fleetRegistry !== null && config.SESSION_SEAL_KEY !== '' ? createSealer(config.SESSION_SEAL_KEY) : null
   const manager = createSessionManager({
+    ...(sealer !== null && fleetRegistry !== null
+      ? { keepCredentials: async (id, credentials) => { await fleetRegistry.putSealed(id, sealCredentials(sealer, id, credentials)) } }
+      : {}),
     registry: fleetRegistry ?? createMemoryRegistry({ retainEndedMs: config.SESSION_RETAIN_ENDED_MS }),
     screenshots,
     screenshotUrl: (id) => `/failure-screenshot/${id}`,
@@ -59,6 +68,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   fastify.decorate('sessions', manager)
   fastify.decorate('screenshots', screenshots)
   fastify.decorate('fleetRegistry', fleetRegistry)
+  fastify.decorate('sealer', sealer)
   // Logins can take minutes: cancel them (and end every session) before the
   // server waits for in-flight requests, so close() is not held up.
   fastify.addHook('preClose', async () => { await manager.endAll() })

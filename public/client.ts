@@ -21,7 +21,7 @@ export type EndedSessionT = ListReplyT['endedSessions'][number]
 
 /** start-session body fields other than the handshake token and the encrypted secrets. */
 export type StartFlags = Pick<Static<typeof StartBody>,
-'requireModule' | 'loginIfActive' | 'relaunchWorld' | 'screenshotOnFailure' | 'noCanvas' | 'blockResources'>
+'adminUsername' | 'requireModule' | 'loginIfActive' | 'relaunchWorld' | 'screenshotOnFailure' | 'noCanvas' | 'blockResources'>
 
 export interface ClientOptions {
   /** Base URL of the service, e.g. http://localhost:3010 ("" in the console: the page's own origin). */
@@ -243,6 +243,7 @@ export function createClient (opts: ClientOptions): Client {
       ...(req.adminPassword !== undefined && req.adminPassword !== '' ? { encryptedAdminPassword: await encrypt(publicKey, { adminPassword: req.adminPassword, nonce }) } : {}),
       ...(req.connectionToken !== undefined && req.connectionToken !== '' ? { encryptedConnectionToken: await encrypt(publicKey, { connectionToken: req.connectionToken, nonce }) } : {})
     }
+    if (req.adminUsername !== undefined && req.adminUsername !== '') body.adminUsername = req.adminUsername
     for (const flag of ['requireModule', 'loginIfActive', 'relaunchWorld', 'screenshotOnFailure', 'noCanvas', 'blockResources'] as const) {
       if (req[flag] !== undefined) Object.assign(body, { [flag]: req[flag] })
     }

@@ -94,6 +94,7 @@ async function startSession (): Promise<void> {
       worldName: input('world').value.trim(),
       password: input('password').value,
       adminPassword: input('admin-password').value,
+      adminUsername: input('admin-username').value.trim(),
       connectionToken: input('connection-token').value,
       onEvent: onLoginEvent
     })

@@ -1,5 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TRUST_PROXY_PATTERN } from '../lib/client-address.js'
+import { BLOCKABLE } from '../lib/page-setup.js'
+import { URL_POLICY_MODES } from '../lib/url-policy.js'
+
+/** One PAGE_BLOCK_RESOURCES word: a blockable resource type, or none. */
+const RESOURCE_WORD = [...BLOCKABLE, 'none'].join('|')
 
 const ms = (def: number, description: string, minimum = 1) =>
   Type.Integer({ minimum, default: def, description })
@@ -24,7 +29,7 @@ export const EnvSchema = Type.Object({
     description: 'File of API keys, one per line: a plain key or sha256:<64 hex> (its SHA-256); # starts a comment. Adds to API_KEYS.'
   }),
   FOUNDRY_URL_POLICY: Type.Union(
-    [Type.Literal('default'), Type.Literal('public-only'), Type.Literal('any')],
+    URL_POLICY_MODES.map((m) => Type.Literal(m)),
     {
       default: 'default',
       description: 'Addresses x-foundry-url and the session browser may reach: default refuses link-local, cloud metadata, multicast and reserved; public-only (hosted instances) also refuses private and loopback; any checks none'
@@ -74,9 +79,9 @@ export const EnvSchema = Type.Object({
   MODULE_REVIVE_AFTER_MS: ms(60_000, 'A session whose REST API module lost its relay (unreachable) and has shown no sign of its connection for this long reloads the game page once the relay answers again (the module stops retrying after about 8 minutes)'),
 
   PAGE_BLOCK_RESOURCES: Type.String({
-    default: 'image,media,font',
-    pattern: '^\\s*((image|media|font|none)\\s*([,\\s]\\s*(image|media|font|none)\\s*)*)?$',
-    description: 'Resource types a session page never loads (comma-separated: image, media, font; empty or none: load everything). A start-session body may override it with blockResources'
+    default: BLOCKABLE.join(','),
+    pattern: `^\\s*((${RESOURCE_WORD})\\s*([,\\s]\\s*(${RESOURCE_WORD})\\s*)*)?$`,
+    description: `Resource types a session page never loads (comma-separated: ${BLOCKABLE.join(', ')}; empty or none: load everything). A start-session body may override it with blockResources`
   }),
   PAGE_NO_CANVAS: Type.Boolean({
     default: true,

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { BLOCKABLE } from '../lib/page-setup.js'
 import { FinalStatus, RunningStatus } from '../lib/session/types.js'
 
 export const HandshakeHeaders = Type.Object({
@@ -27,6 +28,10 @@ export const StartBody = Type.Object({
     description: 'base64 of RSA-OAEP (SHA-1 or SHA-256) over the UTF-8 JSON {"password": "…", "nonce": "<nonce>"} with the handshake\'s publicKey'
   }),
   worldName: Type.Optional(Type.String({ maxLength: 256, description: 'Overrides the handshake\'s x-world-name' })),
+  adminUsername: Type.Optional(Type.String({
+    maxLength: 256,
+    description: 'Foundry v14 with an administrator user configured: its user name, sent with encryptedAdminPassword on the administrator login (not a secret; ignored where Foundry asks for none)'
+  })),
   encryptedAdminPassword: Type.Optional(Type.String({
     maxLength: 4096,
     description: 'Foundry\'s administrator password, to launch a world behind /auth: base64 RSA-OAEP of {"adminPassword": "…", "nonce": "<nonce>"} with the same handshake key (or put "adminPassword" in the password JSON)'
@@ -40,8 +45,8 @@ export const StartBody = Type.Object({
   loginIfActive: Type.Optional(Type.Boolean({ description: 'true: log in even if Foundry shows the user as logged in elsewhere (Foundry allows it)' })),
   screenshotOnFailure: Type.Optional(Type.Boolean({ description: 'true: keep a screenshot of the page if the login fails, for a few minutes, at the URL in the error\'s "screenshot"' })),
   noCanvas: Type.Optional(Type.Boolean({ description: 'Overrides PAGE_NO_CANVAS for this session: true skips Foundry\'s canvas (WebGL, scenes); false keeps it, for module requests that select or control tokens on the canvas' })),
-  blockResources: Type.Optional(Type.Array(Type.Union([Type.Literal('image'), Type.Literal('media'), Type.Literal('font')]), {
-    maxItems: 3,
+  blockResources: Type.Optional(Type.Array(Type.Union(BLOCKABLE.map((r) => Type.Literal(r))), {
+    maxItems: BLOCKABLE.length,
     uniqueItems: true,
     description: 'Overrides PAGE_BLOCK_RESOURCES for this session: resource types the page never loads ([] loads everything)'
   }))

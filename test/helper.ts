@@ -1,17 +1,20 @@
 // Builds the service for tests: a fresh app with overrides, and its whole
 // log kept in memory so tests can check what reached it.
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { ServerOptions } from 'node:http'
 import { Writable } from 'node:stream'
 import { constants, publicEncrypt, webcrypto } from 'node:crypto'
 import service, { REDACT, serverOptions } from '../app.js'
+import type { Resolver } from '../lib/url-policy.js'
 import type { Env } from '../schemas/env.js'
 
-export interface TestContext { teardown: (fn: () => unknown) => void }
+/** What build() needs of a tap test: its end-of-test hook (as the Fastify templates use it). */
+export interface TestContext { after: (fn: () => unknown) => void }
 
 export const API_KEY = 'test-key-one'
 export const OTHER_KEY = 'test-key-two'
 
-export const testEnv: Partial<Record<keyof Env, string | number>> = {
+const testEnv: Partial<Record<keyof Env, string | number>> = {
   API_KEYS: `${API_KEY},${OTHER_KEY}`,
   LOG_LEVEL: 'debug',
   CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '',
@@ -28,14 +31,28 @@ export interface TestApp {
   logs: () => string
 }
 
-export async function build (t: TestContext, env: Partial<Record<keyof Env, string | number>> = {}): Promise<TestApp> {
+/** What a few tests change beyond the environment. */
+export interface BuildOptions {
+  /** Resolve host names with this instead of the system resolver (URL policy tests). */
+  resolve?: Resolver
+  /** Node's http server options (its timers), with the service's own server options. */
+  http?: ServerOptions
+}
+
+/**
+ * The service as server.ts builds it (its server options, the app plugin),
+ * with the test environment plus `env`, its log (at env LOG_LEVEL, default
+ * debug) kept in memory; closed after the test.
+ */
+export async function build (t: TestContext, env: Partial<Record<keyof Env, string | number>> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const lines: string[] = []
   const stream = new Writable({
     write (chunk, _enc, cb) { lines.push(String(chunk)); cb() }
   })
-  const app = Fastify({ ...serverOptions, logger: { level: 'debug', redact: REDACT, stream } })
-  await app.register(service, { env: { ...testEnv, ...env }, processEnv: false })
-  t.teardown(async () => { await app.close() })
+  const merged = { ...testEnv, ...env }
+  const app = Fastify({ ...serverOptions, ...(options.http !== undefined ? { http: options.http } : {}), logger: { level: String(merged.LOG_LEVEL), redact: REDACT, stream } })
+  await app.register(service, { env: merged, processEnv: false, ...(options.resolve !== undefined ? { resolve: options.resolve } : {}) })
+  t.after(async () => { await app.close() })
   await app.ready()
   return { app, logs: () => lines.join('') }
 }

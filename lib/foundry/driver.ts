@@ -174,14 +174,17 @@ export class Driver {
     }
   }
 
+  /** The browser was sent somewhere FOUNDRY_URL_POLICY refuses. */
+  refusedUrl (): ServiceError {
+    return this.fail(FoundryUrlRefused, `The browser was sent to an address this service's FOUNDRY_URL_POLICY refuses (from ${this.pagePath() ?? this.base.host}): check x-foundry-url and where that server redirects`)
+  }
+
   /** Turn a navigation or protocol error into a client-facing one. */
   translate (err: Error): ServiceError {
     const msg = err.message ?? ''
     const net = /net::(ERR_[A-Z_]+)/.exec(msg)?.[1]
     if (net !== undefined) {
-      if (net === 'ERR_BLOCKED_BY_CLIENT') {
-        return this.fail(FoundryUrlRefused, `The browser was sent to an address this service's FOUNDRY_URL_POLICY refuses (from ${this.pagePath() ?? this.base.host}): check x-foundry-url and where that server redirects`)
-      }
+      if (net === 'ERR_BLOCKED_BY_CLIENT') return this.refusedUrl()
       if (/CERT|SSL|TLS/.test(net)) {
         return this.fail(FoundryTlsError, `The TLS connection to ${this.base.host} failed (${net}): fix the server's certificate or use its http:// URL`)
       }

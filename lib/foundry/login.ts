@@ -56,6 +56,7 @@ export async function loginToFoundry (page: Page, params: LoginParams, opts: Log
     throw d.fail(FoundryError, 'Foundry kept redirecting without reaching the game page')
   } catch (err) {
     if (opts.signal?.aborted === true) throw new SessionCancelled()
+    if (opts.refusedAddress?.() === true) throw d.refusedUrl()
     if (isServiceError(err)) throw err
     throw d.translate(err as Error)
   } finally {

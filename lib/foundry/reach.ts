@@ -27,8 +27,11 @@ export async function adminAuth (d: Driver): Promise<void> {
   if (d.adminAuthTried) {
     const flash = await d.errorNotice()
     const why = flash !== '' ? ` (${flash})` : ''
+    if (form.username && (d.params.adminUsername ?? '') === '') {
+      throw d.fail(AdminPasswordRejected, `Foundry rejected the administrator login${why}. Its login page also asks for an administrator user name (Foundry v14 with an administrator user configured): send it as adminUsername, with encryptedAdminPassword`)
+    }
     if (form.username) {
-      throw d.fail(AdminPasswordRejected, `Foundry rejected the administrator login${why}. Its login page also asks for an administrator user name (Foundry v14 with an administrator user configured), which this service does not send: launch the world in Foundry yourself, or check encryptedAdminPassword`)
+      throw d.fail(AdminPasswordRejected, `Foundry rejected the administrator login${why}: check adminUsername and encryptedAdminPassword`)
     }
     throw d.fail(AdminPasswordRejected, `Foundry rejected the administrator password${why}: check encryptedAdminPassword`)
   }
@@ -36,7 +39,7 @@ export async function adminAuth (d: Driver): Promise<void> {
   // A native form post: the browser sends exactly what Foundry's page sends.
   await Promise.all([
     d.page.waitForNavigation({ waitUntil: 'domcontentloaded' }),
-    d.call('auth', 'submit', adminPassword)
+    d.call('auth', 'submit', adminPassword, d.params.adminUsername ?? '')
   ])
 }
 

@@ -22,6 +22,8 @@ export interface LoginParams {
   worldName?: string
   /** Foundry's administrator password, to pass /auth and launch the world. */
   adminPassword?: string
+  /** v14: the administrator user name /auth asks for when one is configured. */
+  adminUsername?: string
   /** Module 3.x connection token, seeded into localStorage before Foundry loads. */
   connectionToken?: string
   /** Wait for the REST API module's relay connection (default true). */
@@ -37,6 +39,12 @@ export interface LoginOptions {
   signal?: AbortSignal
   /** Called as the login moves from stage to stage (for status and logs). */
   onStage?: (stage: Stage, page: string | null) => void
+  /**
+   * True once the page's address guard refused a response (FOUNDRY_URL_POLICY)
+   * and is closing the page: whatever the login was reading then fails as
+   * FOUNDRY_URL_REFUSED, not as what the closing page happened to show.
+   */
+  refusedAddress?: () => boolean
 }
 
 export type Stage = 'reach' | 'admin-auth' | 'world-launch' | 'join' | 'game-load' | 'module-connection'

@@ -1,7 +1,9 @@
 // Sessions: types and statuses (types.ts), the lifecycle as a pure state
 // machine (machine.ts), the registry interface and its in-memory store
-// (registry.ts), events (events.ts), audit lines (audit.ts), and the
-// executor that runs sessions in Chromium (manager.ts).
+// (registry.ts), events (events.ts), audit lines (audit.ts); the executor
+// that runs sessions in Chromium (executor.ts, with what it holds per session
+// in entry.ts, its page and module watch in page-watch.ts and failure
+// screenshots in diagnostics.ts), and the public API over it (manager.ts).
 export * from './types.js'
 export { transition, initialState, backoffMs, nextDeadline, DEFAULT_MACHINE, type MachineConfig, type MachineEvent, type Effect } from './machine.js'
 export { createMemoryRegistry, capacityError, type SessionRegistry, type Caps, type SameSessionQuery } from './registry.js'

@@ -58,8 +58,8 @@ export type MachineEvent =
   | { type: 'no-login-slot' }
   /** The client ended the session (or cancelled its start), or the service is closing. */
   | { type: 'end', by: 'client' | 'shutdown' }
-  /** An API call named or listed the session. */
-  | { type: 'activity' }
+  /** An API call named or listed the session (at: when, if it was on another machine of the fleet). */
+  | { type: 'activity', at?: number }
   /** Periodic check of the idle timeout and maximum lifetime. */
   | { type: 'tick' }
 
@@ -142,8 +142,10 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
   const { status } = state
 
   switch (event.type) {
-    case 'activity':
-      return stay({ ...state, lastActivity: now })
+    case 'activity': {
+      const at = Math.min(now, event.at ?? now)
+      return at > state.lastActivity ? stay({ ...state, lastActivity: at }) : stay(state)
+    }
 
     case 'end':
       if (event.by === 'shutdown') return finish(state, 'ended', 'the service is shutting down', now)

@@ -3,6 +3,7 @@
 // ended sessions kept for a while. An interface with async methods so a
 // shared store (Redis) can implement it; here the in-memory one. Records
 // hold no secrets and no browser handles: those stay with the executor.
+import { createHash } from 'node:crypto'
 import { AtCapacity, withContext } from '../errors.js'
 import { isFinal, type Session } from './types.js'
 
@@ -24,9 +25,13 @@ export interface SameSessionQuery {
 export interface SessionRegistry {
   /**
    * Add a new live session if the caps allow, counting and inserting as one
-   * step; throws AtCapacity (with retryAfter) otherwise.
+   * step; throws AtCapacity (with retryAfter) otherwise. With `same` (the
+   * start lock: key, Foundry, user and world as one string), a live session
+   * already holding it wins: nothing is inserted and its id comes back (two
+   * starts of the same login at once, wherever they land, log in once).
+   * Null when inserted.
    */
-  insert: (session: Session, caps: Caps) => Promise<void>
+  insert: (session: Session, caps: Caps, same?: string) => Promise<string | null>
   /** Replace a live session's record (no-op when it is not live). */
   update: (session: Session) => Promise<void>
   /** Any session by id, live or retained, or undefined. */
@@ -43,6 +48,15 @@ export interface SessionRegistry {
   prune: (now: number) => Promise<void>
   /** Live sessions in total. */
   liveCount: () => Promise<number>
+  /** An API call named or listed these live sessions elsewhere (another machine of the fleet) at `at`. */
+  touch: (ids: string[], at: number) => Promise<void>
+  /** The latest touch of each of these sessions, for the machine running them (absent: none). */
+  touched: (ids: string[]) => Promise<Map<string, number>>
+}
+
+/** The start lock's value for `insert`: one live session per key, Foundry, user and world. */
+export function sameKey (ownerId: string, foundryUrl: string, username: string, worldName: string): string {
+  return createHash('sha256').update([ownerId, foundryUrl, username.toLowerCase(), worldName.trim().toLowerCase()].join('\n')).digest('hex')
 }
 
 export interface MemoryRegistryOptions {
@@ -68,15 +82,29 @@ export function createMemoryRegistry (opts: MemoryRegistryOptions): SessionRegis
   const live = new Map<string, Session>()
   const ended = new Map<string, Session>()
   const maxRetained = opts.maxRetained ?? 1000
+  /** Start lock → live session id, and back. */
+  const locks = new Map<string, string>()
+  const lockOf = new Map<string, string>()
+  const touches = new Map<string, number>()
+  const unlock = (id: string): void => {
+    const k = lockOf.get(id)
+    if (k !== undefined && locks.get(k) === id) locks.delete(k)
+    lockOf.delete(id)
+    touches.delete(id)
+  }
 
   const liveOf = (ownerId: string): Session[] => [...live.values()].filter((s) => s.ownerId === ownerId)
 
   return {
-    async insert (session, caps) {
+    async insert (session, caps, same) {
       // No await before the check and the set: one step on Node's one thread.
+      const held = same !== undefined ? locks.get(same) : undefined
+      if (held !== undefined && live.has(held)) return held
       if (live.size >= caps.maxSessions) throw capacityError('total', caps)
       if (liveOf(session.ownerId).length >= caps.maxPerOwner) throw capacityError('owner', caps)
       live.set(session.id, copy(session))
+      if (same !== undefined) { locks.set(same, session.id); lockOf.set(session.id, same) }
+      return null
     },
     async update (session) {
       if (live.has(session.id)) live.set(session.id, copy(session))
@@ -97,11 +125,13 @@ export function createMemoryRegistry (opts: MemoryRegistryOptions): SessionRegis
     async finish (session) {
       if (!isFinal(session.status)) throw new Error(`finish: session ${session.id} is ${session.status}`)
       live.delete(session.id)
+      unlock(session.id)
       ended.delete(session.id)
       ended.set(session.id, copy(session))
       while (ended.size > maxRetained) ended.delete(ended.keys().next().value as string)
     },
     async remove (id) {
+      unlock(id)
       return live.delete(id) || ended.delete(id)
     },
     async prune (now) {
@@ -109,6 +139,14 @@ export function createMemoryRegistry (opts: MemoryRegistryOptions): SessionRegis
     },
     async liveCount () {
       return live.size
+    },
+    async touch (ids, at) {
+      for (const id of ids) if (live.has(id) && at > (touches.get(id) ?? 0)) touches.set(id, at)
+    },
+    async touched (ids) {
+      const out = new Map<string, number>()
+      for (const id of ids) { const at = touches.get(id); if (at !== undefined) out.set(id, at) }
+      return out
     }
   }
 }

@@ -79,6 +79,8 @@ export interface SessionOptions {
   username: string
   /** '' when none was named: the running world. */
   worldName: string
+  /** Foundry v14's administrator user name, for /auth ('' when none). */
+  adminUsername: string
   /** Wait for the REST API module. */
   requireModule: boolean
   /** Log in even if Foundry shows the user as active elsewhere. */
@@ -101,6 +103,7 @@ export interface StartTarget {
 /** A start-session body's options, as they arrive (all optional). */
 export interface StartFields {
   worldName?: string | undefined
+  adminUsername?: string | undefined
   requireModule?: boolean | undefined
   loginIfActive?: boolean | undefined
   relaunchWorld?: boolean | undefined
@@ -119,6 +122,7 @@ export function startOptions (target: StartTarget, body: StartFields): SessionOp
     foundryUrl: target.foundryUrl,
     username: target.username,
     worldName: world !== '' ? world : target.worldName?.trim() ?? '',
+    adminUsername: body.adminUsername?.trim() ?? '',
     requireModule: body.requireModule ?? true,
     loginIfActive: body.loginIfActive ?? false,
     relaunchWorld: body.relaunchWorld ?? false,
@@ -139,10 +143,14 @@ export interface SessionSecrets {
   connectionToken?: string | undefined
 }
 
-export interface StartRequest {
-  ownerId: string
+/** What a session logs in with, held by the instance that runs it: enough to log it in again. */
+export interface Credentials {
   options: SessionOptions
   secrets: SessionSecrets
+}
+
+export interface StartRequest extends Credentials {
+  ownerId: string
 }
 
 interface EventBase { sessionId: string, ownerId: string, at: number }

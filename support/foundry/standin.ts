@@ -2,7 +2,8 @@
 // it: routes per server state, the `session` cookie, the late-rendered join
 // form, POST /join with its bare i18n error keys, admin auth, the setup world
 // list and launch, the /game boot over socket.io and a fake REST API module
-// that connects to a relay. See /work/shared/reference/foundry.md; this file
+// that connects to a relay, as described in the reference notes on Foundry
+// (foundry.md, kept with the relay API reference outside this repo); this file
 // is meant to be as strict as the real server.
 //
 // Choices where foundry.md is silent or unsure (documented, test-visible):

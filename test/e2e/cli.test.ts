@@ -111,3 +111,21 @@ t.test('refusals: the code and sentence on stderr, a non-zero status', async (t)
   t.equal(noService.code, 1)
   t.match(noService.stderr, /^NETWORK_ERROR: Cannot reach the service at http:\/\/127\.0\.0\.1:9/)
 })
+
+t.test('a world behind Foundry v14\'s administrator user: --admin-password-stdin with --admin-user', async (t) => {
+  const { app, logs } = await build(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const server = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const { standin } = await foundry(t, { version: '14.367', activeWorld: null, adminPassword: 'admin-pw', adminUsername: 'root' })
+  const common = ['--server', server, '--api-key', API_KEY, '--foundry-url', standin.url, '--user', GM.name, '--world', WORLD.title, '--admin-password-stdin', '--json']
+
+  const without = await cli(['start', ...common], { stdin: `${GM.password}\nadmin-pw\n` })
+  t.equal(without.code, 1)
+  t.match(without.stderr, /^ADMIN_PASSWORD_REJECTED: .*send it as adminUsername/m)
+
+  const started = await cli(['start', ...common, '--admin-user', 'root'], { stdin: `${GM.password}\nadmin-pw\n` })
+  t.equal(started.code, 0, started.stderr)
+  t.match(JSON.parse(started.stdout), { success: true, clientId: `foundry-${GM.id}` })
+  t.equal(standin.state().activeWorld, WORLD.id, 'the world was launched')
+  t.notOk(logs().includes('admin-pw'), 'the administrator password is not logged')
+})

@@ -188,12 +188,7 @@ t.test('SERVICE_CLOSING', async (t) => {
 t.test('REQUEST_TIMEOUT: a request head that does not arrive in time', async (t) => {
   // The service's own server options and client-error handler; only Node's
   // timers are shortened (its defaults: 60 s, checked every 30 s).
-  const { default: Fastify } = await import('fastify')
-  const { default: service, REDACT, serverOptions } = await import('../../app.js')
-  const { testEnv } = await import('../helper.js')
-  const app = Fastify({ ...serverOptions, http: { headersTimeout: 500, connectionsCheckingInterval: 50 }, logger: { level: 'silent', redact: REDACT } })
-  await app.register(service, { env: testEnv, processEnv: false })
-  t.teardown(async () => { await app.close() })
+  const { app } = await build(t, {}, { http: { headersTimeout: 500, connectionsCheckingInterval: 50 } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
   t.teardown(() => { socket.destroy() })

@@ -71,12 +71,36 @@ t.test('v14 administrator login with its user name field', async (t) => {
     await endSession(app, res.json().sessionId)
   })
 
-  t.test('the server needs the administrator user name: a precise refusal', async (t) => {
+  t.test('the server needs the administrator user name and none was sent: a precise refusal', async (t) => {
     const { standin } = await foundry(t, { version: '14.367', activeWorld: null, adminPassword: 'admin-pw', adminUsername: 'root' })
     const res = await startSession(app, { foundryUrl: standin.url, ...args })
     expectError(t, res, 422, 'ADMIN_PASSWORD_REJECTED')
-    t.match(res.json(), { error: /ERROR\.InvalidAdminKey.*administrator user name/, stage: 'admin-auth', page: '/auth' })
+    t.match(res.json(), { error: /ERROR\.InvalidAdminKey.*administrator user name.*send it as adminUsername/, stage: 'admin-auth', page: '/auth' })
     t.equal(standin.state().activeWorld, null)
+  })
+
+  t.test('the server needs the administrator user name and adminUsername carries it: the world is launched', async (t) => {
+    const { standin } = await foundry(t, { version: '14.367', activeWorld: null, adminPassword: 'admin-pw', adminUsername: 'root' })
+    const res = await startSession(app, { foundryUrl: standin.url, ...args, body: { adminUsername: 'root' } })
+    t.equal(res.statusCode, 200, res.body)
+    t.equal(standin.state().activeWorld, WORLD.id)
+    await endSession(app, res.json().sessionId)
+  })
+
+  t.test('a wrong adminUsername: refused, naming both fields', async (t) => {
+    const { standin } = await foundry(t, { version: '14.367', activeWorld: null, adminPassword: 'admin-pw', adminUsername: 'root' })
+    const res = await startSession(app, { foundryUrl: standin.url, ...args, body: { adminUsername: 'admin' } })
+    expectError(t, res, 422, 'ADMIN_PASSWORD_REJECTED')
+    t.match(res.json(), { error: /check adminUsername and encryptedAdminPassword/, stage: 'admin-auth' })
+    t.equal(standin.state().activeWorld, null)
+  })
+
+  t.test('adminUsername where Foundry asks for none (v13): ignored, the world is launched', async (t) => {
+    const { standin } = await foundry(t, { version: '13.351', activeWorld: null, adminPassword: 'admin-pw' })
+    const res = await startSession(app, { foundryUrl: standin.url, ...args, body: { adminUsername: 'root' } })
+    t.equal(res.statusCode, 200, res.body)
+    t.equal(standin.state().activeWorld, WORLD.id)
+    await endSession(app, res.json().sessionId)
   })
 })
 

@@ -2,6 +2,7 @@
 // sessions by status, registry errors; never a secret in a label.
 import t from 'tap'
 import { API_KEY, build } from '../helper.js'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
 import { freePort, startRedis } from './redis.js'
 
 const hsHeaders = { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
@@ -29,6 +30,29 @@ t.test('GET /metrics on its own port, in Prometheus text format', async (t) => {
   t.match(text, /^process_resident_memory_bytes/m, 'process metrics')
   t.notOk(text.includes(API_KEY), 'no API key in a label')
   t.equal((await fetch(`http://127.0.0.1:${port}/session`)).status, 404, 'the metrics port serves nothing else')
+})
+
+t.test('a real login and a relogin: login duration by stage, relogins', async (t) => {
+  const { standin } = await foundry(t)
+  const port = await freePort()
+  const { app } = await build(t, { METRICS_PORT: port, HOST: '127.0.0.1', INSTANCE_ID: 'metrics-b', RELOGIN_BASE_MS: 200, RELOGIN_ATTEMPTS: 10 })
+  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
+  t.equal(res.statusCode, 200, res.body)
+  const scrape = async (): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const count = (text: string, stage: string, result: string): number =>
+    Number(new RegExp(`^foundry_login_stage_duration_seconds_count\\{[^}]*stage="${stage}"[^}]*result="${result}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+  const first = await scrape()
+  for (const stage of ['join', 'game-load']) t.equal(count(first, stage, 'ok'), 1, `the ${stage} stage timed once`)
+  t.match(first, /^foundry_logins_total\{result="ok",code="",machine="metrics-b"\} 1$/m)
+  t.notMatch(first, /^foundry_relogins_total\{/m, 'no relogin yet')
+
+  // Foundry restarts: the session logs back in (at least one failed attempt while it is down).
+  await standin.restart({ downMs: 1500 })
+  t.ok(await eventually(async () => (await listSessions(app)).activeSessions.some((s) => s.relogins === 1 && s.status === 'active'), 30_000), 'logged back in')
+  const after = await scrape()
+  t.match(after, /^foundry_relogins_total\{result="ok",machine="metrics-b"\} 1$/m, 'one relogin')
+  t.equal(count(after, 'join', 'ok'), 2, 'the relogin\'s stages timed too')
+  t.notOk(after.includes(GM.password))
 })
 
 t.test('METRICS_PORT unset: no metrics listener', async (t) => {

@@ -7,14 +7,12 @@
 // requests can be shown to leave it alone.
 import t from 'tap'
 import fc from 'fast-check'
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
-import { Writable } from 'node:stream'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { constants, createHash, publicEncrypt } from 'node:crypto'
-import service, { REDACT, serverOptions } from '../../app.js'
 import { classifyAddress, kindAllowed, type Resolver } from '../../lib/url-policy.js'
 import { startFoundryStandin } from '../../support/foundry/standin.js'
 import { startRelayStandin } from '../../support/foundry/relay.js'
-import { API_KEY, OTHER_KEY, encryptNode, testEnv } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, encryptNode, type TestContext } from '../helper.js'
 
 /** Codes of a start-session refused before the keystore sees the token. */
 const BEFORE_KEYSTORE = new Set(['INVALID_REQUEST', 'INVALID_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'])
@@ -58,19 +56,12 @@ interface Harness {
   pendingId: string
 }
 
-async function harness (t: { teardown: (fn: () => unknown) => void }): Promise<Harness> {
-  const lines: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
-  const app = Fastify({ ...serverOptions, logger: { level: 'info', redact: REDACT, stream } })
-  await app.register(service, {
-    // The real login waits on a game that never gets ready for the whole run.
-    env: { ...testEnv, LOG_LEVEL: 'info', HANDSHAKE_RATE_MAX: 0, API_KEY_FAIL_MAX: 0, HANDSHAKE_MAX: 100_000, HANDSHAKE_MAX_PER_KEY: 100_000, GAME_READY_TIMEOUT_MS: 600_000 },
-    processEnv: false,
-    resolve: resolveFake
-  })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
-  return { app, logs: () => lines.join(''), pendingId: '' }
+async function harness (t: TestContext): Promise<Harness> {
+  // The real login waits on a game that never gets ready for the whole run.
+  const { app, logs } = await build(t, {
+    LOG_LEVEL: 'info', HANDSHAKE_RATE_MAX: 0, API_KEY_FAIL_MAX: 0, HANDSHAKE_MAX: 100_000, HANDSHAKE_MAX_PER_KEY: 100_000, GAME_READY_TIMEOUT_MS: 600_000
+  }, { resolve: resolveFake })
+  return { app, logs, pendingId: '' }
 }
 
 /** The properties every answer must have. */

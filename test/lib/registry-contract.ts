@@ -152,4 +152,36 @@ export function registryContract (t: Tap, make: MakeRegistry): void {
     await r.prune(1e9)
     t.same((await r.listByOwner(OWNER_A)).map((s) => s.id), [running.id], 'a live session is never pruned')
   })
+
+  t.test('start lock: one live session per lock, even for inserts at the same moment; free again once it is over', async (t) => {
+    const r = await fresh()
+    const lock = 'lock-1'
+    const tries = Array.from({ length: 6 }, () => record())
+    const held = await Promise.all(tries.map(async (s) => await r.insert(s, CAPS, lock)))
+    const winners = tries.filter((_, i) => held[i] === null)
+    t.equal(winners.length, 1, 'exactly one inserted')
+    t.ok(held.every((h) => h === null || h === winners[0]!.id), 'the others are told who holds it')
+    t.equal(await r.liveCount(), 1)
+    t.equal(await r.insert(record(), CAPS, 'lock-2'), null, 'another lock is free')
+    t.equal(await r.insert(record(), CAPS), null, 'no lock: no check')
+    await r.finish({ ...winners[0]!, status: 'failed', statusReason: 'x', endedAt: 2000 })
+    const next = record()
+    t.equal(await r.insert(next, CAPS, lock), null, 'a finished session let go of its lock')
+    await r.remove(next.id)
+    t.equal(await r.insert(record(), CAPS, lock), null, 'so did a removed one')
+  })
+
+  t.test('touch: the latest API call made elsewhere, for live sessions only', async (t) => {
+    const r = await fresh()
+    const a = record()
+    const b = record()
+    await r.insert(a, CAPS)
+    await r.insert(b, CAPS)
+    await r.touch([a.id], 5000)
+    await r.touch([a.id], 4000)
+    t.same([...await r.touched([a.id, b.id])], [[a.id, 5000]], 'the latest; none for b')
+    await r.finish({ ...a, status: 'ended', statusReason: 'x', endedAt: 6000 })
+    await r.touch([a.id], 7000)
+    t.same([...await r.touched([a.id])], [], 'an ended session keeps no touch')
+  })
 }

@@ -1,7 +1,8 @@
 // Sealed credentials: AES-256-GCM, fresh IV, the session id as additional data.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { createSealer } from '../../lib/seal.js'
+import { createSealer, openCredentials, sealCredentials } from '../../lib/seal.js'
+import { startOptions } from '../../lib/session/types.js'
 
 const key = randomBytes(32).toString('base64')
 const secrets = { password: 'gm-secret-Pa55word!', adminPassword: 'admin-Pw', connectionToken: 'tok-123' }
@@ -38,4 +39,15 @@ t.test('opens only for its session, with its key, unchanged', async (t) => {
 
 t.test('the key must be 32 bytes', async (t) => {
   t.throws(() => createSealer(randomBytes(16).toString('base64')), /32 bytes/)
+})
+
+t.test('a session\'s credentials: secrets and login options in one sealed value, back as they went in', async (t) => {
+  const s = createSealer(key)
+  const options = startOptions({ foundryUrl: 'http://foundry.test/', username: 'Gamemaster', worldName: 'Lost Mine' }, { requireModule: false, noCanvas: true })
+  const credentials = { options, secrets: { password: 'pw-Pa55!', adminPassword: 'admin-pw', connectionToken: 'tok-123' } }
+  const sealed = sealCredentials(s, 'session-1', credentials)
+  for (const secret of ['pw-Pa55!', 'admin-pw', 'tok-123', 'Lost Mine']) t.notOk(sealed.includes(secret), 'nothing readable')
+  t.same(openCredentials(s, 'session-1', sealed), credentials)
+  t.same(openCredentials(s, 'session-2', sealCredentials(s, 'session-2', { options, secrets: { password: 'x' } })).secrets, { password: 'x' }, 'no admin password or token: none come back')
+  t.throws(() => openCredentials(s, 'session-2', sealed), 'another session\'s')
 })

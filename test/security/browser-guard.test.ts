@@ -12,7 +12,7 @@ import { createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/ur
 import { startFoundryStandin } from '../../support/foundry/standin.js'
 import { startRelayStandin } from '../../support/foundry/relay.js'
 import { GM, WORLD, eventually, listSessions, startSession } from '../e2e/fixtures.js'
-import { build, expectError, testEnv } from '../helper.js'
+import { build, expectError } from '../helper.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -112,12 +112,7 @@ t.test('service: public-only refuses a Foundry that Chromium reaches on loopback
   const relay = await startRelayStandin()
   const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
   t.teardown(async () => { await standin.close(); await relay.close() })
-  const { default: Fastify } = await import('fastify')
-  const { default: service, REDACT, serverOptions } = await import('../../app.js')
-  const app = Fastify({ ...serverOptions, logger: { level: 'silent', redact: REDACT } })
-  await app.register(service, { env: { ...testEnv, FOUNDRY_URL_POLICY: 'public-only' }, processEnv: false, resolve: rebinding })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
+  const { app } = await build(t, { FOUNDRY_URL_POLICY: 'public-only' }, { resolve: rebinding })
 
   const port = new URL(standin.url).port
   const res = await startSession(app, { foundryUrl: `http://localhost:${port}/`, username: GM.name, password: GM.password })

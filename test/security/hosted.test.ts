@@ -7,13 +7,11 @@ import t from 'tap'
 import http from 'node:http'
 import { readFileSync } from 'node:fs'
 import { parse } from 'smol-toml'
-import Fastify from 'fastify'
-import service, { REDACT, serverOptions } from '../../app.js'
 import { loadConfig } from '../../plugins/config.js'
 import { launchChromium, resolveChromium } from '../../lib/chromium.js'
 import { preparePage } from '../../lib/page-setup.js'
 import { createUrlPolicy, type Resolver } from '../../lib/url-policy.js'
-import { API_KEY, expectError, testEnv } from '../helper.js'
+import { API_KEY, build, expectError } from '../helper.js'
 import { eventually } from '../e2e/fixtures.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
@@ -41,10 +39,7 @@ t.test('fly.toml deploys public-only, trusting Fly-Client-IP', async (t) => {
 })
 
 t.test('the handshake of an instance run with fly.toml\'s environment refuses private addresses', async (t) => {
-  const app = Fastify({ ...serverOptions, logger: { level: 'silent', redact: REDACT } })
-  await app.register(service, { env: { ...testEnv, ...flyEnv }, processEnv: false, resolve: flyDns })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
+  const { app } = await build(t, flyEnv, { resolve: flyDns })
   const hs = async (url: string) => await app.inject({
     method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'Gamemaster' }
   })

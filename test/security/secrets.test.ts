@@ -7,12 +7,10 @@
 // key generation) in PEM, base64 DER and hex.
 import { capturedPrivateKeys as privateKeys } from './capture-keys.js'
 import t from 'tap'
-import Fastify, { type InjectOptions } from 'fastify'
-import { Writable } from 'node:stream'
-import service, { REDACT, serverOptions } from '../../app.js'
+import type { InjectOptions } from 'fastify'
 import { startFoundryStandin } from '../../support/foundry/standin.js'
 import { startRelayStandin } from '../../support/foundry/relay.js'
-import { API_KEY, OTHER_KEY, encryptNode, testEnv } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, encryptNode } from '../helper.js'
 import { GM, PLAYER, WORLD } from '../e2e/fixtures.js'
 
 const ADMIN_PASSWORD = 'admin-secret-Qz7x'
@@ -22,12 +20,7 @@ const REJECTED_KEY = 'rejected-api-key-Hy5t'
 const URL_PASSWORD = 'url-secret-Rk2w'
 
 t.test('no secret reaches a log line or a response', async (t) => {
-  const lines: string[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
-  const app = Fastify({ ...serverOptions, logger: { level: 'trace', redact: REDACT, stream } })
-  await app.register(service, { env: { ...testEnv, LOG_LEVEL: 'trace', MODULE_CONNECT_TIMEOUT_MS: 3000 }, processEnv: false })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
+  const { app, logs } = await build(t, { LOG_LEVEL: 'trace', MODULE_CONNECT_TIMEOUT_MS: 3000 })
 
   const relay = await startRelayStandin()
   const standin = await startFoundryStandin({ worlds: [WORLD], activeWorld: WORLD.id, relayUrl: relay.url })
@@ -85,7 +78,7 @@ t.test('no secret reaches a log line or a response', async (t) => {
   t.equal((await call({ method: 'POST', url: '/start-session', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, payload: `{"handshakeToken":"x","encryptedPassword":"${GM.password}"` })).statusCode, 400)
 
   t.ok(privateKeys.length > 0, `captured ${privateKeys.length} private keys`)
-  const log = lines.join('')
+  const log = logs()
   // The scan means something only if the log saw the requests and the logins.
   t.ok(log.length > 5_000, `the log has ${log.length} characters`)
   t.match(log, /"path":"\/start-session","status":200/, 'access lines are in it')

@@ -2,7 +2,7 @@
 // the handshake's x-foundry-url header.
 import t from 'tap'
 import { classifyAddress, createUrlPolicy, kindAllowed, type Resolver } from '../../lib/url-policy.js'
-import { API_KEY, build, expectError } from '../helper.js'
+import { API_KEY, build, expectError, type TestContext } from '../helper.js'
 
 const names: Record<string, string[]> = {
   'public.test': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
@@ -162,13 +162,6 @@ t.test('the handshake applies FOUNDRY_URL_POLICY to x-foundry-url', async (t) =>
   })
 })
 
-async function buildWithResolver (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>, r: Resolver) {
-  const { default: Fastify } = await import('fastify')
-  const { default: service, REDACT, serverOptions } = await import('../../app.js')
-  const { testEnv } = await import('../helper.js')
-  const app = Fastify({ ...serverOptions, logger: { level: 'silent', redact: REDACT } })
-  await app.register(service, { env: { ...testEnv, ...env }, processEnv: false, resolve: r })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
-  return app
+async function buildWithResolver (t: TestContext, env: Record<string, string>, r: Resolver) {
+  return (await build(t, env, { resolve: r })).app
 }

@@ -1,0 +1,127 @@
+// Moving a live session from one machine of the fleet to another, on Redis
+// primitives only: each machine listens on its own pub/sub channel
+// (fs:fleet:<id>); the claim itself is the registry's atomic CLAIM (the
+// record moves only if it is still on the machine it was offered from, and
+// the taker has room), so a session is never taken twice.
+//
+//   giver  → taker   offer    {id, owner, from}   owner: the machine the record is on
+//   taker  → giver   claimed | declined {id}
+//   giver  → taker   released {id}                the giver's page is closed (relay freed the module id)
+//   taker            logs the session in (at `released`, or after RELEASE_WAIT_MS at the latest)
+//
+// A giver whose offer is not answered in time tries the next machine; one
+// that finds none leaves the session to crash recovery. No Fastify here.
+import type { Redis } from 'ioredis'
+
+export interface HandoverLogger {
+  info: (obj: object, msg: string) => void
+  warn: (obj: object, msg: string) => void
+}
+
+export interface HandoverOptions {
+  /** Publishes (the registry's client). */
+  redis: Redis
+  /** A connection of its own for the subscription (ioredis: a subscriber connection does nothing else). */
+  sub: Redis
+  instanceId: string
+  log: HandoverLogger
+  /** Offered a session that is on `owner`: take it in the registry (true) or not (no room, closing, already taken). */
+  claim: (id: string, owner: string, reason?: string) => Promise<boolean>
+  /** A claimed session is free to log in here (its former page is closed, or the wait ran out); reason: the giver's words, if any. */
+  adopt: (id: string, owner: string, reason?: string) => Promise<void>
+  /** How long an offer waits for claimed/declined (default 5 s). */
+  answerMs?: number
+  /** How long a taker waits for released before it logs in anyway (default 10 s). */
+  releaseWaitMs?: number
+}
+
+export interface Handover {
+  /** Subscribe to this machine's channel. */
+  listen: () => Promise<void>
+  /**
+   * Offer a session on machine `owner` to machine `to`; once `to` claimed it,
+   * run `release` (close the page here) and tell `to` to log in. True when
+   * `to` took it.
+   */
+  offer: (id: string, owner: string, to: string, release: () => Promise<void>, reason?: string) => Promise<boolean>
+  close: () => Promise<void>
+}
+
+type Message =
+  | { t: 'offer', id: string, owner: string, from: string, reason?: string }
+  | { t: 'claimed' | 'declined' | 'released', id: string }
+
+export const channel = (machine: string): string => `fs:fleet:${machine}`
+
+export function createHandover (opts: HandoverOptions): Handover {
+  const { redis, sub, instanceId: me, log } = opts
+  const answerMs = opts.answerMs ?? 5000
+  const releaseWaitMs = opts.releaseWaitMs ?? 10_000
+  /** Waiting for a message about a session: `${t}:${id}` → resolve. */
+  const waiting = new Map<string, (t: string) => void>()
+
+  const send = async (to: string, msg: Message): Promise<number> => await redis.publish(channel(to), JSON.stringify(msg))
+
+  function wait (id: string, kinds: string[], ms: number): Promise<string | null> {
+    return new Promise((resolve) => {
+      const done = (t: string | null): void => {
+        clearTimeout(timer)
+        for (const k of kinds) waiting.delete(`${k}:${id}`)
+        resolve(t)
+      }
+      const timer = setTimeout(() => { done(null) }, ms)
+      for (const k of kinds) waiting.set(`${k}:${id}`, done)
+    })
+  }
+
+  async function offered (m: Extract<Message, { t: 'offer' }>): Promise<void> {
+    const released = wait(m.id, ['released'], releaseWaitMs)
+    let ok = false
+    try {
+      ok = await opts.claim(m.id, m.owner, m.reason)
+    } catch (err) {
+      log.warn({ sessionId: m.id, err: (err as Error).message }, 'claiming a session offered by another machine failed')
+    }
+    await send(m.from, { t: ok ? 'claimed' : 'declined', id: m.id }).catch(() => {})
+    if (!ok) {
+      waiting.delete(`released:${m.id}`)
+      return
+    }
+    if (await released === null) log.warn({ sessionId: m.id, from: m.from }, 'the machine that offered this session did not say its page closed in time: logging it in anyway')
+    await opts.adopt(m.id, m.owner, m.reason)
+  }
+
+  sub.on('message', (_channel: string, text: string) => {
+    let m: Message
+    try { m = JSON.parse(text) as Message } catch { return }
+    if (m.t === 'offer') {
+      void offered(m).catch((err: Error) => { log.warn({ sessionId: m.id, err: err.message }, 'taking over a session failed') })
+      return
+    }
+    waiting.get(`${m.t}:${m.id}`)?.(m.t)
+  })
+
+  return {
+    async listen () {
+      if (sub.status === 'wait') await sub.connect()
+      await sub.subscribe(channel(me))
+    },
+    async offer (id, owner, to, release, reason) {
+      const answer = wait(id, ['claimed', 'declined'], answerMs)
+      const heard = await send(to, { t: 'offer', id, owner, from: me, ...(reason !== undefined ? { reason } : {}) }).catch(() => 0)
+      if (heard === 0) {
+        waiting.delete(`claimed:${id}`)
+        waiting.delete(`declined:${id}`)
+        return false
+      }
+      if (await answer !== 'claimed') return false
+      await release()
+      await send(to, { t: 'released', id }).catch(() => {})
+      return true
+    },
+    async close () {
+      for (const done of [...waiting.values()]) done('closed')
+      sub.disconnect()
+    }
+  }
+}

@@ -1,0 +1,317 @@
+// The executor: runs this instance's sessions in Chromium. It feeds what
+// happens (a login finished or failed, a page lost its login, a timer fired,
+// a client call) into the pure state machine (machine.ts) and carries out
+// the effects it returns: logging in (first time, or again from the held
+// credentials, with backoff timers), closing the browser, reloading the game
+// page, finishing. Records go to the registry after every change, and every
+// change is an event. The public API on top is manager.ts.
+import type { Page } from 'puppeteer-core'
+import type { BrowserPool, Logger } from '../browser-pool.js'
+import { SessionCancelled, type ServiceError } from '../errors.js'
+import { loginToFoundry, type LoginResult, type LoginTimeouts } from '../foundry/index.js'
+import { preparePage, type PageSetupOptions } from '../page-setup.js'
+import type { ScreenshotStore } from '../screenshots.js'
+import { watchWebSockets } from '../websockets.js'
+import { failureScreenshot } from './diagnostics.js'
+import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
+import type { SessionEvents } from './events.js'
+import { transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { createPageWatch } from './page-watch.js'
+import type { SessionRegistry } from './registry.js'
+import { isFinal, pageSetup, type Credentials, type Session, type SessionEvent } from './types.js'
+
+export interface ExecutorOptions {
+  pool: BrowserPool
+  log: Logger
+  registry: SessionRegistry
+  events: SessionEvents
+  machine: MachineConfig
+  timeouts: LoginTimeouts
+  page?: PageSetupOptions | undefined
+  screenshots?: { store: ScreenshotStore, url: (id: string) => string } | undefined
+  now: () => number
+  timers: Timers
+}
+
+export interface Executor {
+  /** The sessions this instance runs, by id. */
+  entries: ReadonlyMap<string, Entry>
+  /** Shutting down: no new logins. */
+  closing: () => boolean
+  /**
+   * Run a session record (new from start, or taken from the registry) with
+   * its credentials: hold them, no login yet. The record keeps its id and
+   * clientId.
+   */
+  track: (record: Session, credentials: Credentials) => Entry
+  /** Drop a tracked session that never ran (its insert was refused), wiping its secrets. */
+  untrack: (entry: Entry) => void
+  /** Feed one event to the state machine, then carry out its effects. */
+  dispatch: (entry: Entry, event: MachineEvent) => Promise<void>
+  /**
+   * One login into a fresh browser context, fed to the machine when it
+   * succeeds, then watched; rejects with the login's error (fed to no one).
+   * relogin: a login back into a session that had one (see loginParams).
+   */
+  logIn: (entry: Entry, relogin: boolean) => Promise<LoginResult>
+  /**
+   * Log a session in again from its held credentials, waiting for a login
+   * slot if none is free; success and failure go to the machine (which
+   * schedules the next attempt, with backoff, or gives up).
+   */
+  logInAgain: (entry: Entry) => Promise<void>
+  /** A screenshot of a failed login's page, or undefined (none configured, or none taken). */
+  screenshot: (entry: Entry) => Promise<string | undefined>
+  /**
+   * Stop running a session here without ending it: another machine of the
+   * fleet took it over, or will (reason: its status says so meanwhile,
+   * written first). The login in progress is aborted, the timers cleared,
+   * the browser closed (the relay frees the module's id), the secrets wiped;
+   * after the reason, this instance writes nothing more for it.
+   */
+  release: (entry: Entry, reason?: string) => Promise<void>
+  /** End every session (shutdown) and stop the timers. */
+  shutdown: () => Promise<void>
+}
+
+export function createExecutor (opts: ExecutorOptions): Executor {
+  const { pool, log, registry, events, machine, now, timers } = opts
+  const entries = new Map<string, Entry>()
+  let closing = false
+  const pageWatch = createPageWatch({
+    dispatch, now, timers, machine, gameReadyMs: opts.timeouts.gameReady, allowRequest: opts.page?.allowRequest
+  })
+
+  pool.onBrowserLost((lost) => {
+    for (const entry of entries.values()) {
+      if (entry.context !== null && lost.includes(entry.context)) {
+        entry.context = null
+        entry.page = null
+        void dispatch(entry, { type: 'login-lost', reason: 'Chromium stopped' })
+      }
+    }
+  })
+
+  // Idle timeout, maximum lifetime, and forgetting old ended sessions.
+  const sweepMs = Math.max(1000, Math.min(30_000, ...[machine.idleTimeoutMs, machine.maxLifetimeMs].filter((v) => v > 0).map((v) => Math.ceil(v / 4))))
+  const sweeper = timers.setTimeout(function sweep () {
+    void (async () => {
+      // API calls for these sessions made on other machines of the fleet count too.
+      const touched = await registry.touched([...entries.keys()]).catch(() => new Map<string, number>())
+      for (const entry of [...entries.values()]) {
+        const at = touched.get(entry.session.id)
+        if (at !== undefined) await dispatch(entry, { type: 'activity', at })
+        void dispatch(entry, { type: 'tick' })
+      }
+      await registry.prune(now()).catch((err) => { log.warn({ err }, 'pruning ended sessions failed') })
+    })().finally(() => { if (!closing) sweeper.refresh() })
+  }, sweepMs)
+  sweeper.unref()
+
+  function emit (entry: Entry, event: SessionEvent): void {
+    events.emit(event, snapshot(entry.session))
+  }
+
+  function save (entry: Entry, write: (s: Session) => Promise<void> = async (s) => { await registry.update(s) }): Promise<void> {
+    const record = snapshot(entry.session)
+    entry.saving = entry.saving.then(async () => { await write(record) }).catch((err) => {
+      log.error({ err, sessionId: record.id }, 'the session registry refused a write')
+    })
+    return entry.saving
+  }
+
+  async function dispatch (entry: Entry, event: MachineEvent): Promise<void> {
+    // A session no longer run here (finished, or released to another machine): late events change nothing.
+    if (entries.get(entry.session.id) !== entry) return
+    const before = entry.session.status
+    const reasonBefore = entry.session.statusReason
+    const moduleBefore = entry.session.module
+    const current = lifecycleOf(entry.session)
+    const { state, effects } = transition(current, event, now(), machine)
+    if (state === current && effects.length === 0) return
+    Object.assign(entry.session, state)
+    const work = effects.map(async (effect) => { await run(entry, effect) })
+    if (!isFinal(state.status)) void save(entry)
+    const m = state.module
+    if (m !== null && (moduleBefore === null || m.connected !== moduleBefore.connected || m.reason !== moduleBefore.reason)) {
+      emit(entry, { type: 'module', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: m.since, connected: m.connected, clientId: entry.session.clientId, reason: m.reason })
+    }
+    pageWatch.scheduleRevival(entry)
+    if (state.status !== before || state.statusReason !== reasonBefore) {
+      emit(entry, {
+        type: 'status',
+        sessionId: entry.session.id,
+        ownerId: entry.session.ownerId,
+        at: state.statusChangedAt,
+        status: state.status,
+        reason: state.statusReason,
+        previous: before
+      })
+    }
+    await Promise.all(work)
+  }
+
+  async function run (entry: Entry, effect: Effect): Promise<void> {
+    switch (effect.type) {
+      case 'login':
+        await logInAgain(entry)
+        return
+      case 'schedule-relogin':
+        if (entry.retryTimer !== null) timers.clearTimeout(entry.retryTimer)
+        entry.retryTimer = timers.setTimeout(() => {
+          entry.retryTimer = null
+          void dispatch(entry, { type: 'relogin-due' })
+        }, effect.delayMs)
+        entry.retryTimer.unref()
+        return
+      case 'close-browser':
+        await closeBrowser(entry)
+        return
+      case 'reload-game': {
+        const page = entry.page
+        log.info({ sessionId: entry.session.id }, 'the module stayed disconnected and its relay answers again: reloading the game page')
+        // framenavigated (page-watch) then waits for the game to be ready again.
+        await page?.reload({ waitUntil: 'domcontentloaded' }).catch((err: Error) => {
+          log.warn({ sessionId: entry.session.id, err: err.message }, 'reloading the game page failed')
+        })
+        return
+      }
+      case 'finish':
+        entries.delete(entry.session.id)
+        entry.abort.abort(new SessionCancelled())
+        if (entry.retryTimer !== null) timers.clearTimeout(entry.retryTimer)
+        entry.retryTimer = null
+        wipe(entry.secrets)
+        await Promise.all([save(entry, async (s) => { await registry.finish(s) }), closeBrowser(entry)])
+    }
+  }
+
+  async function closeBrowser (entry: Entry): Promise<void> {
+    const ctx = entry.context
+    const ws = entry.ws
+    entry.context = null
+    entry.page = null
+    entry.ws = null
+    if (entry.reviveTimer !== null) timers.clearTimeout(entry.reviveTimer)
+    entry.reviveTimer = null
+    // The context first, at once: the watcher goes with its page anyway.
+    await Promise.all([
+      ctx?.close().catch(() => {}),
+      ws?.detach()
+    ])
+  }
+
+  /** One login into a fresh browser context; resolves with the page logged in. */
+  async function loginInBrowser (entry: Entry, relogin: boolean): Promise<{ page: Page, result: LoginResult }> {
+    const { session } = entry
+    const abort = entry.abort = new AbortController()
+    session.stage = null
+    const gone = (): boolean => abort.signal.aborted || isFinal(session.status)
+    const context = await pool.newContext()
+    if (gone()) {
+      await context.close().catch(() => {})
+      throw new SessionCancelled()
+    }
+    entry.context = context
+    const page = await context.newPage()
+    entry.page = page
+    const prepared = await preparePage(page, pageSetup(opts.page, entry.options.page))
+    // The login shares this watcher; the session keeps it to follow the module.
+    entry.ws = await watchWebSockets(page)
+    const result = await loginToFoundry(page, loginParams(entry, relogin), {
+      timeouts: opts.timeouts,
+      signal: abort.signal,
+      refusedAddress: prepared.refused,
+      onStage: (stage) => {
+        if (session.stage === stage) return
+        session.stage = stage
+        log.debug({ sessionId: session.id, stage }, 'login stage')
+        void save(entry)
+        emit(entry, { type: 'stage', sessionId: session.id, ownerId: session.ownerId, at: now(), stage })
+      }
+    })
+    if (gone()) throw new SessionCancelled()
+    session.info = result
+    session.clientId = result.clientId
+    session.stage = null
+    return { page, result }
+  }
+
+  async function logIn (entry: Entry, relogin: boolean): Promise<LoginResult> {
+    const { page, result } = await loginInBrowser(entry, relogin)
+    await dispatch(entry, { type: 'login-succeeded', moduleConnected: result.clientId !== null })
+    pageWatch.watch(entry, page)
+    return result
+  }
+
+  async function logInAgain (entry: Entry): Promise<void> {
+    if (closing || isFinal(entry.session.status)) return
+    const release = pool.tryAcquireLogin()
+    if (release === null) {
+      // Other logins hold every slot: wait without counting an attempt.
+      await dispatch(entry, { type: 'no-login-slot' })
+      return
+    }
+    try {
+      await logIn(entry, true)
+      entry.settle.resolve(snapshot(entry.session))
+      log.info({ sessionId: entry.session.id, clientId: entry.session.clientId }, 'session logged back in')
+    } catch (err) {
+      if (isFinal(entry.session.status)) return
+      const e = err as ServiceError
+      log.warn({ sessionId: entry.session.id, attempt: entry.session.attempts + 1, code: e.code }, 'logging back in failed')
+      await dispatch(entry, { type: 'login-failed', code: e.code ?? 'error', message: e.message })
+    } finally {
+      release()
+    }
+  }
+
+  return {
+    entries,
+    closing: () => closing,
+    track (record, credentials) {
+      const entry = newEntry(record, credentials)
+      entries.set(record.id, entry)
+      return entry
+    },
+    untrack (entry) {
+      if (entries.get(entry.session.id) === entry) entries.delete(entry.session.id)
+      wipe(entry.secrets)
+    },
+    dispatch,
+    logIn,
+    logInAgain,
+    async screenshot (entry) {
+      if (opts.screenshots === undefined || entry.page === null) return undefined
+      return await failureScreenshot(entry.page, entry.session.ownerId, opts.screenshots, log, entry.session.id)
+    },
+    async release (entry, reason) {
+      if (entries.get(entry.session.id) !== entry) return
+      entries.delete(entry.session.id)
+      entry.abort.abort(new SessionCancelled())
+      if (entry.retryTimer !== null) timers.clearTimeout(entry.retryTimer)
+      entry.retryTimer = null
+      if (reason !== undefined && !isFinal(entry.session.status)) {
+        const t = now()
+        const before = entry.session.status
+        Object.assign(entry.session, {
+          status: 'reconnecting',
+          statusReason: reason,
+          statusChangedAt: t,
+          stage: null,
+          module: entry.session.module === null ? null : { ...entry.session.module, connected: false, since: t, reason: 'its machine is shutting down', revivable: false, lastSeenAt: t }
+        })
+        await save(entry)
+        emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before })
+      }
+      await closeBrowser(entry)
+      await entry.saving
+      wipe(entry.secrets)
+    },
+    async shutdown () {
+      closing = true
+      timers.clearTimeout(sweeper)
+      await Promise.all([...entries.values()].map(async (entry) => { await dispatch(entry, { type: 'end', by: 'shutdown' }) }))
+    }
+  }
+}

@@ -1,0 +1,30 @@
+// One machine with Redis and a seal key keeps its session across its own
+// restart (a one-machine `fly deploy`: SIGTERM, then the new machine with the
+// same id starts): no machine had room to take it, so it is left in Redis,
+// reconnecting with the reason, and the machine claims it again at start.
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { GM, eventually } from '../e2e/fixtures.js'
+import { neverTwice, startFleet } from './fleet.js'
+
+t.test('a single machine restarted with a seal key keeps its session', async (t) => {
+  const f = await startFleet(t, { SESSION_SEAL_KEY: randomBytes(32).toString('base64'), FLEET_HEARTBEAT_MS: '500' }, ['solo'])
+  const started = await f.start()
+  t.equal(started.status, 200, JSON.stringify(started.body))
+  const { sessionId, clientId } = started.body as { sessionId: string, clientId: string }
+  const first = f.machines[0]!
+
+  first.kill('SIGTERM')
+  t.equal(await first.exited, 0, 'it shut down cleanly')
+  t.equal(f.relay.open().filter((c) => c.id === clientId).length, 0, 'its page closed (the relay freed the module id)')
+  const left = JSON.parse(await f.redis.client.get(`fs:s:${sessionId}`) ?? '{}') as { status?: string, statusReason?: string }
+  t.match(left, { status: 'reconnecting', statusReason: /its machine solo shut down and no machine of the fleet had room/ }, 'left in Redis, saying why')
+
+  const at = Date.now()
+  const again = await f.add('solo')
+  t.ok(await eventually(async () => (await f.find(again.url, sessionId))?.status === 'active', 30_000), 'active again after the restart')
+  t.match(await f.find(again.url, sessionId), { sessionId, clientId, instanceId: 'solo', statusReason: /logged back in after: its machine solo restarted/ })
+  t.ok(await eventually(() => f.relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the module connected again')
+  t.ok(neverTwice(f.relay))
+  t.notOk(again.out().includes(GM.password) || first.out().includes(GM.password), 'no password in the logs')
+})

@@ -1,0 +1,116 @@
+// One fleet per test file: a real Redis, the Foundry and relay stand-ins,
+// three service processes (node dist/server.js) started as users start them,
+// and the fly-replay proxy stand-in in front; with the client calls the
+// scenarios make (handshake + start-session as a client does, list, end).
+import { GM, foundry } from '../e2e/fixtures.js'
+import { encryptNode } from '../helper.js'
+import { processTree } from '../../support/proc.js'
+import type { Standin } from '../../support/foundry/standin.js'
+import type { RelayStandin } from '../../support/foundry/relay.js'
+import { freePort, startRedis, type TestRedis } from './redis.js'
+import { startFlyProxy, type FlyProxy } from './proxy.js'
+import { startMachine, type MachineProc } from './machines.js'
+
+export interface Listed { sessionId: string, instanceId: string, status: string, statusReason: string, clientId: string, lastActivity: number, relogins: number }
+export interface List { activeSessions: Listed[], endedSessions: Listed[], pendingSessions: Listed[] }
+export interface Answer { status: number, body: Record<string, unknown> }
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+export interface Fleet {
+  redis: TestRedis
+  standin: Standin
+  relay: RelayStandin
+  machines: MachineProc[]
+  proxy: FlyProxy
+  apiKey: string
+  /** Everything secret the test sent (password, API key, handshake tokens, nonces): never in Redis. */
+  secrets: string[]
+  byId: (id: string) => MachineProc
+  /** A handshake on `hsAt` (default: through the proxy), then start-session sent to `startAt` (default: the proxy). */
+  start: (opts?: { user?: { name: string, password: string }, hsAt?: string, startAt?: string, body?: Record<string, unknown> }) => Promise<Answer>
+  list: (at: string) => Promise<List>
+  /** The session as listed by `at` (any status), or undefined. */
+  find: (at: string, sessionId: string) => Promise<Listed | undefined>
+  /** Start another machine (a deploy's new machine, a restart) with the fleet's env, and put it behind the proxy. */
+  add: (id: string, env?: Record<string, string>) => Promise<MachineProc>
+  /** SIGKILL a machine and every process below it (Chromium cannot outlive it by itself), and take it off the proxy. */
+  kill: (m: MachineProc) => Promise<void>
+  /** Take a machine off the proxy (it is stopping). */
+  drop: (m: MachineProc) => void
+  /** The machine's Prometheus metrics (each machine has its own METRICS_PORT). */
+  metrics: (m: MachineProc) => Promise<string>
+}
+
+export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m1', 'm2', 'm3']): Promise<Fleet> {
+  const apiKey = 'fleet-test-key-0123456789abcdef'
+  const redis = await startRedis(t)
+  const { standin, relay } = await foundry(t)
+  const fleetEnv = { API_KEYS: apiKey, REDIS_URL: redis.url, ...env }
+  // One after the other: three cold starts at once on a busy 2-core box can pass Fastify's plugin timeout.
+  const machines: MachineProc[] = []
+  const metricsPorts = new Map<MachineProc, number>()
+  const launch = async (id: string, more: Record<string, string> = {}): Promise<MachineProc> => {
+    const port = await freePort()
+    const m = await startMachine(id, { ...fleetEnv, METRICS_PORT: String(port), ...more }, t)
+    metricsPorts.set(m, port)
+    return m
+  }
+  for (const id of ids) machines.push(await launch(id))
+  const proxy = await startFlyProxy(machines)
+  t.teardown(proxy.close)
+  const secrets = [GM.password, apiKey]
+  const headers = { 'x-api-key': apiKey }
+  const running = (): MachineProc[] => machines.filter((m) => m.child.exitCode === null && m.child.signalCode === null)
+
+  const f: Fleet = {
+    redis,
+    standin,
+    relay,
+    machines,
+    proxy,
+    apiKey,
+    secrets,
+    byId: (id) => machines.find((m) => m.id === id)!,
+    async start (opts = {}) {
+      const user = opts.user ?? GM
+      const hs = await (await fetch(`${opts.hsAt ?? proxy.url}/session-handshake`, {
+        method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': user.name }
+      })).json() as { token: string, publicKey: string, nonce: string }
+      secrets.push(hs.token, hs.nonce)
+      const res = await fetch(`${opts.startAt ?? proxy.url}/start-session`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: user.password, nonce: hs.nonce }), ...opts.body })
+      })
+      return { status: res.status, body: await res.json() as Record<string, unknown> }
+    },
+    list: async (at) => await (await fetch(`${at}/session`, { headers })).json() as List,
+    async find (at, sessionId) {
+      const l = await f.list(at)
+      return [...l.activeSessions, ...l.pendingSessions, ...l.endedSessions].find((s) => s.sessionId === sessionId)
+    },
+    async add (id, more = {}) {
+      const m = await launch(id, more)
+      machines.push(m)
+      proxy.setMachines(running())
+      return m
+    },
+    async kill (m) {
+      const tree = processTree(m.child.pid!)
+      m.kill('SIGKILL')
+      await m.exited
+      for (const pid of tree) { try { process.kill(pid, 'SIGKILL') } catch {} }
+      proxy.setMachines(running())
+    },
+    drop (m) { proxy.setMachines(running().filter((x) => x !== m)) },
+    metrics: async (m) => await (await fetch(`http://127.0.0.1:${metricsPorts.get(m)!}/metrics`)).text()
+  }
+  return f
+}
+
+/** No client id has two module connections open at the relay: no session runs twice. */
+export function neverTwice (relay: RelayStandin): boolean {
+  const open = relay.open().map((c) => c.id)
+  return new Set(open).size === open.length
+}
