@@ -235,16 +235,20 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
     ratio(sum(d.serviceCpuPct), sum(d.bareCpuPct)), split(d.serviceKinds), split(d.bareKinds), fmt(d.serviceMB, 0), fmt(d.bareMB, 0),
     `${fmt(d.load[0], 1)}→${fmt(d.load[1], 1)}`])
   const markdown = [
-    table(`5. Density: sessions per machine, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
-      ['page: configuration', 'PSS MB idle', '1 session', 'n sessions', 'MB per additional session', 'vs before', 'page JS heap MB', 'login peak MB',
-        'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'module request p50 ms', 'p99 ms', 'CPU ms', 'floor'], memRows),
-    '',
-    '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
-    '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',
-    '',
-    table('5b. Idle CPU: the service against a bare browser holding the same logins (light /game, both at once, same windows)',
-      ['sessions', 'service CPU % (median window)', 'bare browser CPU %', 'service ÷ bare (all windows)', 'service: node / browser / renderers / other %', 'bare: driver / browser / renderers / other %',
-        'service PSS MB', 'bare PSS MB', 'load avg'], idleRows)
+    ...(memRows.length === 0
+      ? []
+      : [table(`5. Density: sessions per machine, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
+          ['page: configuration', 'PSS MB idle', '1 session', 'n sessions', 'MB per additional session', 'vs before', 'page JS heap MB', 'login peak MB',
+            'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'module request p50 ms', 'p99 ms', 'CPU ms', 'floor'], memRows),
+        '',
+        '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
+        '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',
+        '']),
+    ...(idleRows.length === 0
+      ? []
+      : [table('5b. Idle CPU: the service against a bare browser holding the same logins (light /game, both at once, same windows)',
+          ['sessions', 'service CPU % (median window)', 'bare browser CPU %', 'service ÷ bare (all windows)', 'service: node / browser / renderers / other %', 'bare: driver / browser / renderers / other %',
+            'service PSS MB', 'bare PSS MB', 'load avg'], idleRows)])
   ].join('\n')
   return { memory, idle, markdown }
 }
