@@ -1,19 +1,22 @@
 // The session manager: the public API over the executor (executor.ts) —
-// start (or find the key's same live session), end, list, subscribe, counts,
-// endAll — with the caps and the login slots checked at start. Records come
+// start (start.ts: the key's same live session, the start lock, the caps and
+// the login slots), end, list, subscribe, counts, endAll, and the fleet's
+// hooks (running, takeOver, release, beforeShutdown, keepAgain). Records come
 // from the registry; the sessions this instance runs from the executor.
-import { randomUUID } from 'node:crypto'
 import type { BrowserPool, Logger } from '../browser-pool.js'
-import { AtCapacity, ServiceClosing, SessionCancelled, SessionNotFound, withContext, type ServiceError } from '../errors.js'
-import { foundryBase, matchWorld, type LoginTimeouts } from '../foundry/index.js'
+import { SessionNotFound } from '../errors.js'
+import type { LoginTimeouts } from '../foundry/index.js'
 import type { PageSetupOptions } from '../page-setup.js'
 import type { ScreenshotStore } from '../screenshots.js'
 import { snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor } from './executor.js'
-import { DEFAULT_MACHINE, initialState, type MachineConfig } from './machine.js'
-import { createMemoryRegistry, sameKey, type SessionRegistry } from './registry.js'
-import { isFinal, type Credentials, type Session, type SessionEventListener, type SessionOptions, type StartRequest } from './types.js'
+import { DEFAULT_MACHINE, type MachineConfig } from './machine.js'
+import { createMemoryRegistry, type SessionRegistry } from './registry.js'
+import { createStart, type StartResult } from './start.js'
+import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.js'
+
+export type { StartResult }
 
 export interface SessionManagerOptions {
   pool: BrowserPool
@@ -50,12 +53,6 @@ export interface SessionManagerOptions {
   timers?: Timers
 }
 
-export interface StartResult {
-  session: Session
-  /** The key already had this session: no second login happened. */
-  existing: boolean
-}
-
 export interface SessionManager {
   /** Log in and resolve once the module is connected; rejects with a client-facing error. */
   start: (req: StartRequest) => Promise<StartResult>
@@ -85,13 +82,6 @@ export interface SessionManager {
   beforeShutdown: (step: () => Promise<void>) => void
   /** Keep the credentials of every session running here again (keepCredentials; after the registry lost them). */
   keepAgain: () => Promise<number>
-}
-
-const LOGIN_SLOTS_RETRY_AFTER_S = 5
-
-/** Another start of the same login holds the start lock (registry insert). */
-class StartLockHeld extends Error {
-  constructor (readonly holder: string) { super('the same login is starting') }
 }
 
 export function createSessionManager (opts: SessionManagerOptions): SessionManager {
@@ -124,147 +114,10 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
   const { entries, dispatch } = executor
   const shutdownSteps: Array<() => Promise<void>> = []
 
-  /** A live session of this key for the same Foundry, user and world. */
-  async function sameSession (ownerId: string, o: SessionOptions): Promise<Session | undefined> {
-    const world = o.worldName
-    const sameWorld = (s: Session): boolean => {
-      if (world === '' || s.worldName.toLowerCase() === world.toLowerCase()) return true
-      return s.info !== null && matchWorld([{ id: s.info.worldId, title: s.info.worldTitle }], world) !== undefined
-    }
-    const candidates = await registry.findSame({ ownerId, foundryUrl: foundryBase(o.foundryUrl).href, username: o.username })
-    for (const s of candidates) {
-      if (sameWorld(s)) return s
-      // A login that named no world: its world is known once it is in.
-      const entry = entries.get(s.id)
-      if (s.status === 'starting' && s.worldName === '' && entry !== undefined) {
-        const after = await entry.ready.catch(() => undefined)
-        if (after !== undefined && !isFinal(entry.session.status) && sameWorld(entry.session)) return snapshot(entry.session)
-      }
-    }
-    return undefined
-  }
-
-  /** A new session's record, before its first login. */
-  function newRecord (ownerId: string, options: SessionOptions, t: number): Session {
-    return {
-      id: randomUUID(),
-      ownerId,
-      ...initialState(t),
-      stage: null,
-      foundryUrl: foundryBase(options.foundryUrl).href,
-      username: options.username,
-      worldName: options.worldName,
-      clientId: null,
-      info: null
-    }
-  }
-
-  async function startOnce (req: StartRequest): Promise<StartResult> {
-    if (executor.closing()) throw new ServiceClosing()
-    const { ownerId, options, secrets } = req
-    const found = await sameSession(ownerId, options)
-    if (executor.closing()) throw new ServiceClosing()
-    if (found !== undefined) {
-      const entry = entries.get(found.id)
-      // Still logging in on another machine: its answer is ours (start()).
-      if (entry === undefined && found.status === 'starting') throw new StartLockHeld(found.id)
-      if (entry === undefined) {
-        await registry.touch([found.id], now())
-        return { session: found, existing: true }
-      }
-      await entry.ready
-      await dispatch(entry, { type: 'activity' })
-      return { session: snapshot(entry.session), existing: true }
-    }
-    const t = now()
-    // Known here before the registry answers, so a second start finds its ready promise.
-    const entry = executor.track(newRecord(ownerId, options, t), { options, secrets })
-    const { session, settle } = entry
-    const release = await (async () => {
-      const holder = await registry.insert(snapshot(session), caps, sameKey(ownerId, session.foundryUrl, options.username, options.worldName))
-      if (holder !== null) throw new StartLockHeld(holder)
-      const release = pool.tryAcquireLogin()
-      if (release !== null) {
-        if (opts.keepCredentials === undefined) return release
-        try {
-          await opts.keepCredentials(session.id, { options, secrets })
-          return release
-        } catch (err) {
-          release()
-          await registry.remove(session.id).catch(() => {})
-          throw err
-        }
-      }
-      await registry.remove(session.id)
-      throw withContext(new AtCapacity('Too many logins are running at once: retry in a few seconds'), { retryAfter: LOGIN_SLOTS_RETRY_AFTER_S })
-    })().catch((err: unknown) => {
-      executor.untrack(entry)
-      settle.reject(err as Error)
-      throw err
-    })
-    log.debug({ sessionId: session.id, foundryHost: new URL(options.foundryUrl).host }, 'session starting')
-    try {
-      await executor.logIn(entry, false)
-      log.debug({ sessionId: session.id, clientId: session.clientId, ms: now() - t }, 'session active')
-      const done = snapshot(session)
-      settle.resolve(done)
-      return { session: done, existing: false }
-    } catch (err) {
-      const cancelled = isFinal(session.status) || entry.abort.signal.aborted
-      // A login cut short by the service closing was not the client's doing:
-      // tell it to retry (elsewhere), not that it cancelled.
-      const e = (cancelled ? (executor.closing() ? new ServiceClosing() : new SessionCancelled()) : err) as ServiceError
-      if (!cancelled && options.screenshotOnFailure) {
-        const url = await executor.screenshot(entry)
-        if (url !== undefined) withContext(e, { screenshot: url })
-      }
-      await dispatch(entry, { type: 'login-failed', code: e.code ?? 'error', message: e.message })
-      settle.reject(e)
-      throw e
-    } finally {
-      release()
-    }
-  }
-
-  /**
-   * The session holding the start lock, once its login is over (or undefined
-   * when it is gone). Here: its ready promise; on another machine: its record.
-   */
-  async function settled (id: string): Promise<Session | undefined> {
-    const entry = entries.get(id)
-    if (entry !== undefined) {
-      await entry.ready.catch(() => {})
-      return snapshot(entry.session)
-    }
-    for (;;) {
-      const s = await registry.get(id)
-      if (s === undefined || s.status !== 'starting') return s
-      if (executor.closing()) throw new ServiceClosing()
-      await new Promise((resolve) => { setTimeout(resolve, 250) })
-    }
-  }
+  const start = createStart({ registry, executor, pool, log, caps, now, keepCredentials: opts.keepCredentials })
 
   return {
-    async start (req) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await startOnce(req)
-        } catch (err) {
-          if (!(err instanceof StartLockHeld)) throw err
-          // The same login started at the same moment, here or on another
-          // machine of the fleet: its answer is ours.
-          const other = await settled(err.holder)
-          if (other !== undefined && !isFinal(other.status)) {
-            const entry = entries.get(other.id)
-            if (entry !== undefined) await dispatch(entry, { type: 'activity' })
-            else await registry.touch([other.id], now()).catch(() => {})
-            return { session: entry !== undefined ? snapshot(entry.session) : other, existing: true }
-          }
-          // It failed or ended meanwhile: this start logs in after all (once).
-          if (attempt >= 2) throw new SessionCancelled()
-        }
-      }
-    },
+    start,
 
     async end (ownerId, id) {
       const entry = entries.get(id)
