@@ -10,9 +10,10 @@
 //     tuning and flags, nothing watching), both running at once and read
 //     over the same windows, so the host's load hits both alike.
 import { startSession } from './client.js'
+import { loadavg } from 'node:os'
 import {
-  collectGarbage, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssMB, QUICK, ratio, serviceEnv, sleep, table,
-  type Child, type Foundry, type Stage
+  collectGarbage, cpuByKind, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssMB, QUICK, ratio, serviceEnv, sleep, table,
+  type Child, type CpuByKind, type Foundry, type Stage
 } from './lib.js'
 import { moduleRequests } from './module-request.js'
 
@@ -45,7 +46,21 @@ export interface DensityMemory {
   fits: number[]
 }
 
-export interface DensityIdle { sessions: number, serviceCpuPct: number[], bareCpuPct: number[], serviceMB: number, bareMB: number }
+export interface DensityIdle {
+  sessions: number
+  serviceCpuPct: number[]
+  bareCpuPct: number[]
+  /** CPU % of a core over all windows, by process kind (Node, browser process, renderers, the rest). */
+  serviceKinds: CpuByKind
+  bareKinds: CpuByKind
+  serviceMB: number
+  bareMB: number
+  /** The host's 1-minute load average at the start and the end of the windows. */
+  load: [number, number]
+}
+
+/** Light-page sessions the idle CPU part holds, in steps: BENCH_IDLE_LEVELS=10,50 (default 10, 10 and 50 with BENCH_FULL). */
+export const IDLE_LEVELS = (process.env.BENCH_IDLE_LEVELS ?? (FULL ? '10,50' : '10')).split(',').map(Number).filter((x) => x > 0)
 
 export interface DensityResult { memory: DensityMemory[], idle: DensityIdle[], markdown: string }
 
@@ -130,9 +145,15 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
   }
 }
 
-/** CPU % of one core of each tree, over the same `windows` windows. */
-async function idleWindows (a: number, b: number, windows: number, ms: number): Promise<{ a: number[], b: number[] }> {
+const kindPct = (k0: CpuByKind, k1: CpuByKind, s: number): CpuByKind =>
+  ({ node: (k1.node - k0.node) / s * 100, browser: (k1.browser - k0.browser) / s * 100, renderer: (k1.renderer - k0.renderer) / s * 100, other: (k1.other - k0.other) / s * 100 })
+
+/** CPU % of one core of each tree, over the same `windows` windows, and by process kind over all of them. */
+async function idleWindows (a: number, b: number, windows: number, ms: number): Promise<{ a: number[], b: number[], aKinds: CpuByKind, bKinds: CpuByKind }> {
   const out = { a: [] as number[], b: [] as number[] }
+  const ka = cpuByKind(a)
+  const kb = cpuByKind(b)
+  const t0 = performance.now()
   for (let i = 0; i < windows; i++) {
     const a0 = cpuSeconds(a)
     const b0 = cpuSeconds(b)
@@ -140,7 +161,8 @@ async function idleWindows (a: number, b: number, windows: number, ms: number): 
     out.a.push((cpuSeconds(a) - a0) / (ms / 1000) * 100)
     out.b.push((cpuSeconds(b) - b0) / (ms / 1000) * 100)
   }
-  return out
+  const s = (performance.now() - t0) / 1000
+  return { ...out, aKinds: kindPct(ka, cpuByKind(a), s), bKinds: kindPct(kb, cpuByKind(b), s) }
 }
 
 /** The service and a bare browser, each holding the same number of light-page logins, idle side by side. */
@@ -165,9 +187,12 @@ export async function idleSeries (stage: Stage, levels: number[]): Promise<Densi
       // after a page goes quiet): force it, then let both settle.
       const [serviceMB, bareMB] = await Promise.all([steadyPss(svc.child.pid), steadyPss(bare.child.pid)])
       await sleep(QUICK ? 3000 : 10_000)
+      const load0 = loadavg()[0]!
       const w = await idleWindows(svc.child.pid, bare.child.pid, QUICK ? 3 : 6, QUICK ? 5000 : 10_000)
-      log(`density: idle at ${n}: service ${w.a.map((x) => fmt(x, 1)).join('/')} %, bare ${w.b.map((x) => fmt(x, 1)).join('/')} %`)
-      out.push({ sessions: n, serviceCpuPct: w.a, bareCpuPct: w.b, serviceMB, bareMB })
+      const load: [number, number] = [load0, loadavg()[0]!]
+      const kinds = (k: CpuByKind): string => `node ${fmt(k.node, 2)}, browser ${fmt(k.browser, 2)}, renderers ${fmt(k.renderer, 2)}, other ${fmt(k.other, 2)}`
+      log(`density: idle at ${n} (load ${fmt(load[0], 1)}→${fmt(load[1], 1)}): service ${w.a.map((x) => fmt(x, 1)).join('/')} % (${kinds(w.aKinds)}), bare ${w.b.map((x) => fmt(x, 1)).join('/')} % (${kinds(w.bKinds)})`)
+      out.push({ sessions: n, serviceCpuPct: w.a, bareCpuPct: w.b, serviceKinds: w.aKinds, bareKinds: w.bKinds, serviceMB, bareMB, load })
     }
   } finally {
     await Promise.all([svc.child.close(), bare.child.close()])
@@ -187,7 +212,7 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
     if (fs.length < n) throw new Error(`density needs ${n} ${page} stand-ins`)
     memory.push(await memorySeries(stage, 'service (defaults)', page, {}, fs))
   }
-  const idle = await idleSeries(stage, FULL ? [10, 50] : [10])
+  const idle = IDLE_LEVELS.length > 0 ? await idleSeries(stage, IDLE_LEVELS) : []
 
   const fitsOn = (base: number, per: number, peak: number): number[] =>
     MACHINES_MB.map((m) => Math.max(0, Math.floor((m - base - Math.max(peak, per)) / per)))
@@ -205,18 +230,25 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
       m.page === 'heavy' ? `${ratio(m.jsHeapMB, m.perSessionMB)} of it the page's own heap` : ''
     ])
   }
+  const split = (k: CpuByKind): string => `${fmt(k.node, 2)} / ${fmt(k.browser, 2)} / ${fmt(k.renderer, 2)} / ${fmt(k.other, 2)}`
   const idleRows = idle.map((d) => [String(d.sessions), fmt(median(d.serviceCpuPct), 2), fmt(median(d.bareCpuPct), 2),
-    ratio(sum(d.serviceCpuPct), sum(d.bareCpuPct)), fmt(d.serviceMB, 0), fmt(d.bareMB, 0)])
+    ratio(sum(d.serviceCpuPct), sum(d.bareCpuPct)), split(d.serviceKinds), split(d.bareKinds), fmt(d.serviceMB, 0), fmt(d.bareMB, 0),
+    `${fmt(d.load[0], 1)}→${fmt(d.load[1], 1)}`])
   const markdown = [
-    table(`5. Density: sessions per machine, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
-      ['page: configuration', 'PSS MB idle', '1 session', 'n sessions', 'MB per additional session', 'vs before', 'page JS heap MB', 'login peak MB',
-        'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'module request p50 ms', 'p99 ms', 'CPU ms', 'floor'], memRows),
-    '',
-    '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
-    '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',
-    '',
-    table('5b. Idle CPU: the service against a bare browser holding the same logins (light /game, both at once, same windows)',
-      ['sessions', 'service CPU % (median window)', 'bare browser CPU %', 'service ÷ bare', 'service PSS MB', 'bare PSS MB'], idleRows)
+    ...(memRows.length === 0
+      ? []
+      : [table(`5. Density: sessions per machine, ${n} sessions opened ${OPEN_CONCURRENCY} at a time`,
+          ['page: configuration', 'PSS MB idle', '1 session', 'n sessions', 'MB per additional session', 'vs before', 'page JS heap MB', 'login peak MB',
+            'fit in 1 GB', 'fit in 2 GB', 'login p50 ms', 'login CPU s', 'module request p50 ms', 'p99 ms', 'CPU ms', 'floor'], memRows),
+        '',
+        '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
+        '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',
+        '']),
+    ...(idleRows.length === 0
+      ? []
+      : [table('5b. Idle CPU: the service against a bare browser holding the same logins (light /game, both at once, same windows)',
+          ['sessions', 'service CPU % (median window)', 'bare browser CPU %', 'service ÷ bare (all windows)', 'service: node / browser / renderers / other %', 'bare: driver / browser / renderers / other %',
+            'service PSS MB', 'bare PSS MB', 'load avg'], idleRows)])
   ].join('\n')
   return { memory, idle, markdown }
 }

@@ -99,6 +99,30 @@ export function cpuSeconds (pid: number): number {
   return ticks / hz
 }
 
+export interface CpuByKind { node: number, browser: number, renderer: number, other: number }
+
+/**
+ * CPU seconds so far of a process tree, by kind: the Node process at its
+ * root (the service or the reference's driver), Chromium's browser process,
+ * its renderers, and the rest (GPU, network and other utility processes, zygotes).
+ */
+export function cpuByKind (pid: number): CpuByKind {
+  const out: CpuByKind = { node: 0, browser: 0, renderer: 0, other: 0 }
+  for (const p of tree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const s = (Number(f[11]) + Number(f[12])) / 100
+      if (p === pid) { out.node += s; continue }
+      const type = readFileSync(`/proc/${p}/cmdline`, 'utf8').split(/[\0 ]/).find((a) => a.startsWith('--type='))?.slice(7)
+      if (type === undefined) out.browser += s
+      else if (type === 'renderer') out.renderer += s
+      else out.other += s
+    } catch {}
+  }
+  return out
+}
+
 /**
  * Run `fn` on a fresh DevTools session of every page of every Chromium below
  * `pid`, through each browser's own DevTools endpoint (its DevToolsActivePort
@@ -247,7 +271,7 @@ export interface Stage {
   relay: RelayStandin
   /** Foundry servers with the world running, one Gamemaster each (distinct ids for the relay). */
   running: Foundry[]
-  /** The same with a light /game (no heavyGame): 20, or 100 with BENCH_FULL=1 (idle CPU at 50 sessions, twice). */
+  /** The same with a light /game (no heavyGame): 20, or 100 with BENCH_FULL=1 (idle CPU at 50 sessions, twice); see startStage. */
   light: Foundry[]
   close: () => Promise<void>
 }
@@ -268,15 +292,15 @@ export async function startFoundry (relay: RelayStandin, i: number, running = tr
   return { standin, user: w.users[0]!, index: i }
 }
 
-/** A relay and `n` heavy-game Foundry stand-ins on loopback. */
-export async function startStage (n: number): Promise<Stage> {
+/** A relay, `n` heavy-game and `nLight` light-game Foundry stand-ins on loopback. */
+export async function startStage (n: number, nLight = FULL ? 100 : 20): Promise<Stage> {
   const relay = await startRelayStandin()
   const running: Foundry[] = []
   for (let i = 0; i < n; i++) running.push(await startFoundry(relay, i))
   // The stand-in builds its big script on first request: not a cost to measure.
   for (const f of running) await fetch(new URL('scripts/heavy.js', f.standin.url)).then(async (r) => await r.arrayBuffer())
   const light: Foundry[] = []
-  for (let i = 0; i < (FULL ? 100 : 20); i++) light.push(await startFoundry(relay, 500 + i, true, false))
+  for (let i = 0; i < nLight; i++) light.push(await startFoundry(relay, 500 + i, true, false))
   return {
     relay,
     running,

@@ -7,10 +7,11 @@
 //   BENCH_QUICK=1 npm run bench        fewer samples and levels (1 and 10 sessions)
 //   BENCH_FULL=1 npm run bench         also the reference at 50 Chromiums and 20 logins at once
 //   CHROMIUM_PATH=… npm run bench      another Chromium binary
+//   BENCH_IDLE_LEVELS=10,50 BENCH_DENSITY_PAGES= npm run bench -- density   idle CPU only, at 10 and 50 sessions
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { benchBurst } from './burst.js'
-import { benchDensity } from './density.js'
+import { benchDensity, IDLE_LEVELS } from './density.js'
 import { barChart, lineChart } from './chart.js'
 import { benchHandshake } from './handshake.js'
 import { benchFleet, benchFleetMoves } from './fleet.js'
@@ -35,7 +36,15 @@ process.on('uncaughtException', (err) => { process.stderr.write(`${err.stack ?? 
 const started = Date.now()
 const m = machine()
 log(`machine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}`)
-const stage = await startStage(QUICK ? 20 : 50)
+// Stand-ins for what is asked: handshake and density alone need only their
+// own (one heavy world; density's heavy page, and twice the largest idle
+// level of light ones).
+const small = [...run].every((n) => n === 'density' || n === 'handshake')
+const densityPages = run.has('density') ? (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',') : []
+const densityN = Number(process.env.BENCH_DENSITY_SESSIONS ?? (QUICK ? 4 : 8))
+const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
+const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, small && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
+const stage = await startStage(nHeavy, nLight)
 const sections: string[] = []
 const json: Record<string, unknown> = { date: new Date().toISOString(), quick: QUICK, machine: m }
 const print = (md: string): void => { process.stdout.write(`\n${md}\n`); sections.push(md) }

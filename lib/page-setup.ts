@@ -3,12 +3,14 @@
 // Fastify here. Measured effects are in docs/benchmarks.md.
 //
 // Request interception lives in this file only (see `intercept`). It uses
-// the DevTools protocol's Fetch domain on the page's own CDP session, with
+// the DevTools protocol's Fetch domain on the page's DevTools session that
+// the service shares between its users (lib/page-cdp.ts), with
 // patterns by resource type: requests of other types (documents, scripts,
 // XHR, WebSockets) never stop in Node, and the page's HTTP cache stays on
 // (puppeteer's setRequestInterception would pause every request and turn the
 // cache off). A URL check (`allowRequest`) switches to pausing every request.
-import type { CDPSession, Page } from 'puppeteer-core'
+import type { Page } from 'puppeteer-core'
+import { holdPageCdp } from './page-cdp.js'
 import { pageFunction } from './foundry/page-scripts.js'
 
 /** Resource types that can be blocked: all are decoration for a headless GM. */
@@ -75,7 +77,7 @@ export async function preparePage (page: Page, opts: PageSetupOptions): Promise<
   if (opts.noCanvas) {
     await page.evaluateOnNewDocument(pageFunction('document', 'setNoCanvas'))
   }
-  const guard: GuardState = { refused: false, deciding: 0 }
+  const guard: GuardState = { refused: false, deciding: 0, lastPausedAt: 0 }
   if (opts.allowAddress !== undefined) {
     const allowAddress = opts.allowAddress
     page.on('response', (res) => {
@@ -100,8 +102,10 @@ export async function preparePage (page: Page, opts: PageSetupOptions): Promise<
 interface GuardState {
   /** A response came from a refused address: fail every request from now on. */
   refused: boolean
-  /** Paused requests whose allowRequest answer is still awaited. */
+  /** Paused requests whose allowRequest answer, or whose failRequest, is still awaited. */
   deciding: number
+  /** When the last request was paused (ms, performance.now()). */
+  lastPausedAt: number
 }
 
 /**
@@ -110,16 +114,25 @@ interface GuardState {
  * paused in the Fetch domain (Chromium lets a detaching client's paused
  * requests go, a redirect hop included). So the page first navigates to
  * about:blank, which cancels them with its document, scripts and sockets,
- * and only then closes. Target.closeTarget sent while a navigation commits
- * is dropped by Chromium (the page stays open), so ask again every 100 ms
- * until it is closed (5 s at most).
+ * and only then closes. The about:blank navigation aborts whatever
+ * navigation was under way, and its owner (the login) may go again at once:
+ * that request is paused and failed, so the page closes only once no
+ * request was paused for 50 ms and every failRequest has been answered
+ * (else the close releases it). Target.closeTarget sent while a navigation
+ * commits is dropped by Chromium (the page stays open), so ask again every
+ * 100 ms until it is closed (5 s at most).
  */
 async function closeRefusedPage (page: Page, guard: GuardState): Promise<void> {
-  for (let i = 0; i < 100 && guard.deciding > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+  const settled = async (): Promise<void> => {
+    for (let i = 0; i < 100 && (guard.deciding > 0 || performance.now() - guard.lastPausedAt < 50); i++) await sleep(10)
+  }
+  await settled()
   await page.goto('about:blank', { timeout: 5000 }).catch(() => {})
   for (let i = 0; i < 50 && !page.isClosed(); i++) {
+    await settled()
     void page.close().catch(() => {})
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   }
 }
 
@@ -128,13 +141,16 @@ async function intercept (page: Page, opts: PageSetupOptions, guard: GuardState)
   const block = new Set(opts.blockResources.map((t) => CDP_TYPE[t]))
   const { allowRequest } = opts
   if (block.size === 0 && allowRequest === undefined) return null
-  const cdp: CDPSession = await page.createCDPSession()
+  const held = await holdPageCdp(page)
+  const cdp = held.session
   let count = 0
   const fail = (requestId: string): void => {
     count++
-    cdp.send('Fetch.failRequest', { requestId, errorReason: 'BlockedByClient' }).catch(() => {})
+    guard.deciding++
+    cdp.send('Fetch.failRequest', { requestId, errorReason: 'BlockedByClient' }).catch(() => {}).finally(() => { guard.deciding-- })
   }
-  cdp.on('Fetch.requestPaused', (e) => {
+  held.on('Fetch.requestPaused', (e) => {
+    guard.lastPausedAt = performance.now()
     if (block.has(e.resourceType)) { fail(e.requestId); return }
     if (allowRequest === undefined) {
       cdp.send('Fetch.continueRequest', { requestId: e.requestId }).catch(() => {})
@@ -161,7 +177,7 @@ async function intercept (page: Page, opts: PageSetupOptions, guard: GuardState)
     // socket's URL as it is created, on the same session, and treat a
     // refused one like a refused address (the page is closed). The handshake
     // itself may already be on its way.
-    cdp.on('Network.webSocketCreated', (e) => {
+    held.on('Network.webSocketCreated', (e) => {
       Promise.resolve()
         .then(async () => await allowRequest(new URL(e.url)))
         .catch(() => false)
@@ -171,10 +187,13 @@ async function intercept (page: Page, opts: PageSetupOptions, guard: GuardState)
           void closeRefusedPage(page, guard)
         }, () => {})
     })
-    await cdp.send('Network.enable')
+    await held.enableNetwork()
   }
   return {
     count: () => count,
-    async detach () { await cdp.detach().catch(() => {}) }
+    async detach () {
+      await cdp.send('Fetch.disable').catch(() => {})
+      await held.release()
+    }
   }
 }

@@ -11,8 +11,10 @@
 //
 // One watcher per page, shared: the login and the session (which follows the
 // module's connection for its whole life) each hold it, and it detaches when
-// the last holder lets go.
-import type { CDPSession, Page } from 'puppeteer-core'
+// the last holder lets go. It listens on the page's shared DevTools session
+// (lib/page-cdp.ts), the one the request guard uses too.
+import type { Page } from 'puppeteer-core'
+import { holdPageCdp } from './page-cdp.js'
 import { pageFunction } from './foundry/page-scripts.js'
 
 export interface WsConnection {
@@ -77,7 +79,7 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
 }
 
 async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & { release: () => Promise<void> }> {
-  const cdp: CDPSession = await page.createCDPSession()
+  const cdp = await holdPageCdp(page)
   const byId = new Map<string, WsConnection>()
   const waiters = new Set<() => void>()
   const listeners = new Set<() => void>()
@@ -114,7 +116,12 @@ async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & {
     const c = byId.get(e.requestId)
     if (c !== undefined && !c.closed) { c.closed = true; c.closedAt = Date.now(); changed() }
   })
-  await cdp.send('Network.enable')
+  try {
+    await cdp.enableNetwork()
+  } catch (err) {
+    await cdp.release()
+    throw err
+  }
   await page.exposeFunction(BINDING, (url: string, code: number) => {
     // The newest connection to that URL without a code is the one that closed.
     const c = [...byId.values()].reverse().find((x) => x.url.href === url && x.closeCode === undefined)
@@ -154,7 +161,7 @@ async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & {
     async release () {
       waiters.clear()
       listeners.clear()
-      try { await cdp.detach() } catch {}
+      await cdp.release()
     }
   }
 }

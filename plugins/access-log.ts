@@ -12,10 +12,15 @@ declare module 'fastify' {
   }
 }
 
+/** pino's level numbers ('silent' drops everything). */
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
+
 const accessLog: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode
     const level = status >= 400 ? 'info' : (request.routeOptions.config.accessLog ?? 'info')
+    // Nothing built for a line the logger drops (the bulk: handshakes, health checks).
+    if (LEVELS[level] < (LEVELS[request.log.level] ?? 0)) return
     request.log[level]({
       method: request.method,
       path: request.url.split('?')[0],

@@ -33,7 +33,10 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
   const machine = config.instanceId
   const registry = new Registry()
   registry.setDefaultLabels({ machine })
-  collectDefaultMetrics({ register: registry })
+  // The process metrics sample the event loop every 10 ms and observe every
+  // GC: a steady wake-up of an idle service (measured: ~0.9 % of a core with
+  // no session, docs/benchmarks.md). Only when something scrapes them.
+  if (config.METRICS_PORT > 0) collectDefaultMetrics({ register: registry })
   const m: Metrics = {
     registry,
     handshakes: new Counter({ name: 'foundry_handshakes_total', help: 'Handshakes made', registers: [registry] }),

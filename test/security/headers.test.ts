@@ -1,4 +1,4 @@
-// Security headers (@fastify/helmet) on everything the service serves, and
+// Security headers (helmet) on everything the service serves, and
 // the docs page working under them in real Chromium: it renders, its try-it
 // console makes a handshake, and no Content-Security-Policy violation is
 // reported.

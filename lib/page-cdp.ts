@@ -1,0 +1,70 @@
+// One DevTools session of our own per page, shared by everything in the
+// service that talks to the page over the protocol: the request guard and
+// resource blocking (lib/page-setup.ts) and the WebSocket watcher
+// (lib/websockets.ts). Each session a page has, with the Network domain on,
+// gets every network event of the page again (every WebSocket frame, every
+// request) and sends it to Node over the same pipe: with one shared session
+// an idle page's pings reach Node twice (puppeteer's own session and this
+// one) instead of three times. No Fastify here.
+//
+// The session is created on the first hold and detached when the last
+// holder lets go (or with the page). Each holder adds its own listeners
+// through `on`, and they are removed when it lets go.
+import type { CDPEvents, CDPSession, Page } from 'puppeteer-core'
+
+export interface PageCdp {
+  /** The shared session: send commands on it (listen through `on`). */
+  readonly session: CDPSession
+  /** Listen to an event of the shared session until this hold ends. */
+  on: <K extends keyof CDPEvents>(event: K, listener: (e: CDPEvents[K]) => void) => void
+  /** Make sure the Network domain is on (once per session, whoever asks). */
+  enableNetwork: () => Promise<void>
+  /** Let go of this hold: its listeners go, and the last hold detaches the session. */
+  release: () => Promise<void>
+}
+
+interface Shared { session: Promise<CDPSession>, holds: number, network?: Promise<void> }
+const shared = new WeakMap<Page, Shared>()
+
+/** Hold the page's shared DevTools session (created on first use). */
+export async function holdPageCdp (page: Page): Promise<PageCdp> {
+  let entry = shared.get(page)
+  if (entry === undefined) {
+    const created: Shared = { session: page.createCDPSession(), holds: 0 }
+    entry = created
+    shared.set(page, created)
+    created.session.catch(() => { if (shared.get(page) === created) shared.delete(page) })
+  }
+  const held = entry
+  held.holds++
+  let session: CDPSession
+  try {
+    session = await held.session
+  } catch (err) {
+    held.holds--
+    throw err
+  }
+  const listeners: Array<() => void> = []
+  let released = false
+  return {
+    session,
+    on (event, listener) {
+      if (released) return
+      session.on(event, listener)
+      listeners.push(() => { session.off(event, listener) })
+    },
+    async enableNetwork () {
+      held.network ??= session.send('Network.enable').then(() => {}, (err: unknown) => { held.network = undefined; throw err })
+      await held.network
+    },
+    async release () {
+      if (released) return
+      released = true
+      for (const off of listeners) off()
+      listeners.length = 0
+      if (--held.holds > 0) return
+      if (shared.get(page) === held) shared.delete(page)
+      await session.detach().catch(() => {})
+    }
+  }
+}
