@@ -17,6 +17,7 @@ import { benchHandshake } from './handshake.js'
 import { benchFleet, benchFleetMoves } from './fleet.js'
 import { benchLogin } from './login.js'
 import { benchMemory, benchTuning } from './memory.js'
+import { goalsTable, type RunResults } from './goals.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
 
 const ALL = ['handshake', 'login', 'memory', 'burst', 'density', 'fleet'] as const
@@ -97,6 +98,7 @@ try {
     json.density = { memory: r.memory, idle: r.idle }
     print(r.markdown)
   }
+  print(goalsTable(json as RunResults))
 } finally {
   await stage.close()
   killAllChildren()
