@@ -67,7 +67,7 @@ export function goalsTable (r: RunResults): string {
 
   const fits = r.density?.memory.filter((m) => m.fits.length > 0) ?? []
   rows.push(['density table (1 GB and 2 GB machines)',
-    fits.length > 0 ? fits.map((m) => `${m.name}: ${m.fits.join(' / ')}`).join('; ') : '—',
+    fits.length > 0 ? fits.map((m) => `${m.page} page: ${m.fits.join(' / ')} sessions`).join('; ') : '—',
     fits.length > 0 ? '**done** (table 5)' : 'not measured in this run (`npm run bench -- density`)'])
 
   return table('Goals of issue 12, judged from this run', ['goal', 'this run', 'verdict'], rows)
