@@ -2,9 +2,8 @@
 // it: routes per server state, the `session` cookie, the late-rendered join
 // form, POST /join with its bare i18n error keys, admin auth, the setup world
 // list and launch, the /game boot over socket.io and a fake REST API module
-// that connects to a relay, as described in the reference notes on Foundry
-// (foundry.md, kept with the relay API reference outside this repo); this file
-// is meant to be as strict as the real server.
+// that connects to a relay, as the team's reference notes on Foundry v11–v14
+// describe it; this file is meant to be as strict as the real server.
 //
 // This file keeps the public API (startFoundryStandin, the option and record
 // types) and the transport (HTTP server, socket.io, restart); the server is
