@@ -6,6 +6,11 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { GM, eventually } from '../e2e/fixtures.js'
 import { neverTwice, startFleet } from './fleet.js'
+import { processTree } from '../../support/proc.js'
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
 
 t.test('a single machine restarted with a seal key keeps its session', async (t) => {
   const f = await startFleet(t, { SESSION_SEAL_KEY: randomBytes(32).toString('base64'), FLEET_HEARTBEAT_MS: '500' }, ['solo'])
@@ -14,8 +19,11 @@ t.test('a single machine restarted with a seal key keeps its session', async (t)
   const { sessionId, clientId } = started.body as { sessionId: string, clientId: string }
   const first = f.machines[0]!
 
+  const tree = processTree(first.child.pid!)
+  t.ok(tree.length > 1, `its Chromium runs below it (${tree.length} processes)`)
   first.kill('SIGTERM')
   t.equal(await first.exited, 0, 'it shut down cleanly')
+  t.ok(await eventually(() => tree.every((pid) => !alive(pid)), 10_000), `every process it started ended with it (left: ${tree.filter(alive).join(', ')})`)
   t.equal(f.relay.open().filter((c) => c.id === clientId).length, 0, 'its page closed (the relay freed the module id)')
   const left = JSON.parse(await f.redis.client.get(`fs:s:${sessionId}`) ?? '{}') as { status?: string, statusReason?: string }
   t.match(left, { status: 'reconnecting', statusReason: /its machine solo shut down and no machine of the fleet had room/ }, 'left in Redis, saying why')

@@ -3,6 +3,7 @@
 // the fleet tests. tap's before script (test/before.ts) builds dist/.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { processTree } from '../../support/proc.js'
 
 export interface MachineProc {
   id: string
@@ -38,8 +39,14 @@ export async function startMachine (id: string, env: Record<string, string>, t?:
   child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
+  // A machine still running at the end is killed with its whole process
+  // tree: Chromium, started detached, would outlive a SIGKILLed parent.
   t?.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited }
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const tree = processTree(child.pid!)
+    child.kill('SIGKILL')
+    await exited
+    for (const pid of tree) { try { process.kill(pid, 'SIGKILL') } catch {} }
   })
   const url = await new Promise<string>((resolve, reject) => {
     const check = (): void => {
