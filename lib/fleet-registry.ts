@@ -57,6 +57,13 @@ local function runner(p, id)
   if m and redis.call('SISMEMBER', p .. 'live:' .. m, id) == 1 then return m end
   return false
 end
+-- The record, its machine, and the machine's and the owner's live sets.
+local function place(p, id, owner, m, json)
+  redis.call('SET', p .. 's:' .. id, json)
+  redis.call('HSET', p .. 'sm', id, m)
+  redis.call('SADD', p .. 'live:' .. m, id)
+  redis.call('SADD', p .. 'own:' .. owner, id)
+end
 `
 
 // Shared Lua: a session is no longer live: its start lock, touches and sealed credentials go.
@@ -104,10 +111,7 @@ if lock ~= '' then
   redis.call('SET', p .. 'same:' .. lock, id)
   redis.call('HSET', p .. 'lock', id, lock)
 end
-redis.call('SET', p .. 's:' .. id, json)
-redis.call('HSET', p .. 'sm', id, m)
-redis.call('SADD', p .. 'live:' .. m, id)
-redis.call('SADD', p .. 'own:' .. owner, id)
+place(p, id, owner, m, json)
 return 0
 `
 
@@ -184,10 +188,7 @@ if not redis.call('GET', p .. 'same:' .. lock) then
   redis.call('SET', p .. 'same:' .. lock, id)
   redis.call('HSET', p .. 'lock', id, lock)
 end
-redis.call('SET', p .. 's:' .. id, json)
-redis.call('HSET', p .. 'sm', id, m)
-redis.call('SADD', p .. 'live:' .. m, id)
-redis.call('SADD', p .. 'own:' .. owner, id)
+place(p, id, owner, m, json)
 return 1
 `
 
