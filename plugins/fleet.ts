@@ -8,7 +8,7 @@ import { createFleet, type Fleet } from '../lib/fleet.js'
 import { createHandover } from '../lib/handover.js'
 import { openCredentials } from '../lib/seal.js'
 import { HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
-import { isFinal } from '../lib/session/types.js'
+import { isFinal, type Session } from '../lib/session/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -227,37 +227,48 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     throw withContext(new OtherMachine(`This handshake was made on machine ${owner}, which holds its key. Fly's proxy replays this request there (fly-replay: instance=${owner}): send requests to the service's Fly.io address`), { replay: `instance=${owner}` })
   } satisfies preHandlerAsyncHookHandler)
 
-  fastify.decorate('fleetRouteEnd', async function (request: FastifyRequest, reply: FastifyReply) {
-    const id = (request.query as { sessionId?: unknown }).sessionId
-    if (typeof id !== 'string') return
+  /**
+   * The machine running this key's live session `id`, when that is another
+   * machine: the request is replayed there (with `gone`, its machine has
+   * stopped and nobody took it over yet). Null: it is served here.
+   */
+  async function runsElsewhere (request: FastifyRequest, id: string): Promise<{ session: Session, machine: string, gone: boolean } | null> {
     const [s, where] = await Promise.all([registry.get(id), registry.machinesOf([id])])
-    if (s === undefined || s.ownerId !== request.ownerId || isFinal(s.status)) return // SESSION_NOT_FOUND, or a failed one removed, here
+    if (s === undefined || s.ownerId !== request.ownerId || isFinal(s.status)) return null // SESSION_NOT_FOUND, or its final state, here
     const machine = where.get(id)
-    if (machine === undefined || machine === config.instanceId) return
-    if (!(await fleet.machines()).some((m) => m.id === machine)) {
-      // Its machine stopped and nobody took it over yet: end the record here.
-      const t = Date.now()
-      await registry.finish({ ...s, status: 'ended', statusReason: `ended by the client (its machine ${machine} had stopped)`, statusChangedAt: t, endedAt: t })
-      return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
-    }
+    if (machine === undefined || machine === config.instanceId) return null
+    return { session: s, machine, gone: !(await fleet.machines()).some((m) => m.id === machine) }
+  }
+
+  /** Answer with fly-replay to `machine`; a request already replayed once is never replayed again. */
+  function replayTo (request: FastifyRequest, machine: string, why: string): never {
     if (request.headers['fly-replay-src'] !== undefined) {
       throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but the session runs on machine ${machine}: retry in a moment`), { retryAfter: 1 })
     }
-    throw withContext(new OtherMachine(`This session runs on machine ${machine}. Fly's proxy replays this request there (fly-replay: instance=${machine}): send requests to the service's Fly.io address`), { replay: `instance=${machine}` })
+    throw withContext(new OtherMachine(`This session runs on machine ${machine}${why}. Fly's proxy replays this request there (fly-replay: instance=${machine}): send requests to the service's Fly.io address`), { replay: `instance=${machine}` })
+  }
+
+  fastify.decorate('fleetRouteEnd', async function (request: FastifyRequest, reply: FastifyReply) {
+    const id = (request.query as { sessionId?: unknown }).sessionId
+    if (typeof id !== 'string') return
+    const at = await runsElsewhere(request, id)
+    if (at === null) return
+    if (at.gone) {
+      // Its machine stopped and nobody took it over yet: end the record here.
+      const t = Date.now()
+      await registry.finish({ ...at.session, status: 'ended', statusReason: `ended by the client (its machine ${at.machine} had stopped)`, statusChangedAt: t, endedAt: t })
+      return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
+    }
+    replayTo(request, at.machine, '')
   } satisfies preHandlerAsyncHookHandler)
 
   fastify.decorate('fleetRouteEvents', async function (request: FastifyRequest) {
     const id = (request.params as { id?: unknown }).id
     if (typeof id !== 'string') return
-    const [s, where] = await Promise.all([registry.get(id), registry.machinesOf([id])])
-    if (s === undefined || s.ownerId !== request.ownerId || isFinal(s.status)) return // SESSION_NOT_FOUND, or its final status, here
-    const machine = where.get(id)
+    const at = await runsElsewhere(request, id)
     // Unowned for now (its machine stopped, nobody took it over yet): its status from here.
-    if (machine === undefined || machine === config.instanceId || !(await fleet.machines()).some((m) => m.id === machine)) return
-    if (request.headers['fly-replay-src'] !== undefined) {
-      throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but the session runs on machine ${machine}: retry in a moment`), { retryAfter: 1 })
-    }
-    throw withContext(new OtherMachine(`This session runs on machine ${machine}, where its events happen. Fly's proxy replays this request there (fly-replay: instance=${machine}): send requests to the service's Fly.io address`), { replay: `instance=${machine}` })
+    if (at === null || at.gone) return
+    replayTo(request, at.machine, ', where its events happen')
   } satisfies preHandlerAsyncHookHandler)
 
   fastify.addHook('preClose', async () => {
