@@ -59,6 +59,15 @@ export function holdSecrets (secrets: SessionSecrets): HeldSecrets {
   }
 }
 
+/** The held secrets as strings again (the inverse of holdSecrets), to keep them for another machine. */
+export function releaseSecrets (secrets: HeldSecrets): SessionSecrets {
+  return {
+    password: secrets.password.toString('utf8'),
+    ...(secrets.adminPassword !== null ? { adminPassword: secrets.adminPassword.toString('utf8') } : {}),
+    ...(secrets.connectionToken !== null ? { connectionToken: secrets.connectionToken.toString('utf8') } : {})
+  }
+}
+
 export function wipe (secrets: HeldSecrets): void {
   secrets.password.fill(0)
   secrets.adminPassword?.fill(0)

@@ -8,7 +8,7 @@ import { SessionNotFound } from '../errors.js'
 import type { LoginTimeouts } from '../foundry/index.js'
 import type { PageSetupOptions } from '../page-setup.js'
 import type { ScreenshotStore } from '../screenshots.js'
-import { snapshot, type Timers } from './entry.js'
+import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor } from './executor.js'
 import { DEFAULT_MACHINE, type MachineConfig } from './machine.js'
@@ -208,15 +208,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       let n = 0
       for (const e of [...entries.values()]) {
         if (isFinal(e.session.status)) continue
-        const { password, adminPassword, connectionToken } = e.secrets
-        await keep(e.session.id, {
-          options: e.options,
-          secrets: {
-            password: password.toString('utf8'),
-            ...(adminPassword !== null ? { adminPassword: adminPassword.toString('utf8') } : {}),
-            ...(connectionToken !== null ? { connectionToken: connectionToken.toString('utf8') } : {})
-          }
-        })
+        await keep(e.session.id, { options: e.options, secrets: releaseSecrets(e.secrets) })
         n++
       }
       return n
