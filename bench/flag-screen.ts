@@ -1,12 +1,12 @@
 // Screening of Chromium/V8 flags, one at a time, quicker than `npm run bench
 // -- tuning` and less moved by a loaded host: one heavy-/game login in a bare
-// browser launched like the service's (lib/chromium.ts) plus FLAGS, then the
+// browser launched like the service's (lib/browser/chromium.ts) plus FLAGS, then the
 // session renderer's PSS and its page's live JS heap after a full GC, the
 // login's wall and CPU time, and 8 module requests (round trip, CPU).
 //   FLAGS='--js-flags=--max-semi-space-size=1' npx tsx bench/flag-screen.ts
 // Prints one JSON line. docs/benchmarks.md has the flags tried this way.
-import { launchChromium, resolveChromium } from '../lib/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/page-setup.js'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
 import { bareLogin } from './bare-login.js'
 import { startStage, tree, sleep, median, cpuSeconds } from './lib.js'
 import { moduleRequest } from './module-request.js'

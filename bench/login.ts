@@ -4,8 +4,8 @@
 // Each variant runs with the page tuning on and off, so the ratio compares
 // like with like and the tuning's own effect shows.
 import type { Browser } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../lib/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/page-setup.js'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
 import { bareLogin } from './bare-login.js'
 import { endSession, prepareStart } from './client.js'
 import {

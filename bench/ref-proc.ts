@@ -1,6 +1,6 @@
 // The references of the memory and density benchmarks, as a child process so
 // that its tree can be measured like the service's. Each login is the bare
-// script (bench/bare-login.ts); Chromium is launched through lib/chromium.ts
+// script (bench/bare-login.ts); Chromium is launched through lib/browser/chromium.ts
 // like the service's, with CHROMIUM_ARGS added the same way.
 //   REF_MODE=browsers (default): what older implementations do, one whole
 //     Chromium per session, plain page.
@@ -9,8 +9,8 @@
 //     service's (no canvas, no images/media/fonts) but nothing watching it
 //     (no URL guard, no session watcher, no timers).
 import type { Browser } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../lib/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/page-setup.js'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
 import { bareLogin } from './bare-login.js'
 
 const mode = process.env.REF_MODE === 'contexts' ? 'contexts' : 'browsers'

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createBrowserPool, type BrowserPool } from '../lib/browser-pool.js'
+import { createBrowserPool, type BrowserPool } from '../lib/browser/pool.js'
 
 declare module 'fastify' {
   interface FastifyInstance { browserPool: BrowserPool }

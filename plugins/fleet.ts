@@ -4,9 +4,9 @@
 // REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { createFleet, type Fleet } from '../lib/fleet.js'
-import { createHandover } from '../lib/handover.js'
-import { openCredentials } from '../lib/seal.js'
+import { createFleet, type Fleet } from '../lib/fleet/machines.js'
+import { createHandover } from '../lib/fleet/handover.js'
+import { openCredentials } from '../lib/fleet/seal.js'
 import { HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
 import { isFinal, type Session } from '../lib/session/types.js'
 

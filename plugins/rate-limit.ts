@@ -2,7 +2,7 @@
 // - handshakes per API key: a preHandler after authentication (an unknown key
 //   is a 401 and never takes a slot); past it, 429 RATE_LIMITED;
 // - wrong API keys per client address (TRUST_PROXY says where the address
-//   comes from, lib/client-address.ts): auth counts each wrong key and asks
+//   comes from, lib/access/client-address.ts): auth counts each wrong key and asks
 //   first whether the address is over its budget; past it, every request with
 //   an API key from that address is 429 API_KEY_THROTTLED, a right key too
 //   (or the answer would tell which guess was right).
@@ -16,9 +16,9 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { ApiKeyThrottled, FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.js'
-import { RETRY_AFTER_S } from '../lib/fleet.js'
-import { WindowStore } from '../lib/rate-limit-store.js'
-import { clientAddress, parseTrustProxy } from '../lib/client-address.js'
+import { RETRY_AFTER_S } from '../lib/fleet/machines.js'
+import { WindowStore } from '../lib/access/rate-limit-store.js'
+import { clientAddress, parseTrustProxy } from '../lib/access/client-address.js'
 
 export interface ApiKeyThrottle {
   /** Throws 429 API_KEY_THROTTLED if this request's address sent too many wrong keys. */
@@ -58,7 +58,7 @@ const rateLimits: FastifyPluginAsync = async (fastify) => {
     global: false,
     ...(redis !== null
       ? { redis, nameSpace: 'fs:rl:' }
-      // Bounded counters (lib/rate-limit-store.ts says why not the built-in store).
+      // Bounded counters (lib/access/rate-limit-store.ts says why not the built-in store).
       : { store: class extends WindowStore { constructor () { super(10_000) } } }),
     keyGenerator: byOwner,
     errorResponseBuilder (_request, context) {

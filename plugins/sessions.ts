@@ -1,10 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { auditListener, createMemoryRegistry, createSessionManager, type SessionManager } from '../lib/session/index.js'
-import { parseBlockResources } from '../lib/page-setup.js'
-import { createScreenshotStore, type ScreenshotStore } from '../lib/screenshots.js'
-import { createRedisRegistry, type RedisSessionRegistry } from '../lib/fleet-registry.js'
-import { createSealer, sealCredentials, type Sealer } from '../lib/seal.js'
+import { parseBlockResources } from '../lib/browser/page-setup.js'
+import { createScreenshotStore, type ScreenshotStore } from '../lib/browser/screenshots.js'
+import { createRedisRegistry, type RedisSessionRegistry } from '../lib/fleet/registry.js'
+import { createSealer, sealCredentials, type Sealer } from '../lib/fleet/seal.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,7 +2,7 @@
 // header check and the session browser's request guard.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createUrlPolicy, type Resolver, type UrlPolicy } from '../lib/url-policy.js'
+import { createUrlPolicy, type Resolver, type UrlPolicy } from '../lib/access/url-policy.js'
 
 declare module 'fastify' {
   interface FastifyInstance { urlPolicy: UrlPolicy }

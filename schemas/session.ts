@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { BLOCKABLE } from '../lib/page-setup.js'
+import { BLOCKABLE } from '../lib/browser/page-setup.js'
 import { FinalStatus, RunningStatus } from '../lib/session/types.js'
 
 export const HandshakeHeaders = Type.Object({

@@ -5,7 +5,7 @@ import type { ServerOptions } from 'node:http'
 import { Writable } from 'node:stream'
 import { constants, publicEncrypt, webcrypto } from 'node:crypto'
 import service, { REDACT, serverOptions } from '../app.js'
-import type { Resolver } from '../lib/url-policy.js'
+import type { Resolver } from '../lib/access/url-policy.js'
 import type { Env } from '../schemas/env.js'
 
 /** What build() needs of a tap test: its end-of-test hook (as the Fastify templates use it). */

@@ -9,14 +9,14 @@ import {
   FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost, SessionCancelled,
   withContext, type ServiceError
 } from '../errors.js'
-import type { WsWatcher } from '../websockets.js'
+import type { WsWatcher } from '../browser/websockets.js'
 import { foundryBase } from './names.js'
 import { pageFunction, type PageScript } from './page-scripts.js'
 import type { LoginOptions, LoginParams, Stage } from './types.js'
 
 /**
  * Longest single waitForFunction: each is one protocol call, which the
- * browser connection cuts off at its protocolTimeout (60 s, lib/chromium.ts).
+ * browser connection cuts off at its protocolTimeout (60 s, lib/browser/chromium.ts).
  * Longer waits (game-ready 120 s, world launch 180 s) are slices of this.
  */
 const WAIT_SLICE_MS = 20_000

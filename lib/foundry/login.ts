@@ -5,7 +5,7 @@
 // timeout; there is no fixed sleep.
 import type { Page } from 'puppeteer-core'
 import { FoundryError, SessionCancelled } from '../errors.js'
-import { watchWebSockets } from '../websockets.js'
+import { watchWebSockets } from '../browser/websockets.js'
 import { Driver, isServiceError } from './driver.js'
 import { game } from './game.js'
 import { join } from './join.js'

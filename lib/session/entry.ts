@@ -4,7 +4,7 @@
 // mapping for a first login and for logging back in. No I/O here.
 import type { BrowserContext, Page } from 'puppeteer-core'
 import type { LoginParams } from '../foundry/index.js'
-import type { WsWatcher } from '../websockets.js'
+import type { WsWatcher } from '../browser/websockets.js'
 import type { Credentials, Lifecycle, Session, SessionOptions, SessionSecrets } from './types.js'
 
 export interface Timers {

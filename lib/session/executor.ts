@@ -6,12 +6,12 @@
 // page, finishing. Records go to the registry after every change, and every
 // change is an event. The public API on top is manager.ts.
 import type { Page } from 'puppeteer-core'
-import type { BrowserPool, Logger } from '../browser-pool.js'
+import type { BrowserPool, Logger } from '../browser/pool.js'
 import { SessionCancelled, type ServiceError } from '../errors.js'
 import { loginToFoundry, type LoginResult, type LoginTimeouts } from '../foundry/index.js'
-import { preparePage, type PageSetupOptions } from '../page-setup.js'
-import type { ScreenshotStore } from '../screenshots.js'
-import { watchWebSockets } from '../websockets.js'
+import { preparePage, type PageSetupOptions } from '../browser/page-setup.js'
+import type { ScreenshotStore } from '../browser/screenshots.js'
+import { watchWebSockets } from '../browser/websockets.js'
 import { failureScreenshot } from './diagnostics.js'
 import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
 import type { SessionEvents } from './events.js'

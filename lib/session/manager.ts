@@ -3,11 +3,11 @@
 // the login slots), end, list, subscribe, counts, endAll, and the fleet's
 // hooks (running, takeOver, release, beforeShutdown, keepAgain). Records come
 // from the registry; the sessions this instance runs from the executor.
-import type { BrowserPool, Logger } from '../browser-pool.js'
+import type { BrowserPool, Logger } from '../browser/pool.js'
 import { SessionNotFound } from '../errors.js'
 import type { LoginTimeouts } from '../foundry/index.js'
-import type { PageSetupOptions } from '../page-setup.js'
-import type { ScreenshotStore } from '../screenshots.js'
+import type { PageSetupOptions } from '../browser/page-setup.js'
+import type { ScreenshotStore } from '../browser/screenshots.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor } from './executor.js'

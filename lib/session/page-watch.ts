@@ -6,7 +6,7 @@
 import type { Page } from 'puppeteer-core'
 import { foundryBase } from '../foundry/index.js'
 import { pageFunction } from '../foundry/page-scripts.js'
-import type { PageSetupOptions } from '../page-setup.js'
+import type { PageSetupOptions } from '../browser/page-setup.js'
 import { lifecycleOf, type Entry, type Timers } from './entry.js'
 import { moduleNeedsRevival, type MachineConfig, type MachineEvent } from './machine.js'
 import { moduleView, relayProbeUrl } from './module-watch.js'

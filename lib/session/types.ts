@@ -3,7 +3,7 @@
 // options a start takes (defaults applied in one place), and its events.
 import { Type, type Static } from '@sinclair/typebox'
 import type { LoginResult, Stage } from '../foundry/index.js'
-import { DEFAULT_PAGE_SETUP, type BlockableResource, type PageSetupOptions } from '../page-setup.js'
+import { DEFAULT_PAGE_SETUP, type BlockableResource, type PageSetupOptions } from '../browser/page-setup.js'
 
 export const SessionStatus = Type.Union([
   Type.Literal('starting'), Type.Literal('active'), Type.Literal('reconnecting'), Type.Literal('failed'), Type.Literal('ended')

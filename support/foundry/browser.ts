@@ -1,7 +1,7 @@
 // Helpers for the stand-in's own tests: one Chromium per test file, a fresh
 // browser context per test, everything closed in teardown.
 import type { Browser, BrowserContext, Page } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../../lib/chromium.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
 import type { StandinUser, StandinWorld } from './standin.js'
 
 interface TapLike { teardown: (fn: () => unknown) => void }

@@ -5,7 +5,7 @@ import net from 'node:net'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { resolveChromium } from '../../lib/chromium.js'
+import { resolveChromium } from '../../lib/browser/chromium.js'
 import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
 import { GM, PLAYER, WORLD, alive, endSession, eventually, foundry, listSessions, startSession } from './fixtures.js'
 

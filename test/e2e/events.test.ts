@@ -2,7 +2,7 @@
 // stand-in: the typed event stream (stage, status), who may follow which
 // session, and one audit line per session started / ended / failed.
 import t from 'tap'
-import { hashKey } from '../../lib/api-keys.js'
+import { hashKey } from '../../lib/access/api-keys.js'
 import type { SessionEvent } from '../../lib/session/index.js'
 import { API_KEY, OTHER_KEY, build } from '../helper.js'
 import { GM, WORLD, endSession, eventually, foundry, listSessions, startSession } from './fixtures.js'

@@ -4,7 +4,7 @@
 // injected at the relay, and what GET /session then says.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { hashKey } from '../../lib/api-keys.js'
+import { hashKey } from '../../lib/access/api-keys.js'
 import type { SessionEvent } from '../../lib/session/index.js'
 import { fileBrowser, freshPage, waitReady } from '../../support/foundry/browser.js'
 import { API_KEY, build } from '../helper.js'

@@ -3,7 +3,7 @@
 // what only a shared store has: caps across machines, and records that
 // carry their machine.
 import t from 'tap'
-import { createRedisRegistry } from '../../lib/fleet-registry.js'
+import { createRedisRegistry } from '../../lib/fleet/registry.js'
 import { record, registryContract } from '../lib/registry-contract.js'
 import { startRedis } from './redis.js'
 

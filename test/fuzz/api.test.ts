@@ -9,7 +9,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { constants, createHash, publicEncrypt } from 'node:crypto'
-import { classifyAddress, kindAllowed, type Resolver } from '../../lib/url-policy.js'
+import { classifyAddress, kindAllowed, type Resolver } from '../../lib/access/url-policy.js'
 import { API_KEY, OTHER_KEY, build, encryptNode, type TestContext } from '../helper.js'
 
 /** Codes of a start-session refused before the keystore sees the token. */

@@ -3,7 +3,7 @@
 // switch reaches the renderers of a real launch.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { launchChromium, mergeJsFlags, resolveChromium } from '../../lib/chromium.js'
+import { launchChromium, mergeJsFlags, resolveChromium } from '../../lib/browser/chromium.js'
 import { processTree } from '../../support/proc.js'
 
 t.test('mergeJsFlags', async (t) => {

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { createKeystore } from '../../lib/keystore.js'
+import { createKeystore } from '../../lib/handshake/keystore.js'
 import { encryptNode, encryptWebCrypto } from '../helper.js'
 
 const owner = 'a'.repeat(64)

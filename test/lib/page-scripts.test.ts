@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WebSocketServer } from 'ws'
 import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource, type PageScript } from '../../lib/foundry/page-scripts.js'
-import { watchWebSockets } from '../../lib/websockets.js'
+import { watchWebSockets } from '../../lib/browser/websockets.js'
 import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))

@@ -1,4 +1,4 @@
-// Page tuning (lib/page-setup.ts) through real Chromium against the Foundry
+// Page tuning (lib/browser/page-setup.ts) through real Chromium against the Foundry
 // stand-in's heavy game page: the module still connects with the defaults,
 // and each setting has its effect (no image/audio requests, core.noCanvas,
 // per-session overrides).
@@ -7,7 +7,7 @@ import type { Standin } from '../../support/foundry/standin.js'
 import { fileBrowser, freshPage, loginWithForm, waitReady } from '../../support/foundry/browser.js'
 import { API_KEY, build } from '../helper.js'
 import { GM, foundry as foundryOf, startSession } from '../e2e/fixtures.js'
-import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/page-setup.js'
+import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/browser/page-setup.js'
 
 const HEAVY = { scriptBytes: 64 * 1024, images: 3, canvasMs: 50 }
 

@@ -1,7 +1,7 @@
 // Sealed credentials: AES-256-GCM, fresh IV, the session id as additional data.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { createSealer, openCredentials, sealCredentials } from '../../lib/seal.js'
+import { createSealer, openCredentials, sealCredentials } from '../../lib/fleet/seal.js'
 import { startOptions } from '../../lib/session/types.js'
 
 const key = randomBytes(32).toString('base64')

@@ -2,7 +2,7 @@
 // Chromium: the close codes as the module reads them (foundry.md §6).
 import t from 'tap'
 import { moduleConnections, moduleView, relayProbeUrl } from '../../lib/session/module-watch.js'
-import type { WsConnection } from '../../lib/websockets.js'
+import type { WsConnection } from '../../lib/browser/websockets.js'
 
 const RELAY = { relayUrl: 'ws://relay.test:3010/', clientId: 'foundry-abc' }
 let n = 0

@@ -4,7 +4,7 @@
 // address comes from proxy headers only when TRUST_PROXY says so.
 import t from 'tap'
 import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
-import { clientAddress, parseTrustProxy } from '../../lib/client-address.js'
+import { clientAddress, parseTrustProxy } from '../../lib/access/client-address.js'
 
 type Inject = Awaited<ReturnType<typeof build>>['app']
 

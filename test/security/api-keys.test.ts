@@ -4,7 +4,7 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createApiKeys, entryDigest, hashKey, parseApiKeys, parseApiKeysFile, readApiKeysFile } from '../../lib/api-keys.js'
+import { createApiKeys, entryDigest, hashKey, parseApiKeys, parseApiKeysFile, readApiKeysFile } from '../../lib/access/api-keys.js'
 import { build, expectError } from '../helper.js'
 
 t.test('lib', async (t) => {
@@ -48,7 +48,7 @@ t.test('every configured key is compared, whichever matches', async (t) => {
   // The comparison loop has no early exit: count timingSafeEqual calls.
   const crypto = await import('node:crypto')
   let calls = 0
-  const { createApiKeys: create } = await t.mockImport<typeof import('../../lib/api-keys.js')>('../../lib/api-keys.js', {
+  const { createApiKeys: create } = await t.mockImport<typeof import('../../lib/access/api-keys.js')>('../../lib/api-keys.js', {
     'node:crypto': { ...crypto, timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => { calls++; return crypto.timingSafeEqual(a, b) } }
   })
   const keys = create(['k1', 'k2', 'k3', 'k4'])

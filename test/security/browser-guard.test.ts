@@ -6,9 +6,9 @@
 import t from 'tap'
 import http from 'node:http'
 import type { Browser } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../../lib/chromium.js'
-import { preparePage } from '../../lib/page-setup.js'
-import { createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/url-policy.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
+import { preparePage } from '../../lib/browser/page-setup.js'
+import { createUrlPolicy, type Resolver, type UrlPolicyMode } from '../../lib/access/url-policy.js'
 import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
 import { build, expectError } from '../helper.js'
 

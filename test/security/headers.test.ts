@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { ConsoleMessage, HTTPResponse } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../../lib/chromium.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
 import { API_KEY, build } from '../helper.js'
 
 function expectSecurityHeaders (t: Test, headers: Record<string, unknown>, what: string): void {

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, chmodSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { resolveChromium } from '../../lib/chromium.js'
+import { resolveChromium } from '../../lib/browser/chromium.js'
 
 const runuser = ['/usr/sbin/runuser', '/sbin/runuser'].find((p) => existsSync(p))
 const canProbe = process.getuid?.() === 0 && runuser !== undefined

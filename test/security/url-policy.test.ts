@@ -1,7 +1,7 @@
 // The Foundry URL policy on its own (injected resolver, no network) and on
 // the handshake's x-foundry-url header.
 import t from 'tap'
-import { classifyAddress, createUrlPolicy, kindAllowed, type Resolver } from '../../lib/url-policy.js'
+import { classifyAddress, createUrlPolicy, kindAllowed, type Resolver } from '../../lib/access/url-policy.js'
 import { API_KEY, build, expectError, type TestContext } from '../helper.js'
 
 const names: Record<string, string[]> = {

@@ -5,7 +5,7 @@
 // WebGL. Each variant is checked here; test/e2e/foundry-uncertain.test.ts
 // drives the service through them.
 import t from 'tap'
-import { launchChromium, resolveChromium } from '../../lib/chromium.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
 import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
 import { GM, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
 

@@ -4,14 +4,14 @@
 //
 // Request interception lives in this file only (see `intercept`). It uses
 // the DevTools protocol's Fetch domain on the page's DevTools session that
-// the service shares between its users (lib/page-cdp.ts), with
+// the service shares between its users (lib/browser/cdp.ts), with
 // patterns by resource type: requests of other types (documents, scripts,
 // XHR, WebSockets) never stop in Node, and the page's HTTP cache stays on
 // (puppeteer's setRequestInterception would pause every request and turn the
 // cache off). A URL check (`allowRequest`) switches to pausing every request.
 import type { Page } from 'puppeteer-core'
-import { holdPageCdp } from './page-cdp.js'
-import { pageFunction } from './foundry/page-scripts.js'
+import { holdPageCdp } from './cdp.js'
+import { pageFunction } from '../foundry/page-scripts.js'
 
 /** Resource types that can be blocked: all are decoration for a headless GM. */
 export const BLOCKABLE = ['image', 'media', 'font'] as const

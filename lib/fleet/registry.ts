@@ -16,9 +16,9 @@
 //   act             hash: session id → last API call for it made on another machine (ms)
 //   seal:<id>       the session's credentials sealed with SESSION_SEAL_KEY (only with one)
 import type { Redis } from 'ioredis'
-import { capacityError, sameKey, type SessionRegistry } from './session/registry.js'
-import { isFinal, type Session } from './session/types.js'
-import { registry as call } from './fleet.js'
+import { capacityError, sameKey, type SessionRegistry } from '../session/registry.js'
+import { isFinal, type Session } from '../session/types.js'
+import { registry as call } from './machines.js'
 
 export interface RedisRegistryOptions {
   redis: Redis

@@ -9,7 +9,7 @@
 //   fs:gone:<id>      claim on a lapsed machine's sessions (one claimer), short-lived
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { FleetUnavailable, withContext } from './errors.js'
+import { FleetUnavailable, withContext } from '../errors.js'
 
 export interface MachineState {
   id: string

@@ -6,7 +6,7 @@ import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
 import {
   HandshakeExpired, HandshakeNotFound, HandshakeOwnerFull, HandshakeStoreFull, InvalidEncryptedPassword, NonceMismatch,
   withContext
-} from './errors.js'
+} from '../errors.js'
 import { createKeyPairPool, decryptOaep } from './key-pairs.js'
 
 export interface HandshakeInput {

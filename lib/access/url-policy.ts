@@ -8,7 +8,7 @@
 // A host name is resolved (every address) and each address must pass: a name
 // that resolves to one refused address is refused. No Fastify here.
 //
-// In the browser (wired in plugins/sessions.ts through lib/page-setup.ts):
+// In the browser (wired in plugins/sessions.ts through lib/browser/page-setup.ts):
 // `allowRequest` runs on every request the session's page makes (navigations,
 // each redirect hop, subresources, fetch/XHR), resolving the host with Node;
 // `allowAddress` runs on every response, on the address Chromium actually
@@ -21,7 +21,7 @@
 // checked address would close these; it is not done.
 import { lookup } from 'node:dns/promises'
 import { BlockList, isIP } from 'node:net'
-import { InvalidFoundryUrl } from './errors.js'
+import { InvalidFoundryUrl } from '../errors.js'
 
 export const URL_POLICY_MODES = ['default', 'public-only', 'any'] as const
 export type UrlPolicyMode = typeof URL_POLICY_MODES[number]

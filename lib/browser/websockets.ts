@@ -12,10 +12,10 @@
 // One watcher per page, shared: the login and the session (which follows the
 // module's connection for its whole life) each hold it, and it detaches when
 // the last holder lets go. It listens on the page's shared DevTools session
-// (lib/page-cdp.ts), the one the request guard uses too.
+// (lib/browser/cdp.ts), the one the request guard uses too.
 import type { Page } from 'puppeteer-core'
-import { holdPageCdp } from './page-cdp.js'
-import { pageFunction } from './foundry/page-scripts.js'
+import { holdPageCdp } from './cdp.js'
+import { pageFunction } from '../foundry/page-scripts.js'
 
 export interface WsConnection {
   requestId: string

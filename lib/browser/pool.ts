@@ -3,7 +3,7 @@
 // launch at a time. No Fastify here.
 import type { Browser, BrowserContext } from 'puppeteer-core'
 import { launchChromium, resolveChromium, type ChromiumLaunchOptions, type ResolvedChromium } from './chromium.js'
-import { BrowserUnavailable, ServiceClosing } from './errors.js'
+import { BrowserUnavailable, ServiceClosing } from '../errors.js'
 
 export interface Logger {
   info: (obj: object, msg?: string) => void

@@ -4,7 +4,7 @@
 // to it is detected. The key (32 bytes, base64) is a secret shared by every
 // machine; Redis holds only what seal() returns.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import type { Credentials } from './session/types.js'
+import type { Credentials } from '../session/types.js'
 
 export interface Sealer {
   seal: (sessionId: string, secrets: Record<string, string>) => string
