@@ -1,12 +1,12 @@
 # Image for Fly.io (see fly.toml). Chromium comes from @sparticuz/chromium.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libnss3 libexpat1 ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*

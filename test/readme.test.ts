@@ -20,8 +20,10 @@ t.test('every configuration variable is in the README table with its default', a
 
 t.test('the quick start commands exist', async (t) => {
   t.match(readme, /npm ci && npm start/)
-  t.match(readme, /npm test/)
+  t.match(readme, /npm run test:all/)
   t.ok(pkg.scripts.start, 'npm start')
+  t.equal(pkg.scripts['test:all'], 'bash scripts/test.sh', 'npm run test:all is the script CI runs')
+  t.match(readFileSync(new URL('../.ci/run', import.meta.url), 'utf8'), /scripts\/test\.sh/, '.ci/run runs the README\'s test command')
   t.ok(pkg.scripts.test, 'npm test')
   t.ok(pkg.scripts.bench, 'npm run bench')
 })

@@ -19,7 +19,7 @@ t.test('starts with no configuration, prints a generated API key once, and it wo
   const res = await fetch(`${s.base()}/session`, { headers: { 'x-api-key': key! } })
   t.equal(res.status, 200)
   const health = await fetch(`${s.base()}/health`)
-  t.equal(health.status, 200)
+  t.equal(health.status, 200, `health: ${await health.text()}`)
   s.child.kill('SIGTERM')
   const [code] = await once(s.child, 'exit')
   t.equal(code, 0)

@@ -3,7 +3,9 @@
 // again on the same port (Redis lost while the fleet runs).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { accessSync, constants } from 'node:fs'
 import { createServer } from 'node:net'
+import { delimiter, join } from 'node:path'
 import { Redis } from 'ioredis'
 
 export interface TestRedis {
@@ -30,7 +32,20 @@ export async function freePort (): Promise<number> {
   return port
 }
 
+/**
+ * Why this machine cannot run a Redis for the tests, in one line, or null.
+ * Without this a missing binary is an unhandled spawn error (toolchain.md
+ * trap 15) that takes the whole file down, Redis-free tests included.
+ */
+export function redisMissing (): string | null {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean)
+  if (dirs.some((d) => { try { accessSync(join(d, 'redis-server'), constants.X_OK); return true } catch { return false } })) return null
+  return 'redis-server is not installed: the fleet tests need it (Debian: apt-get install redis-server, or run npm run test:all as root)'
+}
+
 async function launch (port: number): Promise<ChildProcess> {
+  const missing = redisMissing()
+  if (missing !== null) throw new Error(missing)
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -42,6 +57,7 @@ async function launch (port: number): Promise<ChildProcess> {
     }
     child.stdout!.on('data', onData)
     child.once('exit', (code) => { reject(new Error(`redis-server exited (${code ?? 'signal'}): ${out}`)) })
+    child.once('error', (err) => { reject(new Error(`redis-server could not be started: ${err.message}`)) })
   })
   child.stdout!.resume()
   child.stderr!.resume()

@@ -48,7 +48,7 @@ t.test('every configured key is compared, whichever matches', async (t) => {
   // The comparison loop has no early exit: count timingSafeEqual calls.
   const crypto = await import('node:crypto')
   let calls = 0
-  const { createApiKeys: create } = await t.mockImport<typeof import('../../lib/access/api-keys.js')>('../../lib/api-keys.js', {
+  const { createApiKeys: create } = await t.mockImport<typeof import('../../lib/access/api-keys.js')>('../../lib/access/api-keys.js', {
     'node:crypto': { ...crypto, timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => { calls++; return crypto.timingSafeEqual(a, b) } }
   })
   const keys = create(['k1', 'k2', 'k3', 'k4'])
