@@ -57,6 +57,8 @@ export interface DensityIdle {
   bareMB: number
   /** The host's 1-minute load average at the start and the end of the windows. */
   load: [number, number]
+  /** Logins of each side whose module was still connected at the relay after the windows (a dead page idles cheaply). */
+  alive?: { service: number, bare: number }
 }
 
 /** Light-page sessions the idle CPU part holds, in steps: BENCH_IDLE_LEVELS=10,50 (default 10, 10 and 50 with BENCH_FULL). */
@@ -178,10 +180,16 @@ export async function idleSeries (stage: Stage, levels: number[]): Promise<Densi
     const openSvc = serviceOpener(svc.ready.port)
     const openBare = bareOpener(bare.child)
     let have = 0
+    const svcIds: string[] = []
+    const bareIds: string[] = []
     for (const n of levels) {
       log(`density: idle: opening ${have + 1}–${n} in the service and in the bare browser`)
       const pairs = Array.from({ length: n - have }, (_, k) => have + k)
-      await pool(pairs, OPEN_CONCURRENCY, async (i) => { await Promise.all([openSvc(svcFoundries[i]!), openBare(bareFoundries[i]!)]) })
+      await pool(pairs, OPEN_CONCURRENCY, async (i) => {
+        const [a, b] = await Promise.all([openSvc(svcFoundries[i]!), openBare(bareFoundries[i]!)])
+        svcIds.push(a.clientId)
+        bareIds.push(b.clientId)
+      })
       have = n
       // Past the logins' own after-work (V8's memory reducer runs ~30 s
       // after a page goes quiet): force it, then let both settle.
@@ -190,9 +198,12 @@ export async function idleSeries (stage: Stage, levels: number[]): Promise<Densi
       const load0 = loadavg()[0]!
       const w = await idleWindows(svc.child.pid, bare.child.pid, QUICK ? 3 : 6, QUICK ? 5000 : 10_000)
       const load: [number, number] = [load0, loadavg()[0]!]
+      const open = new Set(stage.relay.open().map((c) => c.id))
+      const alive = { service: svcIds.filter((id) => open.has(id)).length, bare: bareIds.filter((id) => open.has(id)).length }
+      if (alive.service < n || alive.bare < n) log(`density: idle at ${n}: only ${alive.service} service and ${alive.bare} bare modules still connected`)
       const kinds = (k: CpuByKind): string => `node ${fmt(k.node, 2)}, browser ${fmt(k.browser, 2)}, renderers ${fmt(k.renderer, 2)}, other ${fmt(k.other, 2)}`
       log(`density: idle at ${n} (load ${fmt(load[0], 1)}→${fmt(load[1], 1)}): service ${w.a.map((x) => fmt(x, 1)).join('/')} % (${kinds(w.aKinds)}), bare ${w.b.map((x) => fmt(x, 1)).join('/')} % (${kinds(w.bKinds)})`)
-      out.push({ sessions: n, serviceCpuPct: w.a, bareCpuPct: w.b, serviceKinds: w.aKinds, bareKinds: w.bKinds, serviceMB, bareMB, load })
+      out.push({ sessions: n, serviceCpuPct: w.a, bareCpuPct: w.b, serviceKinds: w.aKinds, bareKinds: w.bKinds, serviceMB, bareMB, load, alive })
     }
   } finally {
     await Promise.all([svc.child.close(), bare.child.close()])

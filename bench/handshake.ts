@@ -25,7 +25,7 @@ export async function benchHandshake (stage: Stage): Promise<HandshakeResult> {
       { target: 'GET /health (reference)', method: 'GET' as const, path: '/health', headers: {} as Record<string, string> },
       { target: 'POST /session-handshake', method: 'POST' as const, path: '/session-handshake', headers: { 'x-api-key': BENCH_KEY, 'x-foundry-url': foundryUrl, 'x-username': 'Gamemaster 0' } }
     ]
-    for (const connections of [1, 10, 100]) {
+    for (const connections of [1, 10, 50, 100]) {
       for (const t of targets) {
         log(`handshake: ${t.target}, ${connections} clients, ${durationMs} ms`)
         // The server's own CPU per request: what bounds its throughput when
@@ -105,7 +105,7 @@ export async function benchHandshake (stage: Stage): Promise<HandshakeResult> {
     { what: 'generateKeyPairSync RSA-2048 per handshake (older implementations)', n: kg, p50: median(keygen), p99: p99(keygen) }
   )
 
-  const rows = [1, 10, 100].map((c) => {
+  const rows = [1, 10, 50, 100].map((c) => {
     const h = http.find((x) => x.connections === c && x.target.startsWith('POST'))!
     const r = http.find((x) => x.connections === c && x.target.startsWith('GET'))!
     return [String(c), fmt(r.rps, 0), fmt(h.rps, 0), ratio(h.rps, r.rps), fmt(r.cpuUs, 0), fmt(h.cpuUs, 0), ratio(r.cpuUs, h.cpuUs), fmt(r.p50, 2), fmt(h.p50, 2), fmt(r.p99, 2), fmt(h.p99, 2), String(h.non2xx + r.non2xx)]

@@ -8,7 +8,9 @@
 //   BENCH_FULL=1 npm run bench         also the reference at 50 Chromiums and 20 logins at once
 //   CHROMIUM_PATH=… npm run bench      another Chromium binary
 //   BENCH_IDLE_LEVELS=10,50 BENCH_DENSITY_PAGES= npm run bench -- density   idle CPU only, at 10 and 50 sessions
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { benchBurst } from './burst.js'
 import { benchDensity, IDLE_LEVELS } from './density.js'
@@ -17,7 +19,7 @@ import { benchHandshake } from './handshake.js'
 import { benchFleet, benchFleetMoves } from './fleet.js'
 import { benchLogin } from './login.js'
 import { benchMemory, benchTuning } from './memory.js'
-import { goalsTable, type RunResults } from './goals.js'
+import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from './goals.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
 
 const ALL = ['handshake', 'login', 'memory', 'burst', 'density', 'fleet'] as const
@@ -47,18 +49,39 @@ const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, densityPages.inclu
 const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, small && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
 const stage = await startStage(nHeavy, nLight)
 const sections: string[] = []
-const json: Record<string, unknown> = { date: new Date().toISOString(), quick: QUICK, machine: m }
+const loads: Record<string, [number, number]> = {}
+const json: Record<string, unknown> = { date: new Date().toISOString(), quick: QUICK, machine: m, loads }
 const print = (md: string): void => { process.stdout.write(`\n${md}\n`); sections.push(md) }
+// Each part's table carries the host's 1-minute load average at its start
+// and end: a figure measured beside other work says so.
+let part = ''
+const begin = (name: string): void => { part = name; loads[name] = [loadavg()[0]!, 0] }
+const printPart = (md: string): void => {
+  loads[part]![1] = loadavg()[0]!
+  const [a, b] = loads[part]!
+  print(`${md}\n\nLoad average ${a.toFixed(1)} → ${b.toFixed(1)}${Math.max(a, b) >= HIGH_LOAD ? ` (high: ≥ ${HIGH_LOAD}, the host's other work is in these figures)` : ''}.`)
+}
+// The last committed results, to compare with (before this run overwrites them).
+const latest = join(BENCH_DIR, 'results', 'latest.json')
+let previous: RunResults | undefined
+let previousSource = 'bench/results/latest.json at HEAD'
+try {
+  previous = JSON.parse(execFileSync('git', ['show', 'HEAD:bench/results/latest.json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as RunResults
+} catch {
+  if (existsSync(latest)) { previous = JSON.parse(readFileSync(latest, 'utf8')) as RunResults; previousSource = 'bench/results/latest.json' }
+}
 try {
   if (run.has('handshake')) {
+    begin('handshake')
     const r = await benchHandshake(stage)
     json.handshake = { http: r.http, decrypt: r.decrypt }
-    print(r.markdown)
+    printPart(r.markdown)
   }
   if (run.has('login')) {
+    begin('login')
     const r = await benchLogin(stage)
     json.login = { running: r.running, launch: r.launch }
-    print(r.markdown)
+    printPart(r.markdown)
     const d = r.running
     writeFileSync(join(ROOT, 'docs', 'benchmarks-login.svg'), barChart('Login, world running: median ms (heavy /game)', 'ms from request to response', [
       { label: 'bare script plain page', value: median(d['bare-untuned']), group: 1 },
@@ -68,37 +91,45 @@ try {
     ]))
   }
   if (run.has('memory')) {
+    begin('memory')
     const r = await benchMemory(stage)
     json.memory = r.series
-    print(r.markdown)
+    printPart(r.markdown)
     writeFileSync(join(ROOT, 'docs', 'benchmarks-memory.svg'), lineChart('PSS of the whole process tree (heavy /game)', 'live sessions', 'MB', r.series.filter((s) => !s.name.startsWith('light')).map((s) => ({
       name: s.name, points: s.points.map((p) => [p.sessions, p.mb] as [number, number])
     }))))
   }
   if (run.has('tuning')) {
+    begin('tuning')
     const r = await benchTuning(stage)
     json.tuning = r.rows
-    print(r.markdown)
+    printPart(r.markdown)
   }
   if (run.has('fleet')) {
+    begin('fleet')
     const r = await benchFleet(stage)
     json.fleet = r.rows
-    print(r.markdown)
+    printPart(r.markdown)
     const moves = await benchFleetMoves(stage)
     json.fleetMoves = moves.rows
-    print(moves.markdown)
+    printPart(moves.markdown)
   }
   if (run.has('burst')) {
+    begin('burst')
     const r = await benchBurst(stage)
     json.burst = r.runs
-    print(r.markdown)
+    printPart(r.markdown)
   }
   if (run.has('density')) {
+    begin('density')
     const r = await benchDensity(stage)
     json.density = { memory: r.memory, idle: r.idle }
-    print(r.markdown)
+    printPart(r.markdown)
   }
   print(goalsTable(json as RunResults))
+  const regressions = regressionTable(json as RunResults, previous, previousSource)
+  json.regressions = regressions.regressions
+  print(regressions.markdown)
 } finally {
   await stage.close()
   killAllChildren()

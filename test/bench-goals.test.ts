@@ -1,0 +1,42 @@
+// npm run bench judges issue 21's goals only on valid, quiet measurements and
+// flags figures that got worse than the last committed results (bench/goals.ts).
+import t from 'tap'
+import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.js'
+
+const http = (connections: number, hsRps: number, hsP99: number, non2xx = 0): NonNullable<RunResults['handshake']>['http'] => [
+  { target: 'GET /health (reference)', connections, rps: 10_000, p50: 1, p99: 10, non2xx: 0, requests: 1000, cpuUs: 50 },
+  { target: 'POST /session-handshake', connections, rps: hsRps, p50: 1, p99: hsP99, non2xx, requests: 1000, cpuUs: 60 }
+]
+const machine = { cpu: '2 × AMD EPYC', memory: '24 GB' }
+const idle = (sessions: number, service: number, alive = sessions): NonNullable<RunResults['density']>['idle'][number] => ({
+  sessions, serviceCpuPct: [service], bareCpuPct: [2], serviceKinds: { node: 0.5, browser: 0.2, renderer: 1, other: 0.1 }, bareKinds: { node: 0.3, browser: 0.2, renderer: 1, other: 0.1 }, serviceMB: 300, bareMB: 290, load: [0.5, 0.6], alive: { service: alive, bare: sessions }
+})
+const row = (md: string, start: string): string => md.split('\n').find((l) => l.startsWith(`| ${start}`)) ?? ''
+
+t.test('a quiet run is judged; every named level and client count has a row', async (t) => {
+  const md = goalsTable({ machine, loads: { handshake: [0.4, 0.5], density: [0.5, 0.7] }, handshake: { http: [...http(50, 9000, 11), ...http(100, 7000, 20)] }, density: { memory: [], idle: [idle(10, 2.1)] } })
+  t.match(row(md, 'handshake ≥ 0.8× `/health`, 50'), /\*\*met\*\*/)
+  t.match(row(md, 'handshake ≥ 0.8× `/health`, p99'), /\*\*missed\*\*/, '0.7× and a p99 twice /health\'s')
+  t.match(row(md, 'idle CPU ≤ 1.1× a bare browser, 10'), /\*\*met\*\*/)
+  t.match(row(md, 'idle CPU ≤ 1.1× a bare browser, 50'), /not measured/)
+  t.match(row(md, 'heavy page'), /not measured/)
+})
+
+t.test('non-2xx answers, dead pages and a loaded host are not judged', async (t) => {
+  const invalid = goalsTable({ machine, loads: { handshake: [0.4, 0.5] }, handshake: { http: http(50, 9000, 11, 3) }, density: { memory: [], idle: [idle(10, 1, 7)] } })
+  t.match(row(invalid, 'handshake ≥ 0.8× `/health`, 50'), /\*\*invalid\*\*: 3 non-2xx/)
+  t.match(row(invalid, 'idle CPU ≤ 1.1× a bare browser, 10'), /\*\*invalid\*\*: after the windows 7\/10/)
+  const loaded = goalsTable({ machine, loads: { handshake: [HIGH_LOAD + 1, 0.5] }, handshake: { http: http(50, 9000, 11) } })
+  t.match(row(loaded, 'handshake ≥ 0.8× `/health`, 50'), /\*\*inconclusive\*\*/)
+})
+
+t.test('a figure more than 10 % worse than the committed one is flagged, on the same kind of machine only', async (t) => {
+  const then: RunResults = { machine, handshake: { http: http(50, 8000, 10) }, density: { memory: [], idle: [idle(10, 2)] } }
+  const now: RunResults = { machine, handshake: { http: http(50, 7000, 10) }, density: { memory: [], idle: [idle(10, 2.1)] } }
+  const r = regressionTable(now, then, 'HEAD')
+  t.same(r.regressions, ['handshake / `/health` throughput, 50 clients'], '0.8× → 0.7× is flagged; idle 1.00× → 1.05× is not')
+  t.match(r.markdown, /\*\*worse by more than 10 %\*\*/)
+  const other = regressionTable(now, { ...then, machine: { cpu: '8 × Intel', memory: '16 GB' } }, 'HEAD')
+  t.same(other.regressions, [])
+  t.match(other.markdown, /another kind of machine/)
+})
