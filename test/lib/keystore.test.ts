@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { createKeystore } from '../../lib/handshake/keystore.js'
+import { createKeyPairPool } from '../../lib/handshake/key-pairs.js'
 import { encryptNode, encryptWebCrypto } from '../helper.js'
 
 const owner = 'a'.repeat(64)
@@ -129,4 +130,24 @@ t.test('admin password and connection token: inline or in their own ciphertexts'
     password: encryptNode(h4.publicKey, { password: 'pw', nonce: h4.nonce }),
     connectionToken: 'garbage!'
   }), { code: 'INVALID_ENCRYPTED_PASSWORD', message: /encryptedConnectionToken is not base64/ })
+})
+
+t.test('key pairs rotate on demand: an idle service generates none', async (t) => {
+  // Issue 21: no RSA key pair every KEY_ROTATE_MS while no one asks for a
+  // handshake. The clock is injected; the pool has no timer of its own.
+  let clock = 1_000_000
+  const pool = createKeyPairPool({ rotateMs: 1000, modulusLength: 1024, now: () => clock })
+  t.teardown(() => { pool.close() })
+  await pool.ready()
+  const first = pool.current()
+  const until = async (n: number): Promise<void> => { while (pool.generations() < n) await new Promise((resolve) => setTimeout(resolve, 10)) }
+  await until(2)
+  t.equal(pool.generations(), 2, 'the current key pair and one spare')
+  clock += 60_000
+  t.equal(pool.generations(), 2, 'a minute of no handshakes: no key pair made')
+  const second = pool.current()
+  t.not(second.publicKey, first.publicKey, 'the first handshake after the rotation period takes the spare')
+  await until(3)
+  t.equal(pool.generations(), 3, 'and only then is the next spare made')
+  t.equal(pool.current().publicKey, second.publicKey, 'within the period the key stays')
 })
