@@ -11,7 +11,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Webhook } from 'standardwebhooks'
 import { API_KEY, build, encryptNode, expectError } from '../helper.js'
-import { GM, WORLD, endSession, eventually, foundry, listSessions } from '../e2e/fixtures.js'
+import { GM, WORLD, endSession, foundry, listSessions } from '../e2e/fixtures.js'
 import { newWebhookSecret } from '../../lib/webhooks/url.js'
 import { payload, startReceiver, type Received, type Receiver } from './receiver.js'
 
