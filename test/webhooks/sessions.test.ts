@@ -66,6 +66,8 @@ t.test('webhooks of real sessions', async (t) => {
     RELOGIN_ATTEMPTS: 6
   })
   const seen: string[] = []
+  /** Secrets the service made and returned once. */
+  const made: string[] = []
 
   t.test('a failed start: session.failed with the code, signed with the client\'s secret; the operator\'s too', async (t) => {
     const { standin } = await foundry(t, { worlds: [world] })
@@ -88,6 +90,7 @@ t.test('webhooks of real sessions', async (t) => {
     t.equal(res.statusCode, 200, res.body)
     const { sessionId, webhookSecret } = res.json()
     t.match(webhookSecret, /^whsec_[A-Za-z0-9+/]{43}=$/, 'a secret was made and returned')
+    made.push(webhookSecret)
     t.equal((await endSession(app, sessionId)).statusCode, 200)
     const got = await r.wait(path)
     t.match(payload(got), { type: 'session.ended', data: { sessionId, status: 'ended', reason: 'ended by the client' } })
@@ -191,5 +194,7 @@ t.test('webhooks of real sessions', async (t) => {
       t.notOk(log.includes(token), `not in the log: ${token.slice(0, 8)}…`)
       t.notOk(seen.some((s) => s.includes(token)), `not in a response: ${token.slice(0, 8)}…`)
     }
+    t.ok(made.length > 0)
+    for (const secret of made) t.notOk(log.includes(secret), 'a secret the service made is in no log line (only in its start reply)')
   })
 })
