@@ -198,3 +198,19 @@ t.test('webhooks of real sessions', async (t) => {
     for (const secret of made) t.notOk(log.includes(secret), 'a secret the service made is in no log line (only in its start reply)')
   })
 })
+
+t.test('the service shutting down ends its sessions: session.ended is delivered before it exits', async (t) => {
+  const r = await startReceiver(t)
+  const { app } = await build(t, { WEBHOOK_RETRY_BASE_MS: 100 })
+  const { standin } = await foundry(t)
+  const path = `/hooks/shutdown/${SESSION_TOKEN}`
+  r.answer(path, [503, 200])
+  const res = await start(app, { url: standin.url, username: GM.name, password: GM.password, webhookUrl: `${r.url}${path}` }, [])
+  t.equal(res.statusCode, 200, res.body)
+  const { sessionId, webhookSecret } = res.json()
+  await app.close()
+  const got = r.at(path)
+  t.equal(got.length, 2, 'delivered (after one 503) by the time close() resolved')
+  t.match(payload(got[1]!), { type: 'session.ended', data: { sessionId, reason: 'the service is shutting down' } })
+  t.doesNotThrow(() => new Webhook(webhookSecret).verify(got[1]!.body, got[1]!.headers as Record<string, string>))
+})
