@@ -146,6 +146,8 @@ interface Watch {
   module: { since: number, timer: NodeJS.Timeout | null, alerted: boolean } | null
   /** The module was connected at some point: only then is its loss news. */
   moduleSeen: boolean
+  /** A module.offline was sent and no recovery since (kept while the session logs back in), with its start. */
+  moduleOfflineSince: number | null
 }
 
 export function createNotifier (opts: NotifierOptions): Notifier {
@@ -199,6 +201,7 @@ export function createNotifier (opts: NotifierOptions): Notifier {
       m.timer = null
       if (w.module !== m || watches.get(w.session.id) !== w || w.session.status !== 'active') return
       m.alerted = true
+      w.moduleOfflineSince = m.since
       send(w, { type: 'module.offline', at: m.since, session: w.session, reason: w.session.module?.reason ?? 'not connected' })
     }, Math.max(0, opts.moduleOfflineAfterMs - (now() - since)))
     m.timer.unref()
@@ -224,11 +227,13 @@ export function createNotifier (opts: NotifierOptions): Notifier {
 
   function onModule (w: Watch, e: Extract<SessionEvent, { type: 'module' }>, s: Session): void {
     if (e.connected) {
-      const m = w.module
       stopModule(w)
       w.moduleSeen = true
-      if (m?.alerted === true) {
-        send(w, { type: 'session.recovered', at: e.at, session: s, reason: e.reason, after: 'module-offline', since: m.since })
+      const since = w.moduleOfflineSince
+      w.moduleOfflineSince = null
+      // Back from a reconnecting that was told of: that recovery (the status event right after) says it all.
+      if (since !== null && s.status === 'active' && w.reconnecting?.alerted !== true) {
+        send(w, { type: 'session.recovered', at: e.at, session: s, reason: e.reason, after: 'module-offline', since })
       }
       return
     }
@@ -244,7 +249,7 @@ export function createNotifier (opts: NotifierOptions): Notifier {
           : null
         forget(session.id)
         if (target === null && instance === null) return
-        const w: Watch = { session, target, reconnecting: null, module: null, moduleSeen: session.module?.connected === true }
+        const w: Watch = { session, target, reconnecting: null, module: null, moduleSeen: session.module?.connected === true, moduleOfflineSince: null }
         watches.set(session.id, w)
         // Taken over from another machine: it is logging back in here.
         if (session.status === 'reconnecting') startReconnecting(w, now())
