@@ -16,6 +16,7 @@ import sessions from './plugins/sessions.js'
 import fleet from './plugins/fleet.js'
 import redis from './plugins/redis.js'
 import metrics from './plugins/metrics.js'
+import webhooks from './plugins/webhooks.js'
 import sessionRoutes from './routes/sessions.js'
 import healthRoutes from './routes/health.js'
 import eventRoutes from './routes/events.js'
@@ -38,6 +39,7 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(browserPool)
   await fastify.register(sessions)
   await fastify.register(metrics)
+  await fastify.register(webhooks)
   await fastify.register(fleet)
   await fastify.register(healthRoutes)
   await fastify.register(sessionRoutes)
@@ -75,5 +77,9 @@ export const REDACT = [
   '*.encryptedPassword',
   '*.adminPassword',
   '*.connectionToken',
+  '*.webhookUrl',
+  '*.webhookSecret',
+  '*.WEBHOOK_URL',
+  '*.WEBHOOK_SECRET',
   '*.privateKey'
 ]

@@ -21,6 +21,7 @@ export const CATALOGUE = {
   INVALID_REQUEST: e(400, 'A header, query parameter or body field is missing or invalid, or the request is not valid HTTP', 'Fix the field the message names'),
   INVALID_JSON: e(400, 'The body is not valid JSON', 'Send a JSON object'),
   INVALID_FOUNDRY_URL: e(400, 'x-foundry-url is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY refuses', 'Send the address you open Foundry at'),
+  INVALID_WEBHOOK_URL: e(400, 'The decrypted encryptedWebhookUrl is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY refuses', 'Send the webhook URL of a public receiver (a Discord webhook URL works as it is)'),
   INVALID_ENCRYPTED_PASSWORD: e(400, 'An encrypted field cannot be decrypted with the handshake\'s key or is not the expected JSON', 'Encrypt {"password", "nonce"} with RSA-OAEP and the handshake\'s publicKey, base64 it'),
   // 401
   API_KEY_MISSING: e(401, 'No x-api-key header', 'Send one of the service\'s API keys in x-api-key'),
@@ -119,6 +120,7 @@ export const ApiKeyThrottled = define('API_KEY_THROTTLED')
 export const InvalidRequest = define('INVALID_REQUEST')
 export const InvalidFoundryUrl = define('INVALID_FOUNDRY_URL', 'x-foundry-url %s')
 export const InvalidEncryptedPassword = define('INVALID_ENCRYPTED_PASSWORD')
+export const InvalidWebhookUrl = define('INVALID_WEBHOOK_URL', 'The webhook URL (encryptedWebhookUrl) %s')
 
 // Handshakes
 export const HandshakeNotFound = define('HANDSHAKE_NOT_FOUND', 'Invalid or expired handshake token: request a new one with POST /session-handshake')

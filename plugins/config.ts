@@ -2,6 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import envSchema from 'env-schema'
 import { EnvSchema, type Env } from '../schemas/env.js'
+import { isDiscordWebhook } from '../lib/webhooks/notifier.js'
+import { parseWebhookSecret } from '../lib/webhooks/url.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,6 +46,22 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
   }
   if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '') {
     throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY needs REDIS_URL (sealed credentials are kept in the fleet registry)')
+  }
+  if (env.WEBHOOK_URL !== '') {
+    let url: URL | undefined
+    try { url = new URL(env.WEBHOOK_URL) } catch {}
+    // The URL is a secret: the message does not repeat it.
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new ConfigError('Invalid configuration: WEBHOOK_URL must be an http:// or https:// URL')
+    }
+    if (env.WEBHOOK_SECRET === '' && !isDiscordWebhook(env.WEBHOOK_URL)) {
+      throw new ConfigError('Invalid configuration: WEBHOOK_URL needs WEBHOOK_SECRET (whsec_ and the base64 of 24 to 64 random bytes: echo whsec_$(openssl rand -base64 32))')
+    }
+  }
+  if (env.WEBHOOK_SECRET !== '') {
+    try { parseWebhookSecret(env.WEBHOOK_SECRET) } catch {
+      throw new ConfigError('Invalid configuration: WEBHOOK_SECRET must be whsec_ and the base64 of 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32))')
+    }
   }
   return { ...env, instanceId }
 }

@@ -38,6 +38,10 @@ export interface StartRequest extends StartFlags {
   worldName?: string
   adminPassword?: string
   connectionToken?: string
+  /** Where to send this session's webhooks (encrypted like the password); a Discord webhook URL gets Discord messages. */
+  webhookUrl?: string
+  /** Their signing secret (whsec_…); without one the service makes one and returns it as webhookSecret. */
+  webhookSecret?: string
   /** Called with the new session's events while the login runs (stages, status, module). */
   onEvent?: (event: SessionEvent) => void
   signal?: AbortSignal
@@ -241,7 +245,9 @@ export function createClient (opts: ClientOptions): Client {
       handshakeToken: hs.token,
       encryptedPassword,
       ...(req.adminPassword !== undefined && req.adminPassword !== '' ? { encryptedAdminPassword: await encrypt(publicKey, { adminPassword: req.adminPassword, nonce }) } : {}),
-      ...(req.connectionToken !== undefined && req.connectionToken !== '' ? { encryptedConnectionToken: await encrypt(publicKey, { connectionToken: req.connectionToken, nonce }) } : {})
+      ...(req.connectionToken !== undefined && req.connectionToken !== '' ? { encryptedConnectionToken: await encrypt(publicKey, { connectionToken: req.connectionToken, nonce }) } : {}),
+      ...(req.webhookUrl !== undefined && req.webhookUrl !== '' ? { encryptedWebhookUrl: await encrypt(publicKey, { webhookUrl: req.webhookUrl, nonce }) } : {}),
+      ...(req.webhookSecret !== undefined && req.webhookSecret !== '' ? { encryptedWebhookSecret: await encrypt(publicKey, { webhookSecret: req.webhookSecret, nonce }) } : {})
     }
     if (req.adminUsername !== undefined && req.adminUsername !== '') body.adminUsername = req.adminUsername
     for (const flag of ['requireModule', 'loginIfActive', 'relaunchWorld', 'screenshotOnFailure', 'noCanvas', 'blockResources'] as const) {

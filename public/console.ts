@@ -96,12 +96,19 @@ async function startSession (): Promise<void> {
       adminPassword: input('admin-password').value,
       adminUsername: input('admin-username').value.trim(),
       connectionToken: input('connection-token').value,
+      webhookUrl: input('webhook-url').value.trim(),
       onEvent: onLoginEvent
     })
     for (const li of Array.from(stages.children)) { li.className = 'done' }
     resultBox.textContent = `${reply.message}.${reply.clientId !== '' ? ` Module client id: ${reply.clientId}.` : ''}`
+    if (reply.webhookSecret !== undefined) {
+      // Shown once: the service keeps it for signing only.
+      const secret = el('div', 'Webhook signing secret (shown once; verify webhook-signature with it): ')
+      secret.append(el('code', reply.webhookSecret, 'secret'))
+      resultBox.append(secret)
+    }
     // The secrets are no longer needed in the page.
-    for (const id of ['password', 'admin-password', 'connection-token']) input(id).value = ''
+    for (const id of ['password', 'admin-password', 'connection-token', 'webhook-url']) input(id).value = ''
   } catch (err) {
     showError(err)
   } finally {
@@ -158,8 +165,14 @@ function follow (ids: string[]): void {
     streams.set(id, stop)
     void (async () => {
       try {
-        // Each event changes what the list shows: fetch it again.
-        for await (const _ of client().events(id, { signal: stop.signal })) scheduleRefresh()
+        // Each event changes what the list shows: fetch it again. The first
+        // one is where the session is now, not news.
+        let first = true
+        for await (const e of client().events(id, { signal: stop.signal })) {
+          if (!first) logEvent(e)
+          first = false
+          scheduleRefresh()
+        }
       } catch {
         failedStreams.set(id, Date.now())
       }
@@ -167,6 +180,68 @@ function follow (ids: string[]): void {
       if (!stop.signal.aborted) scheduleRefresh()
     })()
   }
+}
+
+// --- events: what webhooks tell of, as it happens ---------------------------
+
+const eventList = $<HTMLOListElement>('events')
+/** World and user of each session listed, for the event lines. */
+const names = new Map<string, string>()
+/** The last status and module state logged per session: only changes are news. */
+const lastLogged = new Map<string, { status?: string, module?: boolean, deferred?: boolean }>()
+const MAX_EVENTS = 50
+
+function logEvent (e: SessionEvent): void {
+  const last = lastLogged.get(e.sessionId) ?? {}
+  let text: string
+  let kind: string
+  if (e.type === 'status') {
+    if (e.status === last.status) return
+    const recovered = e.status === 'active' && last.status === 'reconnecting'
+    text = `${recovered ? 'recovered' : e.status}: ${e.reason}`
+    kind = `status-${e.status}`
+    last.status = e.status
+  } else if (e.type === 'module') {
+    if (e.connected === last.module) return
+    if (!e.connected && last.deferred !== true) {
+      // A page that is gone takes its module along, and its status (which
+      // follows at once) says so already: the module's loss is news only
+      // if the session is still active a moment later.
+      last.deferred = true
+      lastLogged.set(e.sessionId, last)
+      setTimeout(() => {
+        const now = lastLogged.get(e.sessionId)
+        if (now === undefined) return
+        now.deferred = false
+        if (now.status === 'active' || now.status === undefined) logEvent(e)
+        else now.module = false
+      }, 1000)
+      return
+    }
+    text = e.connected ? 'module connected' : `module offline: ${e.reason}`
+    kind = e.connected ? 'module-yes' : 'module-no'
+    last.module = e.connected
+  } else {
+    return
+  }
+  lastLogged.set(e.sessionId, last)
+  const li = el('li')
+  li.dataset.sessionId = e.sessionId
+  const when = el('time', time(e.at))
+  when.dateTime = e.at
+  li.append(when, el('span', `${names.get(e.sessionId) ?? e.sessionId} `), el('span', text, kind))
+  eventList.prepend(li)
+  while (eventList.children.length > MAX_EVENTS) eventList.lastElementChild?.remove()
+}
+
+function cell (text: string, label: string, className?: string): HTMLTableCellElement {
+  const td = el('td', text, className)
+  td.dataset.label = label
+  return td
+}
+
+function actions (): HTMLTableCellElement {
+  return el('td', undefined, 'actions')
 }
 
 function endButton (label: string, name: string, id: string): HTMLButtonElement {
@@ -202,29 +277,31 @@ function render (list: ListReplyT | null, err?: unknown): void {
     const tr = el('tr')
     tr.dataset.sessionId = s.id
     const world = s.worldName !== '' ? s.worldName : '(running world)'
-    tr.append(el('td', world), el('td', s.username), el('td', `starting: ${STAGES[s.stage]?.toLowerCase() ?? s.stage}`, 'status-starting'),
-      el('td', '–'), el('td', time(s.startTime)))
-    const cell = el('td')
-    cell.append(endButton('Cancel', `${world} ${s.username}`, s.id))
-    tr.append(cell)
+    names.set(s.id, `${world} (${s.username})`)
+    tr.append(cell(world, 'World'), cell(s.username, 'User'), cell(`starting: ${STAGES[s.stage]?.toLowerCase() ?? s.stage}`, 'Status', 'status-starting'),
+      cell('–', 'Module'), cell(time(s.startTime), 'Since'))
+    const act = actions()
+    act.append(endButton('Cancel', `${world} ${s.username}`, s.id))
+    tr.append(act)
     rows.push(tr)
   }
   for (const s of list.activeSessions) {
     const tr = el('tr')
     tr.dataset.sessionId = s.id
     const world = s.worldTitle !== '' ? s.worldTitle : s.worldName
-    const status = el('td', s.status, `status-${s.status}`)
+    names.set(s.id, `${world} (${s.username})`)
+    const status = cell(s.status, 'Status', `status-${s.status}`)
     if (s.status !== 'active') status.append(el('div', s.statusReason, 'hint'))
     // The module's relay connection as the session follows it now.
     const connected = s.module.connected
-    const module = el('td', connected ? 'connected' : 'not connected', connected ? 'module-yes' : 'module-no')
+    const module = cell(connected ? 'connected' : 'not connected', 'Module', connected ? 'module-yes' : 'module-no')
     module.append(el('div', `since ${time(s.module.since)}`, 'hint'))
     if (!connected) module.append(el('div', s.module.reason, 'hint'))
-    tr.append(el('td', world), el('td', s.username), status, module,
-      el('td', time(s.statusChangedAt)))
-    const cell = el('td')
-    cell.append(endButton('End', `${world} ${s.username}`, s.id))
-    tr.append(cell)
+    tr.append(cell(world, 'World'), cell(s.username, 'User'), status, module,
+      cell(time(s.statusChangedAt), 'Since'))
+    const act = actions()
+    act.append(endButton('End', `${world} ${s.username}`, s.id))
+    tr.append(act)
     rows.push(tr)
   }
   tbody.replaceChildren(...rows)
@@ -235,11 +312,12 @@ function render (list: ListReplyT | null, err?: unknown): void {
   const endedRows = list.endedSessions.map((s) => {
     const tr = el('tr')
     tr.dataset.sessionId = s.id
-    const world = s.worldTitle !== '' ? s.worldTitle : s.worldName
-    tr.append(el('td', world), el('td', s.username), el('td', s.status, `status-${s.status}`), el('td', s.statusReason, 'reason'), el('td', time(s.endedAt)))
-    const cell = el('td')
-    if (s.status === 'failed') cell.append(endButton('Remove', `${world} ${s.username}`, s.id))
-    tr.append(cell)
+    const world = s.worldTitle !== '' ? s.worldTitle : s.worldName !== '' ? s.worldName : '(running world)'
+    names.set(s.id, `${world} (${s.username})`)
+    tr.append(cell(world, 'World'), cell(s.username, 'User'), cell(s.status, 'Status', `status-${s.status}`), cell(s.statusReason, 'Reason', 'reason'), cell(time(s.endedAt), 'Ended'))
+    const act = actions()
+    if (s.status === 'failed') act.append(endButton('Remove', `${world} ${s.username}`, s.id))
+    tr.append(act)
     return tr
   })
   endedBody.replaceChildren(...endedRows)

@@ -8,7 +8,7 @@ import {
 } from '../schemas/session.js'
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { keystore, sessions, config, urlPolicy, screenshots, fleet } = fastify
+  const { keystore, sessions, config, urlPolicy, screenshots, fleet, webhooks } = fastify
   const instanceIdJson = JSON.stringify(config.instanceId)
   fastify.addHook('onRequest', fastify.authenticate)
 
@@ -59,7 +59,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: StartBody,
       response: {
         200: StartReply,
-        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'INVALID_ENCRYPTED_PASSWORD',
+        ...errorResponses(AUTHENTICATED, JSON_BODY, 'INVALID_REQUEST', 'INVALID_ENCRYPTED_PASSWORD', 'INVALID_WEBHOOK_URL',
           'HANDSHAKE_NOT_FOUND', 'HANDSHAKE_EXPIRED', 'NONCE_MISMATCH',
           'ADMIN_PASSWORD_REQUIRED', 'USER_BANNED', 'FOUNDRY_URL_REFUSED',
           'WORLD_NOT_FOUND', 'USER_NOT_FOUND',
@@ -75,12 +75,26 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     preHandler: fastify.fleetRouteStart
   }, async function (request) {
-    const { handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, ...fields } = request.body
+    const {
+      handshakeToken, encryptedPassword, encryptedAdminPassword, encryptedConnectionToken, encryptedWebhookUrl, encryptedWebhookSecret, ...fields
+    } = request.body
     const { handshake, credentials } = keystore.consume(handshakeToken, request.ownerId, {
       password: encryptedPassword,
       adminPassword: encryptedAdminPassword,
-      connectionToken: encryptedConnectionToken
+      connectionToken: encryptedConnectionToken,
+      webhookUrl: encryptedWebhookUrl,
+      webhookSecret: encryptedWebhookSecret
     })
+    // The session's webhook: its URL under the URL policy, its signing secret the client's or made here.
+    let madeSecret: string | undefined
+    if (credentials.webhookUrl !== undefined) {
+      credentials.webhookUrl = await webhooks.checkUrl(credentials.webhookUrl)
+      const { secret, generated } = webhooks.secret(credentials.webhookSecret)
+      credentials.webhookSecret = secret
+      if (generated) madeSecret = secret
+    } else {
+      delete credentials.webhookSecret
+    }
     const { session, existing } = await sessions.start({
       ownerId: request.ownerId,
       options: startOptions(handshake, fields),
@@ -95,7 +109,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       sessionId: session.id,
       clientId: session.clientId ?? '',
       moduleConnected,
-      ...(existing ? { existingSession: true } : {})
+      ...(existing ? { existingSession: true } : {}),
+      // The existing session keeps its own webhook: this start's was not used.
+      ...(madeSecret !== undefined && !existing ? { webhookSecret: madeSecret } : {})
     }
   })
 

@@ -68,6 +68,13 @@ export const EnvSchema = Type.Object({
   RELOGIN_BASE_MS: ms(1000, 'First delay before logging a session back in; doubles per failed attempt, up to 30 s'),
   SESSION_RETAIN_ENDED_MS: Type.Integer({ minimum: 0, default: 600_000, description: 'How long ended and failed sessions stay listed in GET /session' }),
   SCREENSHOT_TTL_MS: ms(600_000, 'How long failure screenshots are kept (in memory)'),
+  WEBHOOK_URL: Type.String({ default: '', description: 'The operator\'s webhook: every session\'s notifications (failed, reconnecting, recovered, module offline, ended) are POSTed there too, signed with WEBHOOK_SECRET; a Discord webhook URL gets Discord messages. A secret: never logged. Empty: none' }),
+  WEBHOOK_SECRET: Type.String({ default: '', description: 'Standard Webhooks signing secret of WEBHOOK_URL: whsec_ followed by the base64 of 24 to 64 random bytes (required with WEBHOOK_URL, unless it is a Discord webhook)' }),
+  WEBHOOK_RECONNECTING_AFTER_MS: Type.Integer({ minimum: 0, default: 60_000, description: 'A session logging back in for this long sends session.reconnecting (and session.recovered once it is back)' }),
+  WEBHOOK_MODULE_OFFLINE_AFTER_MS: Type.Integer({ minimum: 0, default: 120_000, description: 'A logged-in session whose REST API module has been disconnected from its relay for this long sends module.offline (and session.recovered once it is back)' }),
+  WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 20, default: 6, description: 'Attempts per webhook message, the first included (retried on network errors, timeouts, 408, 429 and 5xx)' }),
+  WEBHOOK_RETRY_BASE_MS: ms(1000, 'Delay before a webhook message\'s second attempt; doubles per attempt, up to 60 s'),
+  WEBHOOK_TIMEOUT_MS: ms(10_000, 'One webhook attempt, from connecting to the end of the answer'),
   MAX_CONCURRENT_LOGINS: Type.Integer({ minimum: 1, default: 4, description: 'Logins running at once; more get 429' }),
 
   NAVIGATION_TIMEOUT_MS: ms(60_000, 'Each page load of a login (Foundry pages, /game included)'),

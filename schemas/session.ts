@@ -40,6 +40,14 @@ export const StartBody = Type.Object({
     maxLength: 4096,
     description: 'REST API module 3.x connection token, seeded into the browser before Foundry loads: base64 RSA-OAEP of {"connectionToken": "…", "nonce": "<nonce>"} (or put "connectionToken" in the password JSON)'
   })),
+  encryptedWebhookUrl: Type.Optional(Type.String({
+    maxLength: 4096,
+    description: 'Where to send this session\'s webhooks (session.failed, session.reconnecting, session.recovered, module.offline, session.ended), under the same URL policy as Foundry URLs: base64 RSA-OAEP of {"webhookUrl": "…", "nonce": "<nonce>"} (or put "webhookUrl" in the password JSON). A Discord webhook URL gets Discord messages'
+  })),
+  encryptedWebhookSecret: Type.Optional(Type.String({
+    maxLength: 4096,
+    description: 'The Standard Webhooks signing secret of encryptedWebhookUrl (whsec_ + base64 of 24 to 64 random bytes): base64 RSA-OAEP of {"webhookSecret": "…", "nonce": "<nonce>"}. Without it the service makes one and returns it as webhookSecret'
+  })),
   requireModule: Type.Optional(Type.Boolean({ description: 'false: succeed once the game is ready, without waiting for the REST API module (default true)' })),
   relaunchWorld: Type.Optional(Type.Boolean({ description: 'true: if the world is shut down while the session runs, launch it again when logging back in (default false)' })),
   loginIfActive: Type.Optional(Type.Boolean({ description: 'true: log in even if Foundry shows the user as logged in elsewhere (Foundry allows it)' })),
@@ -58,7 +66,8 @@ export const StartReply = Type.Object({
   sessionId: Type.String({ format: 'uuid' }),
   clientId: Type.String({ description: 'The id the REST API module announced to its relay (module 2.x: foundry-<userId>; 3.x: the world\'s paired id); "" when the module was not required and is not connected' }),
   moduleConnected: Type.Boolean({ description: 'Whether the REST API module is connected to its relay' }),
-  existingSession: Type.Optional(Type.Boolean({ description: 'true: this API key already had a session for this Foundry URL, world and user; it is returned instead of a second login' }))
+  existingSession: Type.Optional(Type.Boolean({ description: 'true: this API key already had a session for this Foundry URL, world and user; it is returned instead of a second login' })),
+  webhookSecret: Type.Optional(Type.String({ description: 'The signing secret the service made for this session\'s webhooks (encryptedWebhookUrl sent without encryptedWebhookSecret): verify webhook-signature with it. Sent once, here' }))
 })
 
 export const EndQuery = Type.Object({

@@ -48,6 +48,8 @@ export function sealCredentials (sealer: Sealer, sessionId: string, c: Credentia
   const fields: Record<string, string> = { password: c.secrets.password, options: JSON.stringify(c.options) }
   if (c.secrets.adminPassword !== undefined && c.secrets.adminPassword !== '') fields.adminPassword = c.secrets.adminPassword
   if (c.secrets.connectionToken !== undefined && c.secrets.connectionToken !== '') fields.connectionToken = c.secrets.connectionToken
+  if (c.secrets.webhookUrl !== undefined && c.secrets.webhookUrl !== '') fields.webhookUrl = c.secrets.webhookUrl
+  if (c.secrets.webhookSecret !== undefined && c.secrets.webhookSecret !== '') fields.webhookSecret = c.secrets.webhookSecret
   return sealer.seal(sessionId, fields)
 }
 
@@ -60,7 +62,9 @@ export function openCredentials (sealer: Sealer, sessionId: string, sealed: stri
     secrets: {
       password: f.password,
       ...(f.adminPassword !== undefined ? { adminPassword: f.adminPassword } : {}),
-      ...(f.connectionToken !== undefined ? { connectionToken: f.connectionToken } : {})
+      ...(f.connectionToken !== undefined ? { connectionToken: f.connectionToken } : {}),
+      ...(f.webhookUrl !== undefined ? { webhookUrl: f.webhookUrl } : {}),
+      ...(f.webhookSecret !== undefined ? { webhookSecret: f.webhookSecret } : {})
     }
   }
 }

@@ -35,6 +35,8 @@ export interface EncryptedSecrets {
   password: string
   adminPassword?: string
   connectionToken?: string
+  webhookUrl?: string
+  webhookSecret?: string
 }
 
 export interface Credentials {
@@ -43,6 +45,10 @@ export interface Credentials {
   adminPassword?: string
   /** Module 3.x connection token, when the client sent one. */
   connectionToken?: string
+  /** Where the session's webhooks go, when the client sent one. */
+  webhookUrl?: string
+  /** The webhooks' signing secret, when the client sent one. */
+  webhookSecret?: string
   /** Hash the client used for OAEP. */
   oaepHash: 'sha1' | 'sha256'
 }
@@ -160,7 +166,10 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
       const credentials: Credentials = { password: main.value, oaepHash: main.oaepHash }
       // Optional secrets: in the same JSON as the password, or each in its
       // own ciphertext {"<name>": "…", "nonce": "…"} (more room than 214 bytes).
-      for (const [name, field] of [['adminPassword', 'encryptedAdminPassword'], ['connectionToken', 'encryptedConnectionToken']] as const) {
+      for (const [name, field] of [
+        ['adminPassword', 'encryptedAdminPassword'], ['connectionToken', 'encryptedConnectionToken'],
+        ['webhookUrl', 'encryptedWebhookUrl'], ['webhookSecret', 'encryptedWebhookSecret']
+      ] as const) {
         const inline = main.parsed[name]
         if (typeof inline === 'string' && inline !== '') credentials[name] = inline
         const own = encrypted[name]

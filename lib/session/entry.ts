@@ -17,6 +17,8 @@ export interface HeldSecrets {
   password: Buffer
   adminPassword: Buffer | null
   connectionToken: Buffer | null
+  webhookUrl: Buffer | null
+  webhookSecret: Buffer | null
 }
 
 export interface Entry {
@@ -55,7 +57,9 @@ export function holdSecrets (secrets: SessionSecrets): HeldSecrets {
   return {
     password: Buffer.from(secrets.password, 'utf8'),
     adminPassword: secretBuffer(secrets.adminPassword),
-    connectionToken: secretBuffer(secrets.connectionToken)
+    connectionToken: secretBuffer(secrets.connectionToken),
+    webhookUrl: secretBuffer(secrets.webhookUrl),
+    webhookSecret: secretBuffer(secrets.webhookSecret)
   }
 }
 
@@ -64,7 +68,9 @@ export function releaseSecrets (secrets: HeldSecrets): SessionSecrets {
   return {
     password: secrets.password.toString('utf8'),
     ...(secrets.adminPassword !== null ? { adminPassword: secrets.adminPassword.toString('utf8') } : {}),
-    ...(secrets.connectionToken !== null ? { connectionToken: secrets.connectionToken.toString('utf8') } : {})
+    ...(secrets.connectionToken !== null ? { connectionToken: secrets.connectionToken.toString('utf8') } : {}),
+    ...(secrets.webhookUrl !== null ? { webhookUrl: secrets.webhookUrl.toString('utf8') } : {}),
+    ...(secrets.webhookSecret !== null ? { webhookSecret: secrets.webhookSecret.toString('utf8') } : {})
   }
 }
 
@@ -72,6 +78,8 @@ export function wipe (secrets: HeldSecrets): void {
   secrets.password.fill(0)
   secrets.adminPassword?.fill(0)
   secrets.connectionToken?.fill(0)
+  secrets.webhookUrl?.fill(0)
+  secrets.webhookSecret?.fill(0)
 }
 
 /** An entry for a session record (new, or taken over from the registry) and its credentials; no browser yet. */

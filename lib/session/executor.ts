@@ -31,6 +31,15 @@ export interface ExecutorOptions {
   screenshots?: { store: ScreenshotStore, url: (id: string) => string } | undefined
   now: () => number
   timers: Timers
+  /** Told when a session starts running here (with its credentials) and when it stops without ending (released, untracked). */
+  tracker?: Tracker | undefined
+}
+
+/** Follows which sessions run here with which credentials (webhooks keep their target from it). */
+export interface Tracker {
+  track: (session: Session, credentials: Credentials) => void
+  /** The session no longer runs here, and did not end here: another machine runs it, or it never ran. */
+  release: (id: string) => void
 }
 
 export interface Executor {
@@ -145,7 +154,9 @@ export function createExecutor (opts: ExecutorOptions): Executor {
         at: state.statusChangedAt,
         status: state.status,
         reason: state.statusReason,
-        previous: before
+        previous: before,
+        // A failure's catalogued code (webhooks carry it).
+        ...(event.type === 'login-failed' && isFinal(state.status) ? { code: event.code } : {})
       })
     }
     await Promise.all(work)
@@ -272,10 +283,12 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     track (record, credentials) {
       const entry = newEntry(record, credentials)
       entries.set(record.id, entry)
+      opts.tracker?.track(snapshot(entry.session), credentials)
       return entry
     },
     untrack (entry) {
       if (entries.get(entry.session.id) === entry) entries.delete(entry.session.id)
+      opts.tracker?.release(entry.session.id)
       wipe(entry.secrets)
     },
     dispatch,
@@ -288,6 +301,8 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     async release (entry, reason) {
       if (entries.get(entry.session.id) !== entry) return
       entries.delete(entry.session.id)
+      // Before the status below: what follows here is the move, not news for anyone.
+      opts.tracker?.release(entry.session.id)
       entry.abort.abort(new SessionCancelled())
       if (entry.retryTimer !== null) timers.clearTimeout(entry.retryTimer)
       entry.retryTimer = null

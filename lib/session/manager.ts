@@ -10,7 +10,7 @@ import type { PageSetupOptions } from '../browser/page-setup.js'
 import type { ScreenshotStore } from '../browser/screenshots.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
-import { createExecutor } from './executor.js'
+import { createExecutor, type Tracker } from './executor.js'
 import { DEFAULT_MACHINE, type MachineConfig } from './machine.js'
 import { createMemoryRegistry, type SessionRegistry } from './registry.js'
 import { createStart, type StartResult } from './start.js'
@@ -82,6 +82,8 @@ export interface SessionManager {
   beforeShutdown: (step: () => Promise<void>) => void
   /** Keep the credentials of every session running here again (keepCredentials; after the registry lost them). */
   keepAgain: () => Promise<number>
+  /** Follow which sessions start and stop running here, with their credentials (see Tracker); returns the unsubscribe function. */
+  onTrack: (tracker: Tracker) => () => void
 }
 
 export function createSessionManager (opts: SessionManagerOptions): SessionManager {
@@ -98,6 +100,12 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     moduleReviveAfterMs: opts.moduleReviveAfterMs ?? DEFAULT_MACHINE.moduleReviveAfterMs
   }
   const caps = { maxSessions: opts.maxSessions, maxPerOwner: opts.maxSessionsPerOwner }
+  const trackers = new Set<Tracker>()
+  const each = (fn: (t: Tracker) => void): void => {
+    for (const t of [...trackers]) {
+      try { fn(t) } catch (err) { log.error({ err }, 'a session tracker failed') }
+    }
+  }
   const { screenshots, screenshotUrl } = opts
   const executor = createExecutor({
     pool,
@@ -109,7 +117,11 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     page: opts.page,
     screenshots: screenshots !== undefined && screenshotUrl !== undefined ? { store: screenshots, url: screenshotUrl } : undefined,
     now,
-    timers: opts.timers ?? { setTimeout, clearTimeout }
+    timers: opts.timers ?? { setTimeout, clearTimeout },
+    tracker: {
+      track: (session, credentials) => { each((t) => { t.track(session, credentials) }) },
+      release: (id) => { each((t) => { t.release(id) }) }
+    }
   })
   const { entries, dispatch } = executor
   const shutdownSteps: Array<() => Promise<void>> = []
@@ -201,6 +213,11 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     },
 
     beforeShutdown (step) { shutdownSteps.push(step) },
+
+    onTrack (tracker) {
+      trackers.add(tracker)
+      return () => { trackers.delete(tracker) }
+    },
 
     async keepAgain () {
       const keep = opts.keepCredentials

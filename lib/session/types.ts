@@ -141,6 +141,10 @@ export interface SessionSecrets {
   password: string
   adminPassword?: string | undefined
   connectionToken?: string | undefined
+  /** Where this session's webhooks go (start-session encryptedWebhookUrl). */
+  webhookUrl?: string | undefined
+  /** Their Standard Webhooks signing secret (whsec_…), the client's or generated. */
+  webhookSecret?: string | undefined
 }
 
 /** What a session logs in with, held by the instance that runs it: enough to log it in again. */
@@ -158,7 +162,7 @@ interface EventBase { sessionId: string, ownerId: string, at: number }
 /** Something that happened to a session, for listeners (the console, audit lines). */
 export type SessionEvent =
   | EventBase & { type: 'stage', stage: Stage }
-  | EventBase & { type: 'status', status: SessionStatus, reason: string, previous: SessionStatus | null }
+  | EventBase & { type: 'status', status: SessionStatus, reason: string, previous: SessionStatus | null, code?: string }
   | EventBase & { type: 'module', connected: boolean, clientId: string | null, reason: string }
 
 export type SessionEventListener = (event: SessionEvent, session: Session) => void

@@ -180,6 +180,8 @@ export interface Standin {
   /** Cut every socket.io transport (clients retry and reconnect). */
   cutLiveConnections: () => void
   setUserActive: (id: string, active: boolean) => void
+  /** A user's password changed in Foundry (every world of the stand-in; kept across restart). */
+  setUserPassword: (id: string, password: string) => void
   /** Server → every client 'reload'. */
   reloadClients: () => void
   /** Cut every socket.io transport and refuse socket.io handshakes for ms while HTTP stays up (resolves when lifted). */
@@ -268,6 +270,9 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
       if (active) ctx.external.add(id)
       else ctx.external.delete(id)
       emitActivity(ctx)
+    },
+    setUserPassword (id: string, password: string) {
+      for (const w of ctx.worlds.values()) for (const u of w.users) if (u.id === id) u.password = password
     },
     reloadClients () { ctx.io?.emit('reload') },
     async blockSockets (ms: number) {
