@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import envSchema from 'env-schema'
 import { EnvSchema, type Env } from '../schemas/env.js'
+import { AddressListError, parseAddressList } from '../lib/access/url-policy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,6 +45,12 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
   }
   if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '') {
     throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY needs REDIS_URL (sealed credentials are kept in the fleet registry)')
+  }
+  for (const name of ['FOUNDRY_URL_ALLOW', 'FOUNDRY_URL_DENY'] as const) {
+    try { parseAddressList(name, env[name]) } catch (err) {
+      if (err instanceof AddressListError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
+    }
   }
   return { ...env, instanceId }
 }
