@@ -57,7 +57,11 @@ export interface EgressSession {
   /** The proxy for this session's browser context (http://127.0.0.1:port). */
   readonly proxyServer: string
   stats: () => EgressStats
-  /** How the last connection to host:port failed upstream (ECONNREFUSED …), if it did. */
+  /**
+   * How the last connection to host:port failed upstream (ECONNREFUSED …),
+   * if it did and none succeeded since. Plain http:// only: Chromium then
+   * sees the gate's 5xx answer (proxy-chain's 590–599), not a network error.
+   */
   failure: (target: string) => string | undefined
   /** Called on every refused connection; returns the unsubscribe function. */
   onRefused: (fn: (r: EgressRefusal) => void) => () => void

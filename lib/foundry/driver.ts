@@ -102,9 +102,10 @@ export class Driver {
       res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
     }
     const status = res?.status() ?? 0
-    if (status === 502 || status === 504) {
+    if (status >= 500) {
       // For plain http:// the egress gate answers a failed connection with
-      // 502/504: name what happened as Chromium would have.
+      // a 5xx of its own (proxy-chain: 590–599, 502): name what happened as
+      // Chromium would have.
       const code = this.opts.upstreamFailure?.(targetOf(res?.url() ?? url))
       if (code !== undefined) throw this.translate(new Error(`net::${chromiumNetError(code)}`))
     }
