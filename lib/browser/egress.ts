@@ -70,7 +70,7 @@ export interface EgressSession {
    * itself on the session's behalf (the relay probe): resolve and check once,
    * then `lookup` hands the socket that address.
    */
-  pin: (host: string) => Promise<{ ok: true, lookup: LookupFunction } | { ok: false, reason: EgressReason }>
+  pin: (host: string, port: number) => Promise<{ ok: true, lookup: LookupFunction } | { ok: false, reason: EgressReason }>
   close: () => Promise<void>
 }
 
@@ -212,8 +212,8 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
         listeners.add(fn)
         return () => { listeners.delete(fn) }
       },
-      async pin (host) {
-        const d = await decideTarget(host, 1)
+      async pin (host, port) {
+        const d = await decideTarget(host, port)
         if (!d.ok) {
           stats.refused++
           return d

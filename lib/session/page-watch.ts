@@ -111,7 +111,7 @@ export function createPageWatch (deps: PageWatchDeps): PageWatch {
    */
   async function relayAnswers (url: URL, gate: EgressSession | undefined): Promise<boolean> {
     if (gate === undefined) return false
-    const pinned = await gate.pin(url.hostname)
+    const pinned = await gate.pin(url.hostname, Number(url.port !== '' ? url.port : url.protocol === 'https:' || url.protocol === 'wss:' ? 443 : 80))
     if (!pinned.ok) return false
     return await new Promise<boolean>((resolve) => {
       const get = url.protocol === 'https:' ? https.get : http.get

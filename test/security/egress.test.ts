@@ -46,15 +46,15 @@ const WAYS = ['fetch', 'xhr', 'image', 'websocket', 'eventsource', 'beacon', 'if
 async function probedSession (t: Tap & TestContext, env: Record<string, string>) {
   const c = await canary(t)
   const { standin } = await foundry(t, { egressProbe: { canary: c.url, udpPort: c.udpPort } })
-  const { app } = await build(t, { PAGE_BLOCK_RESOURCES: 'none', ...env })
+  const { app, logs } = await build(t, { PAGE_BLOCK_RESOURCES: 'none', ...env })
   const events: SessionEvent[] = []
   app.sessions.onEvent((e) => { events.push(e) })
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
-  return { app, canary: c, standin, events, res }
+  return { app, logs, canary: c, standin, events, res }
 }
 
 t.test('a hostile Foundry page reaches a denied address by no route (FOUNDRY_URL_DENY)', async (t) => {
-  const { app, canary: c, standin, events, res } = await probedSession(t, { FOUNDRY_URL_DENY: '127.0.0.2' })
+  const { app, logs, canary: c, standin, events, res } = await probedSession(t, { FOUNDRY_URL_DENY: '127.0.0.2' })
   t.equal(res.statusCode, 200, 'the login itself works through the gate')
   const report = await probeDone(standin.requests)
   t.ok(report !== undefined, 'the probe ran every way and reported')
@@ -68,6 +68,9 @@ t.test('a hostile Foundry page reaches a denied address by no route (FOUNDRY_URL
   t.equal(events.filter((e) => e.type === 'egress').length, 1, 'a burst of refusals is one event (at most one per 10 s)')
   const list = await listSessions(app)
   t.equal(list.activeSessions.length, 1, 'the session is reported, not ended')
+  const line = logs().split('\n').find((l) => l.includes('egress gate refused a connection'))
+  t.match(JSON.parse(line ?? '{}'), { sessionId: list.activeSessions[0]?.id, target: `127.0.0.2:${c.port}`, reason: 'deny-list' }, 'the gate\'s log line names the session, host:port and reason')
+  t.notMatch(logs(), /\/fetch|\/sw-install|\/eventsource|token=/, 'no path or query in any log line')
   const metric = await app.metrics.registry.getSingleMetricAsString('foundry_egress_refused_total')
   const n = Number(/foundry_egress_refused_total\{reason="deny-list"[^}]*\} (\d+)/.exec(metric)?.[1] ?? 0)
   t.ok(n >= 8, `refusals counted in /metrics by reason (${n})`)
