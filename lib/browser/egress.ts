@@ -153,8 +153,9 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
     const listeners = new Set<(r: EgressRefusal) => void>()
     const warned = new Set<string>()
     // This session's own upstream sockets for plain HTTP: never shared with
-    // another session, and each failure is recorded for error messages.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 })
+    // another session, and each failure is recorded for error messages. No
+    // socket cap of its own: Chromium already bounds connections per host.
+    const agent = new http.Agent({ keepAlive: true })
     const create = agent.createConnection.bind(agent) as (o: http.ClientRequestArgs, cb?: (err: Error | null, s: Duplex) => void) => Duplex
     ;(agent as unknown as { createConnection: typeof create }).createConnection = (o, cb) => {
       const socket = create(o, cb)

@@ -5,7 +5,7 @@
 import t from 'tap'
 import http from 'node:http'
 import dgram from 'node:dgram'
-import type { AddressInfo } from 'node:net'
+import { connect as netConnect, type AddressInfo } from 'node:net'
 import type { Browser } from 'puppeteer-core'
 import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
 import { createEgressGate, type EgressRefusal } from '../../lib/browser/egress.js'
@@ -182,4 +182,23 @@ t.test('a Foundry URL that redirects to an address the gate refuses fails as FOU
   const list = await listSessions(app)
   t.same([list.activeSessions.length, list.pendingSessions.length], [0, 0], 'no session')
   t.ok(await eventually(() => app.browserPool.health().contexts === 0), 'no browser context left')
+})
+
+t.test('the gate closes with the service: its ports refuse connections after close()', async (t) => {
+  const { app } = await build(t)
+  const { standin } = await foundry(t)
+  const closed: string[] = []
+  app.egress.onClosed((label) => { closed.push(label) })
+  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
+  t.equal(res.statusCode, 200)
+  const sessionId = (res.json() as { sessionId: string }).sessionId
+  const browserPort = Number(new URL(app.egress.browserProxy).port)
+  await app.close()
+  const refused = await new Promise<string>((resolve) => {
+    const s = netConnect(browserPort, '127.0.0.1')
+    s.once('connect', () => { s.destroy(); resolve('connected') })
+    s.once('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? 'error') })
+  })
+  t.equal(refused, 'ECONNREFUSED', 'the browser-wide proxy port is closed')
+  t.same(closed.sort(), ['browser', sessionId].sort(), 'the session\'s port and the browser\'s were closed')
 })
