@@ -99,6 +99,7 @@ function describeEvent (e: SessionEvent): string {
     case 'stage': return `${STAGE_TEXT[e.stage] ?? e.stage}…`
     case 'status': return `${e.status}${e.reason !== '' ? `: ${e.reason}` : ''}`
     case 'module': return e.connected ? `module connected${e.clientId !== '' ? ` (${e.clientId})` : ''}` : `module not connected${e.reason !== '' ? `: ${e.reason}` : ''}`
+    case 'egress': return `the page tried to reach ${e.target}, refused (${e.reason}; ${e.refused} so far)`
   }
 }
 

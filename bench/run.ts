@@ -2,7 +2,7 @@
 // loopback, against the Foundry stand-in (heavy /game). Prints four tables,
 // writes bench/results/latest.{md,json} and the charts in docs/.
 //   npm run bench                      all (a few minutes)
-//   npm run bench -- handshake login   some of: handshake login memory burst fleet
+//   npm run bench -- handshake login   some of: handshake login egress memory burst fleet
 //   npm run bench -- tuning            one tuning setting at a time (not in the default run)
 //   BENCH_QUICK=1 npm run bench        fewer samples and levels (1 and 10 sessions)
 //   BENCH_FULL=1 npm run bench         also the reference at 50 Chromiums and 20 logins at once
@@ -18,11 +18,12 @@ import { barChart, lineChart } from './chart.js'
 import { benchHandshake } from './handshake.js'
 import { benchFleet, benchFleetMoves } from './fleet.js'
 import { benchLogin } from './login.js'
+import { benchEgress } from './egress.js'
 import { benchMemory, benchTuning } from './memory.js'
 import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from './goals.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
 
-const ALL = ['handshake', 'login', 'memory', 'burst', 'density', 'fleet'] as const
+const ALL = ['handshake', 'login', 'egress', 'memory', 'burst', 'density', 'fleet'] as const
 const EXTRA = ['tuning'] as const
 type Name = typeof ALL[number] | typeof EXTRA[number]
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
@@ -39,13 +40,13 @@ process.on('uncaughtException', (err) => { process.stderr.write(`${err.stack ?? 
 const started = Date.now()
 const m = machine()
 log(`machine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}`)
-// Stand-ins for what is asked: handshake and density alone need only their
-// own (one heavy world; density's heavy page, and twice the largest idle
+// Stand-ins for what is asked: handshake, egress and density alone need only their
+// own (one heavy world, four for egress; density's heavy page, and twice the largest idle
 // level of light ones).
-const small = [...run].every((n) => n === 'density' || n === 'handshake')
+const small = [...run].every((n) => n === 'density' || n === 'handshake' || n === 'egress')
 const densityPages = run.has('density') ? (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',') : []
 const densityN = Number(process.env.BENCH_DENSITY_SESSIONS ?? (QUICK ? 4 : 8))
-const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
+const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, run.has('egress') ? 4 : 0, densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
 const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, small && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
 const stage = await startStage(nHeavy, nLight)
 const sections: string[] = []
@@ -89,6 +90,11 @@ try {
       { label: 'bare script tuned page', value: median(d.bare), group: 1 },
       { label: 'service defaults', value: median(d.service), group: 0 }
     ]))
+  }
+  if (run.has('egress')) {
+    const r = await benchEgress(stage)
+    json.egress = r.ms
+    print(r.markdown)
   }
   if (run.has('memory')) {
     begin('memory')

@@ -20,8 +20,8 @@ export const CATALOGUE = {
   // 400
   INVALID_REQUEST: e(400, 'A header, query parameter or body field is missing or invalid, or the request is not valid HTTP', 'Fix the field the message names'),
   INVALID_JSON: e(400, 'The body is not valid JSON', 'Send a JSON object'),
-  INVALID_FOUNDRY_URL: e(400, 'x-foundry-url is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY refuses', 'Send the address you open Foundry at'),
-  INVALID_WEBHOOK_URL: e(400, 'The decrypted encryptedWebhookUrl is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY refuses', 'Send the webhook URL of a public receiver (a Discord webhook URL works as it is)'),
+  INVALID_FOUNDRY_URL: e(400, 'x-foundry-url is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY or FOUNDRY_URL_DENY refuses', 'Send the address you open Foundry at'),
+  INVALID_WEBHOOK_URL: e(400, 'The decrypted encryptedWebhookUrl is not an http(s) URL, carries credentials, cannot be resolved, or points at an address FOUNDRY_URL_POLICY or FOUNDRY_URL_DENY refuses', 'Send the webhook URL of a public receiver (a Discord webhook URL works as it is)'),
   INVALID_ENCRYPTED_PASSWORD: e(400, 'An encrypted field cannot be decrypted with the handshake\'s key or is not the expected JSON', 'Encrypt {"password", "nonce"} with RSA-OAEP and the handshake\'s publicKey, base64 it'),
   // 401
   API_KEY_MISSING: e(401, 'No x-api-key header', 'Send one of the service\'s API keys in x-api-key'),
@@ -32,7 +32,7 @@ export const CATALOGUE = {
   // 403
   ADMIN_PASSWORD_REQUIRED: e(403, 'A world must be launched and Foundry asks for its administrator password', 'Send encryptedAdminPassword, or launch the world yourself'),
   USER_BANNED: e(403, 'Foundry says the user is banned in this world', 'Give the user a role in Foundry'),
-  FOUNDRY_URL_REFUSED: e(403, 'A redirect or the page led the browser to an address FOUNDRY_URL_POLICY refuses', 'Check x-foundry-url and where that server redirects'),
+  FOUNDRY_URL_REFUSED: e(403, 'A redirect or the page led the browser to an address FOUNDRY_URL_POLICY or FOUNDRY_URL_DENY refuses', 'Check x-foundry-url and where that server redirects'),
   // 404
   WORLD_NOT_FOUND: e(404, 'The named world does not exist on the Foundry server', 'Use one of the worlds the message lists'),
   USER_NOT_FOUND: e(404, 'The user does not exist in the world', 'Use the user name exactly as Foundry\'s join page shows it'),

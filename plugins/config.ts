@@ -4,6 +4,7 @@ import envSchema from 'env-schema'
 import { EnvSchema, type Env } from '../schemas/env.js'
 import { isDiscordWebhook } from '../lib/webhooks/notifier.js'
 import { parseWebhookSecret } from '../lib/webhooks/url.js'
+import { AddressListError, parseAddressList } from '../lib/access/url-policy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -61,6 +62,12 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
   if (env.WEBHOOK_SECRET !== '') {
     try { parseWebhookSecret(env.WEBHOOK_SECRET) } catch {
       throw new ConfigError('Invalid configuration: WEBHOOK_SECRET must be whsec_ and the base64 of 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32))')
+    }
+  }
+  for (const name of ['FOUNDRY_URL_ALLOW', 'FOUNDRY_URL_DENY'] as const) {
+    try { parseAddressList(name, env[name]) } catch (err) {
+      if (err instanceof AddressListError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
     }
   }
   return { ...env, instanceId }

@@ -21,6 +21,8 @@ export interface Metrics {
   recoveries: Counter<'result'>
   replays: Counter<'kind'>
   registryErrors: Counter
+  egressRefused: Counter<'reason'>
+  egressBytes: Counter<'direction'>
 }
 
 declare module 'fastify' {
@@ -47,8 +49,16 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
     handovers: new Counter({ name: 'foundry_handovers_total', help: 'Sessions handed to another machine on shutdown (out) or taken over from one (in); result ok, or failed (out: no machine took it; in: its credentials did not open)', labelNames: ['direction', 'result'], registers: [registry] }),
     recoveries: new Counter({ name: 'foundry_recoveries_total', help: 'Sessions of a machine that stopped without handing them over (crash, or this machine\'s previous life): taken over (ok), or ended because no sealed credentials were kept (no_seal_key) or they did not open (failed)', labelNames: ['result'], registers: [registry] }),
     replays: new Counter({ name: 'foundry_replays_total', help: 'Requests answered with fly-replay: instance (to the owner) or elsewhere (placement)', labelNames: ['kind'], registers: [registry] }),
-    registryErrors: new Counter({ name: 'foundry_registry_errors_total', help: 'Requests refused because the fleet registry (Redis) could not be reached', registers: [registry] })
+    registryErrors: new Counter({ name: 'foundry_registry_errors_total', help: 'Requests refused because the fleet registry (Redis) could not be reached', registers: [registry] }),
+    egressRefused: new Counter({ name: 'foundry_egress_refused_total', help: 'Connections of the session browser the egress gate refused, by reason: deny-list (FOUNDRY_URL_DENY), policy-<kind> (FOUNDRY_URL_POLICY: policy-loopback, policy-private, policy-metadata …), metadata-host, unresolvable, gate-port, bad-target', labelNames: ['reason'], registers: [registry] }),
+    egressBytes: new Counter({ name: 'foundry_egress_bytes_total', help: 'Bytes the session browser exchanged with sites through the egress gate (in: from sites, out: to sites), counted when a session\'s browser context closes', labelNames: ['direction'], registers: [registry] })
   }
+  for (const reason of ['deny-list', 'unresolvable']) m.egressRefused.inc({ reason }, 0)
+  fastify.egress.onRefused((r) => { m.egressRefused.inc({ reason: r.reason }) })
+  fastify.egress.onClosed((_label, s) => {
+    m.egressBytes.inc({ direction: 'in' }, s.bytesIn)
+    m.egressBytes.inc({ direction: 'out' }, s.bytesOut)
+  })
   // Sessions on this machine by status, read at scrape time (the gauge
   // registers itself in `registry`).
   // eslint-disable-next-line no-new
@@ -123,4 +133,4 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
   }
 }
 
-export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x', dependencies: ['config', 'sessions'] })
+export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x', dependencies: ['config', 'sessions', 'browser-pool'] })

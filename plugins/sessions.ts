@@ -55,12 +55,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
     },
     page: {
       blockResources: parseBlockResources(config.PAGE_BLOCK_RESOURCES),
-      noCanvas: config.PAGE_NO_CANVAS,
-      // The URL policy on every request of the session's browser, and on
-      // the address each response actually came from (DNS rebinding).
-      ...(fastify.urlPolicy.mode !== 'any'
-        ? { allowRequest: fastify.urlPolicy.allowRequest, allowAddress: fastify.urlPolicy.allowAddress }
-        : {})
+      noCanvas: config.PAGE_NO_CANVAS
     }
   })
   // One info line per session started, ended or failed, for the operator.

@@ -1,8 +1,9 @@
-// The Foundry URL policy (FOUNDRY_URL_POLICY), shared by the handshake's
-// header check and the session browser's request guard.
+// The Foundry URL policy (FOUNDRY_URL_POLICY, FOUNDRY_URL_ALLOW,
+// FOUNDRY_URL_DENY), shared by the handshake's header check and the session
+// browser's egress gate (plugins/browser-pool.ts).
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createUrlPolicy, type Resolver, type UrlPolicy } from '../lib/access/url-policy.js'
+import { createUrlPolicy, parseAddressList, type Resolver, type UrlPolicy } from '../lib/access/url-policy.js'
 
 declare module 'fastify' {
   interface FastifyInstance { urlPolicy: UrlPolicy }
@@ -16,6 +17,9 @@ export interface UrlPolicyPluginOptions {
 const urlPolicy: FastifyPluginAsync<UrlPolicyPluginOptions> = async (fastify, opts) => {
   fastify.decorate('urlPolicy', createUrlPolicy({
     mode: fastify.config.FOUNDRY_URL_POLICY,
+    // Checked by the config plugin: these parse.
+    allow: parseAddressList('FOUNDRY_URL_ALLOW', fastify.config.FOUNDRY_URL_ALLOW),
+    deny: parseAddressList('FOUNDRY_URL_DENY', fastify.config.FOUNDRY_URL_DENY),
     ...(opts.resolve !== undefined ? { resolve: opts.resolve } : {})
   }))
 }

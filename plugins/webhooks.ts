@@ -33,7 +33,7 @@ const webhooks: FastifyPluginAsync = async (fastify) => {
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     // A session's URL came from a client: the URL policy before each attempt, and on the address connected to.
     checkUrl: async (url) => { await urlPolicy.check(url) },
-    allowAddress: urlPolicy.mode === 'any' ? undefined : urlPolicy.allowAddress
+    allowAddress: urlPolicy.allowAddress
   })
   // The operator's URL is the operator's: no policy on it.
   const operator = createDelivery({

@@ -129,7 +129,7 @@ export const STAGE_TEXT: Record<string, string> = {
   'module-connection': 'Waiting for the REST API module'
 }
 
-const EVENT_TYPES = new Set(['stage', 'status', 'module'])
+const EVENT_TYPES = new Set(['stage', 'status', 'module', 'egress'])
 
 export interface Client {
   handshake: (h: { foundryUrl: string, username: string, worldName?: string }) => Promise<HandshakeReplyT>

@@ -16,6 +16,7 @@ function wire (e: ManagerEvent): SessionEventT {
     case 'stage': return { type: 'stage', sessionId: e.sessionId, at, stage: e.stage }
     case 'status': return { type: 'status', sessionId: e.sessionId, at, status: e.status, reason: e.reason }
     case 'module': return { type: 'module', sessionId: e.sessionId, at, connected: e.connected, clientId: e.clientId ?? '', reason: e.reason }
+    case 'egress': return { type: 'egress', sessionId: e.sessionId, at, target: e.target, reason: e.reason, refused: e.refused }
   }
 }
 
@@ -46,8 +47,8 @@ const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     sse: 'manual',
     schema: {
       tags: ['sessions'],
-      summary: 'Follow one session live: its login stages, status changes and module connection, as server-sent events',
-      description: 'A text/event-stream. Each message\'s `event:` is its type (stage, status, module) and its `data:` the JSON of a SessionEvent. ' +
+      summary: 'Follow one session live: its login stages, status changes, module connection and refused connections, as server-sent events',
+      description: 'A text/event-stream. Each message\'s `event:` is its type (stage, status, module, egress) and its `data:` the JSON of a SessionEvent. ' +
         'The first message is the session\'s current status (then its stage, while it logs in); the stream ends after the session ends or fails. ' +
         'Comment lines (": heartbeat") keep idle connections open. Browsers: EventSource cannot send x-api-key; read the stream with fetch (see public/client.ts).',
       security: SECURITY,

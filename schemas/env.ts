@@ -35,6 +35,14 @@ export const EnvSchema = Type.Object({
       description: 'Addresses x-foundry-url and the session browser may reach: default refuses link-local, cloud metadata, multicast and reserved; public-only (hosted instances) also refuses private and loopback; any checks none'
     }
   ),
+  FOUNDRY_URL_DENY: Type.String({
+    default: '',
+    description: 'Addresses and CIDR ranges (comma- or space-separated, IPv4 or IPv6) that x-foundry-url, redirects and every connection of the session browser may never reach, whatever FOUNDRY_URL_POLICY and FOUNDRY_URL_ALLOW say'
+  }),
+  FOUNDRY_URL_ALLOW: Type.String({
+    default: '',
+    description: 'Addresses and CIDR ranges allowed although FOUNDRY_URL_POLICY refuses them (a private Foundry next to a public-only instance); FOUNDRY_URL_DENY still wins'
+  }),
   TRUST_PROXY: Type.String({
     default: 'false',
     pattern: TRUST_PROXY_PATTERN,

@@ -29,7 +29,15 @@ export const ModuleEvent = Type.Object({
   reason: Type.String({ description: 'Why it connected or was lost, in words' })
 }, { title: 'ModuleEvent', description: 'The REST API module connected to its relay, or lost its connection' })
 
-export const SessionEvent = Type.Union([StageEvent, StatusEvent, ModuleEvent], { $id: 'SessionEvent', title: 'SessionEvent' })
+export const EgressEvent = Type.Object({
+  type: Type.Literal('egress'),
+  ...common,
+  target: Type.String({ description: 'host:port the page tried to reach (never a path)' }),
+  reason: Type.String({ description: 'Why the egress gate refused it: deny-list (FOUNDRY_URL_DENY), policy-<kind> (FOUNDRY_URL_POLICY refuses loopback, private, link-local, metadata… addresses), metadata-host, unresolvable, gate-port, bad-target' }),
+  refused: Type.Integer({ description: 'Connections refused so far in this login\'s browser context' })
+}, { title: 'EgressEvent', description: 'The session\'s page tried to reach an address the service refuses. Reported (the first at once, then at most one per 10 s), never ended for: the connection was refused, nothing left' })
+
+export const SessionEvent = Type.Union([StageEvent, StatusEvent, ModuleEvent, EgressEvent], { $id: 'SessionEvent', title: 'SessionEvent' })
 export type SessionEventT = Static<typeof SessionEvent>
 
 export const EventsParams = Type.Object({

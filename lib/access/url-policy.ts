@@ -4,21 +4,20 @@
 //                addresses; loopback and private networks are allowed (a
 //                Foundry next to the service, tests)
 //   public-only  for hosted instances: public unicast addresses only
-//   any          no address check (http/https and no credentials still apply)
+//   any          no address check by kind (http/https and no credentials still apply)
+// and two operator lists on top of the mode:
+//   FOUNDRY_URL_DENY   addresses and CIDR ranges always refused (whatever the mode, allow list included)
+//   FOUNDRY_URL_ALLOW  addresses and CIDR ranges allowed although the mode refuses them
+//                      (a private Foundry next to a public-only instance)
 // A host name is resolved (every address) and each address must pass: a name
 // that resolves to one refused address is refused. No Fastify here.
 //
-// In the browser (wired in plugins/sessions.ts through lib/browser/page-setup.ts):
-// `allowRequest` runs on every request the session's page makes (navigations,
-// each redirect hop, subresources, fetch/XHR), resolving the host with Node;
-// `allowAddress` runs on every response, on the address Chromium actually
-// connected to, because Chromium resolves names itself (DNS rebinding): at
-// the first refused one the page is closed and its later requests failed.
-// Limits: that request has already been sent (blind, unreadable), as have the
-// hops of a redirect chain; WebSocket handshakes and service/shared workers
-// are not intercepted by the page's Fetch domain; DNS prefetch still resolves
-// names. Routing Chromium through an in-process proxy that connects to the
-// checked address would close these; it is not done.
+// Where it is applied: `check` on x-foundry-url (the handshake), and the
+// egress gate (lib/browser/egress.ts) on every connection the session
+// browser makes, redirects and page scripts included: the gate resolves the
+// name once with `resolveChecked` and connects to exactly the address that
+// passed. `checkUrl` and `addressVerdict` are the same rules for any other
+// outgoing URL (webhooks).
 import { lookup } from 'node:dns/promises'
 import { BlockList, isIP } from 'node:net'
 import { InvalidFoundryUrl } from '../errors.js'
@@ -32,8 +31,31 @@ export type Resolver = (hostname: string) => Promise<string[]>
 export type AddressKind =
   'public' | 'loopback' | 'private' | 'unspecified' | 'link-local' | 'metadata' | 'multicast' | 'reserved'
 
+/** A parsed FOUNDRY_URL_ALLOW / FOUNDRY_URL_DENY: addresses and CIDR ranges. */
+export interface AddressList {
+  /** The entries as written (normalised), for messages and logs. */
+  readonly entries: readonly string[]
+  has: (ip: string) => boolean
+}
+
+/** Why the policy refused an address or URL: a stable word (metrics label, event field). */
+export type RefusalReason =
+  | 'deny-list' // FOUNDRY_URL_DENY
+  | `policy-${Exclude<AddressKind, 'public'>}` // the mode refuses this kind of address
+  | 'metadata-host' // a cloud metadata service's host name
+  | 'unresolvable' // the name does not resolve (or not in time)
+  | 'bad-url' // not an http(s)/ws(s) URL, credentials, no host
+
+export type Verdict =
+  | { ok: true, addresses: string[] }
+  | { ok: false, reason: RefusalReason, address?: string | undefined }
+
 export interface UrlPolicyOptions {
   mode: UrlPolicyMode
+  /** FOUNDRY_URL_ALLOW: allowed although the mode refuses them. */
+  allow?: AddressList
+  /** FOUNDRY_URL_DENY: always refused. */
+  deny?: AddressList
   resolve?: Resolver
   /** Bound on one resolution, ms (default 5000). */
   resolveTimeoutMs?: number
@@ -46,9 +68,18 @@ export interface UrlPolicy {
   readonly mode: UrlPolicyMode
   /** Parse and check x-foundry-url, resolving its host; throws INVALID_FOUNDRY_URL with the reason. */
   check: (raw: string) => Promise<URL>
-  /** For the session's browser: may a request to this URL go out? Never throws. */
-  allowRequest: (url: URL) => Promise<boolean>
-  /** For the session's browser: may it talk to this address (the one Chromium actually connected to)? */
+  /**
+   * Any outgoing http(s)/ws(s) URL (a webhook, a relay probe): its host
+   * resolved once, every address under mode + lists. Never throws; on ok the
+   * addresses are the ones to connect to (connect to one of them, do not
+   * resolve again).
+   */
+  checkUrl: (url: URL | string) => Promise<Verdict>
+  /** A host name or IP literal resolved once and checked: what the egress gate connects to. Never throws. */
+  resolveChecked: (host: string) => Promise<Verdict>
+  /** One address under mode + lists. */
+  addressVerdict: (ip: string) => { ok: true } | { ok: false, reason: RefusalReason }
+  /** addressVerdict(ip).ok */
   allowAddress: (ip: string) => boolean
 }
 
@@ -146,8 +177,62 @@ const REFUSAL: Record<UrlPolicyMode, string> = {
 
 /** Host of a URL as a bare name or IP literal, without IPv6 brackets or a trailing dot. */
 function bareHost (url: URL): string {
-  return url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase()
+  return bareName(url.hostname)
 }
+
+function bareName (host: string): string {
+  return host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase()
+}
+
+/** An address as checked against the lists: zone dropped, IPv4 taken out of IPv6 forms that carry one. */
+function listForm (raw: string): { ip: string, family: 'ipv4' | 'ipv6' } | null {
+  const ip = raw.replace(/^\[|\]$/g, '').replace(/%.*$/, '').toLowerCase()
+  const family = isIP(ip)
+  if (family === 0) return null
+  if (family === 6) {
+    const v4 = embeddedIPv4(ip)
+    if (v4 !== null && isIP(v4) === 4) return { ip: v4, family: 'ipv4' }
+  }
+  return { ip, family: family === 6 ? 'ipv6' : 'ipv4' }
+}
+
+export class AddressListError extends Error {}
+
+/**
+ * Parse an operator list (FOUNDRY_URL_ALLOW, FOUNDRY_URL_DENY): addresses and
+ * CIDR ranges, IPv4 or IPv6, separated by commas or spaces. A bad entry
+ * throws AddressListError naming it (start-up stops with the reason).
+ */
+export function parseAddressList (name: string, raw: string): AddressList {
+  const list = new BlockList()
+  const entries: string[] = []
+  for (const word of raw.split(/[\s,]+/)) {
+    if (word === '') continue
+    const slash = word.indexOf('/')
+    const addr = (slash < 0 ? word : word.slice(0, slash)).replace(/^\[|\]$/g, '')
+    const family = isIP(addr)
+    const prefixText = slash < 0 ? '' : word.slice(slash + 1)
+    const max = family === 6 ? 128 : 32
+    if (family === 0) throw new AddressListError(`${name}: "${word}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, 203.0.113.7, fd00::/8)`)
+    if (slash >= 0 && (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max)) {
+      throw new AddressListError(`${name}: "${word}" has a bad prefix length (0–${max} for IPv${family})`)
+    }
+    const type = family === 6 ? 'ipv6' : 'ipv4'
+    if (slash < 0) list.addAddress(addr, type)
+    else list.addSubnet(addr, Number(prefixText), type)
+    entries.push(word.toLowerCase())
+  }
+  return {
+    entries,
+    has (ip) {
+      if (entries.length === 0) return false
+      const f = listForm(ip)
+      return f !== null && list.check(f.ip, f.family)
+    }
+  }
+}
+
+const EMPTY_LIST: AddressList = { entries: [], has: () => false }
 
 async function systemResolve (hostname: string): Promise<string[]> {
   const all = await lookup(hostname, { all: true, verbatim: true })
@@ -156,13 +241,20 @@ async function systemResolve (hostname: string): Promise<string[]> {
 
 class ResolveFailed extends Error {}
 
+/** The protocols an outgoing URL may have; page-internal ones never reach the network. */
+const NETWORK_PROTOCOLS = new Set(['http:', 'https:', 'ws:', 'wss:'])
+
 export function createUrlPolicy (opts: UrlPolicyOptions): UrlPolicy {
   const { mode } = opts
+  const allow = opts.allow ?? EMPTY_LIST
+  const deny = opts.deny ?? EMPTY_LIST
   const resolveRaw = opts.resolve ?? systemResolve
   const timeoutMs = opts.resolveTimeoutMs ?? 5000
   const cacheMs = opts.cacheMs ?? 10_000
   const now = opts.now ?? Date.now
   const cache = new Map<string, { addresses: string[], until: number }>()
+  /** With mode any and no deny list, addresses are never looked at. */
+  const unchecked = mode === 'any' && deny.entries.length === 0
 
   async function resolve (host: string): Promise<string[]> {
     if (isIP(host) !== 0) return [host]
@@ -203,8 +295,32 @@ export function createUrlPolicy (opts: UrlPolicyOptions): UrlPolicy {
     return addresses
   }
 
-  function allowAddress (ip: string): boolean {
-    return kindAllowed(classifyAddress(ip), mode)
+  function addressVerdict (ip: string): { ok: true } | { ok: false, reason: RefusalReason } {
+    if (deny.has(ip)) return { ok: false, reason: 'deny-list' }
+    const kind = classifyAddress(ip)
+    if (kindAllowed(kind, mode) || allow.has(ip)) return { ok: true }
+    return { ok: false, reason: `policy-${kind as Exclude<AddressKind, 'public'>}` }
+  }
+
+  async function resolveChecked (rawHost: string): Promise<Verdict> {
+    const host = bareName(rawHost)
+    if (host === '') return { ok: false, reason: 'bad-url' }
+    if (unchecked) {
+      try { return { ok: true, addresses: await resolveCached(host) } } catch { return { ok: false, reason: 'unresolvable' } }
+    }
+    // Named metadata services are refused by name, unless the operator allows their address.
+    if (METADATA_HOSTS.has(host) && mode !== 'any') return { ok: false, reason: 'metadata-host' }
+    let addresses: string[]
+    try {
+      addresses = await resolveCached(host)
+    } catch {
+      return { ok: false, reason: 'unresolvable' }
+    }
+    for (const address of addresses) {
+      const v = addressVerdict(address)
+      if (!v.ok) return { ok: false, reason: v.reason, address }
+    }
+    return { ok: true, addresses }
   }
 
   return {
@@ -225,51 +341,35 @@ export function createUrlPolicy (opts: UrlPolicyOptions): UrlPolicy {
       }
       const host = bareHost(url)
       if (host === '') throw new InvalidFoundryUrl('has no host')
-      if (mode === 'any') return url
-      if (METADATA_HOSTS.has(host)) {
-        throw new InvalidFoundryUrl(`points at a cloud metadata service: ${REFUSAL[mode]}`)
-      }
-      let addresses: string[]
-      try {
-        addresses = await resolveCached(host)
-      } catch {
-        throw new InvalidFoundryUrl(`names a host (${host}) this service cannot resolve: check the name, or send the server's IP address`)
-      }
-      for (const address of addresses) {
-        const kind = classifyAddress(address)
-        if (!kindAllowed(kind, mode)) {
+      if (unchecked) return url
+      const v = await resolveChecked(host)
+      if (v.ok) return url
+      switch (v.reason) {
+        case 'metadata-host':
+          throw new InvalidFoundryUrl(`points at a cloud metadata service: ${REFUSAL[mode]}`)
+        case 'unresolvable':
+          throw new InvalidFoundryUrl(`names a host (${host}) this service cannot resolve: check the name, or send the server's IP address`)
+        case 'deny-list': {
+          const what = isIP(host) !== 0 ? 'an address' : 'a host that resolves to an address'
+          throw new InvalidFoundryUrl(`points at ${what} this service's operator refuses (FOUNDRY_URL_DENY)`)
+        }
+        default: {
+          const kind = classifyAddress(v.address ?? host)
           const what = isIP(host) !== 0 ? `a ${kind} address` : `a host that resolves to a ${kind} address`
           throw new InvalidFoundryUrl(`points at ${what}: ${REFUSAL[mode]}`)
         }
       }
-      return url
     },
 
-    async allowRequest (url) {
-      switch (url.protocol) {
-        // No network: page-internal documents and resources.
-        case 'data:':
-        case 'blob:':
-        case 'about:':
-          return true
-        case 'http:':
-        case 'https:':
-        case 'ws:':
-        case 'wss:':
-          break
-        default:
-          return false
-      }
-      if (mode === 'any') return true
-      const host = bareHost(url)
-      if (host === '' || METADATA_HOSTS.has(host)) return false
-      try {
-        return (await resolveCached(host)).every(allowAddress)
-      } catch {
-        return false // fail closed: Chromium would not reach it either, or resolves it its own way
-      }
+    async checkUrl (raw) {
+      let url: URL
+      try { url = typeof raw === 'string' ? new URL(raw) : raw } catch { return { ok: false, reason: 'bad-url' } }
+      if (!NETWORK_PROTOCOLS.has(url.protocol) || url.username !== '' || url.password !== '') return { ok: false, reason: 'bad-url' }
+      return await resolveChecked(bareHost(url))
     },
 
-    allowAddress
+    resolveChecked,
+    addressVerdict,
+    allowAddress: (ip) => addressVerdict(ip).ok
   }
 }

@@ -1,6 +1,6 @@
 // One DevTools session of our own per page, shared by everything in the
-// service that talks to the page over the protocol: the request guard and
-// resource blocking (lib/browser/page-setup.ts) and the WebSocket watcher
+// service that talks to the page over the protocol: resource blocking
+// (lib/browser/page-setup.ts) and the WebSocket watcher
 // (lib/browser/websockets.ts). Each session a page has, with the Network domain on,
 // gets every network event of the page again (every WebSocket frame, every
 // request) and sends it to Node over the same pipe: with one shared session

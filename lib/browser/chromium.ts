@@ -29,6 +29,33 @@ const EXTRA = [
   '--disable-dev-shm-usage'
 ]
 
+/**
+ * Flags that send every connection of the browser through the egress gate
+ * (lib/browser/egress.ts) at `proxy`, with nothing around it:
+ * - the proxy for everything, loopback included (Chromium otherwise goes
+ *   direct to localhost, 127.0.0.0/8 and [::1] whatever the proxy says);
+ * - no name resolution of its own: every name is sent to the proxy, and the
+ *   resolver answers "not found" for anything else (DNS prefetch, preconnect);
+ *   no secure DNS (DoH would be a connection of its own), no QUIC (UDP);
+ * - WebRTC only over the proxy: no UDP at all (STUN, TURN/UDP, host candidates).
+ * Browser contexts get their own proxy port (createBrowserContext), with
+ * the same bypass rule.
+ */
+export function egressArgs (proxy: string): string[] {
+  return [
+    `--proxy-server=${proxy}`,
+    `--proxy-bypass-list=${EGRESS_BYPASS.join(';')}`,
+    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    '--disable-quic',
+    '--dns-prefetch-disable',
+    '--disable-features=DnsOverHttps,AsyncDns,NetworkPrediction',
+    '--force-webrtc-ip-handling-policy=disable_non_proxied_udp'
+  ]
+}
+
+/** Proxy bypass rules: none, and not even the implicit loopback one. */
+export const EGRESS_BYPASS = ['<-loopback>']
+
 export interface ChromiumLaunchOptions {
   /** A Chromium binary to use instead of the one @sparticuz/chromium ships. */
   executablePath?: string

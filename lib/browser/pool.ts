@@ -1,8 +1,11 @@
 // One Chromium process; each session gets its own browser context (own
-// cookie jar and localStorage). Chromium is relaunched when it dies, one
-// launch at a time. No Fastify here.
+// cookie jar and localStorage) and, with an egress gate, its own proxy port
+// on the gate (every connection of the browser leaves through the gate:
+// egress.ts). Chromium is relaunched when it dies, one launch at a time. No
+// Fastify here.
 import type { Browser, BrowserContext } from 'puppeteer-core'
-import { launchChromium, resolveChromium, type ChromiumLaunchOptions, type ResolvedChromium } from './chromium.js'
+import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium, type ChromiumLaunchOptions, type ResolvedChromium } from './chromium.js'
+import type { EgressGate, EgressSession } from './egress.js'
 import { BrowserUnavailable, ServiceClosing } from '../errors.js'
 
 export interface Logger {
@@ -16,6 +19,12 @@ export interface BrowserPoolOptions extends ChromiumLaunchOptions {
   /** Logins allowed to run at once. */
   maxConcurrentLogins: number
   log: Logger
+  /**
+   * The egress gate every connection of the browser goes through (the
+   * service always has one; browser-only tests may go without). The pool
+   * does not close it: its owner does, after the pool.
+   */
+  egress?: EgressGate | undefined
 }
 
 export interface PoolHealth {
@@ -31,8 +40,14 @@ export interface PoolHealth {
 export interface BrowserPool {
   /** Launch Chromium now (otherwise it starts with the first context). */
   start: () => Promise<void>
-  /** A fresh, isolated browser context. */
-  newContext: () => Promise<BrowserContext>
+  /**
+   * A fresh, isolated browser context; with an egress gate, on a proxy
+   * port of its own named `label` (the session id) in the gate's logs and
+   * counts. Closing the context closes its port.
+   */
+  newContext: (label?: string) => Promise<BrowserContext>
+  /** The gate's session of a context made by newContext (undefined without a gate). */
+  egressOf: (ctx: BrowserContext) => EgressSession | undefined
   /** Reserve a login slot; returns its release function, or null when all are taken. */
   tryAcquireLogin: () => (() => void) | null
   /** Called with every context of a Chromium that died. */
@@ -53,11 +68,15 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
   let closing = false
   let loginsRunning = 0
   const contexts = new Set<BrowserContext>()
+  const egress = new WeakMap<BrowserContext, EgressSession>()
   const lostListeners: Array<(contexts: BrowserContext[]) => void> = []
 
   async function launch (): Promise<Browser> {
     resolved ??= await resolveChromium(opts)
-    const b = await launchChromium(resolved)
+    // The gate's flags come last, after CHROMIUM_ARGS: they cannot be undone by them.
+    const b = await launchChromium(opts.egress === undefined
+      ? resolved
+      : { ...resolved, args: [...resolved.args, ...egressArgs(opts.egress.browserProxy)] })
     // Chromium opens an about:blank tab in its default context; sessions
     // never use it, and its renderer costs ~16 MB PSS for nothing.
     for (const p of await b.pages()) await p.close().catch(() => {})
@@ -66,6 +85,7 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
       if (browser === b) browser = undefined
       const lost = [...contexts]
       contexts.clear()
+      for (const c of lost) void egress.get(c)?.close()
       if (closing) return
       log.warn({ lostContexts: lost.length }, 'Chromium disconnected; the next session relaunches it')
       for (const fn of lostListeners) {
@@ -99,18 +119,28 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
   return {
     async start () { await getBrowser() },
 
-    async newContext () {
+    async newContext (label = 'context') {
       const b = await getBrowser()
-      const ctx = await b.createBrowserContext()
+      const gate = opts.egress !== undefined ? await opts.egress.open(label) : undefined
+      let ctx: BrowserContext
+      try {
+        ctx = await b.createBrowserContext(gate !== undefined ? { proxyServer: gate.proxyServer, proxyBypassList: EGRESS_BYPASS } : {})
+      } catch (err) {
+        await gate?.close()
+        throw err
+      }
       contexts.add(ctx)
+      if (gate !== undefined) egress.set(ctx, gate)
       const close = ctx.close.bind(ctx)
-      // Keep the set exact however the context is closed.
+      // Keep the set exact however the context is closed; its gate port goes with it.
       ctx.close = async () => {
         contexts.delete(ctx)
-        await close()
+        try { await close() } finally { await gate?.close() }
       }
       return ctx
     },
+
+    egressOf: (ctx) => egress.get(ctx),
 
     tryAcquireLogin () {
       if (closing || loginsRunning >= opts.maxConcurrentLogins) return null

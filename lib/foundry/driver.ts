@@ -10,6 +10,7 @@ import {
   withContext, type ServiceError
 } from '../errors.js'
 import type { WsWatcher } from '../browser/websockets.js'
+import { chromiumNetError } from '../browser/egress.js'
 import { foundryBase } from './names.js'
 import { pageFunction, type PageScript } from './page-scripts.js'
 import type { LoginOptions, LoginParams, Stage } from './types.js'
@@ -102,6 +103,13 @@ export class Driver {
     }
     const status = res?.status() ?? 0
     if (status >= 500) {
+      // For plain http:// the egress gate answers a failed connection with
+      // a 5xx of its own (proxy-chain: 590–599, 502): name what happened as
+      // Chromium would have.
+      const code = this.opts.upstreamFailure?.(targetOf(res?.url() ?? url))
+      if (code !== undefined) throw this.translate(new Error(`net::${chromiumNetError(code)}`))
+    }
+    if (status >= 500) {
       throw this.fail(FoundryError, `Foundry answered HTTP ${status} on ${this.pagePath() ?? url}: check the Foundry server's own log`)
     }
     return res
@@ -174,9 +182,9 @@ export class Driver {
     }
   }
 
-  /** The browser was sent somewhere FOUNDRY_URL_POLICY refuses. */
+  /** The browser was sent somewhere the egress gate refuses (FOUNDRY_URL_POLICY, FOUNDRY_URL_DENY). */
   refusedUrl (): ServiceError {
-    return this.fail(FoundryUrlRefused, `The browser was sent to an address this service's FOUNDRY_URL_POLICY refuses (from ${this.pagePath() ?? this.base.host}): check x-foundry-url and where that server redirects`)
+    return this.fail(FoundryUrlRefused, `The browser was sent to an address this service refuses (FOUNDRY_URL_POLICY, FOUNDRY_URL_DENY) while ${this.what()}: check x-foundry-url and where that server redirects`)
   }
 
   /** Turn a navigation or protocol error into a client-facing one. */
@@ -201,6 +209,14 @@ export class Driver {
     }
     return this.fail(FoundryError, `Unexpected failure while ${this.what()}`)
   }
+}
+
+/** host:port of a URL, as the egress gate names its targets. */
+function targetOf (href: string): string {
+  try {
+    const u = new URL(href)
+    return `${u.hostname.replace(/^\[|\]$/g, '')}:${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
+  } catch { return '' }
 }
 
 export function isServiceError (err: unknown): err is ServiceError {

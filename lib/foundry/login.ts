@@ -56,7 +56,9 @@ export async function loginToFoundry (page: Page, params: LoginParams, opts: Log
     throw d.fail(FoundryError, 'Foundry kept redirecting without reaching the game page')
   } catch (err) {
     if (opts.signal?.aborted === true) throw new SessionCancelled()
-    if (opts.refusedAddress?.() === true) throw d.refusedUrl()
+    // The gate refused a connection, and the page is off Foundry (on the
+    // gate's refusal answer) or a navigation failed: the refusal is why.
+    if (opts.refusedAddress?.() === true && (d.route() === null || !isServiceError(err))) throw d.refusedUrl()
     if (isServiceError(err)) throw err
     throw d.translate(err as Error)
   } finally {

@@ -5,6 +5,9 @@ import type { Driver } from './driver.js'
 
 export async function playersGate (d: Driver): Promise<void> {
   d.enter('join')
+  // The driver can arrive while the page is still loading (a script sent
+  // it here): press the button once the page's own handler is in place.
+  await d.waitFor('players', 'ready', { timeout: d.opts.timeouts.joinForm, what: 'the user setup page to load', stayOn: '/players' })
   const submitted = await d.call<boolean>('players', 'submit')
   if (!submitted) {
     throw d.fail(FoundryError, 'Foundry shows the user setup page of a world launched for the first time (/players): open the world once in a browser and press "Save and Continue"')

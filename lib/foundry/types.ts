@@ -40,11 +40,17 @@ export interface LoginOptions {
   /** Called as the login moves from stage to stage (for status and logs). */
   onStage?: (stage: Stage, page: string | null) => void
   /**
-   * True once the page's address guard refused a response (FOUNDRY_URL_POLICY)
-   * and is closing the page: whatever the login was reading then fails as
-   * FOUNDRY_URL_REFUSED, not as what the closing page happened to show.
+   * True once the egress gate refused a connection of this login's browser
+   * context (FOUNDRY_URL_POLICY, FOUNDRY_URL_ALLOW / DENY): a navigation
+   * that then fails, or lands off Foundry (the gate's refusal page), fails
+   * as FOUNDRY_URL_REFUSED.
    */
   refusedAddress?: () => boolean
+  /**
+   * How the egress gate's last connection to host:port failed (ECONNREFUSED …),
+   * if it did: Chromium only sees the gate's 502 for plain http://.
+   */
+  upstreamFailure?: (target: string) => string | undefined
 }
 
 export type Stage = 'reach' | 'admin-auth' | 'world-launch' | 'join' | 'game-load' | 'module-connection'

@@ -83,12 +83,20 @@ export interface Executor {
   shutdown: () => Promise<void>
 }
 
+/** Shortest time between two egress events of one browser context. */
+const EGRESS_REPORT_MS = 10_000
+
 export function createExecutor (opts: ExecutorOptions): Executor {
   const { pool, log, registry, events, machine, now, timers } = opts
   const entries = new Map<string, Entry>()
   let closing = false
   const pageWatch = createPageWatch({
-    dispatch, now, timers, machine, gameReadyMs: opts.timeouts.gameReady, allowRequest: opts.page?.allowRequest
+    dispatch,
+    now,
+    timers,
+    machine,
+    gameReadyMs: opts.timeouts.gameReady,
+    egressOf: (entry) => entry.context !== null ? pool.egressOf(entry.context) : undefined
   })
 
   pool.onBrowserLost((lost) => {
@@ -218,7 +226,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     const abort = entry.abort = new AbortController()
     session.stage = null
     const gone = (): boolean => abort.signal.aborted || isFinal(session.status)
-    const context = await pool.newContext()
+    const context = await pool.newContext(session.id)
     if (gone()) {
       await context.close().catch(() => {})
       throw new SessionCancelled()
@@ -226,13 +234,23 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     entry.context = context
     const page = await context.newPage()
     entry.page = page
-    const prepared = await preparePage(page, pageSetup(opts.page, entry.options.page))
+    await preparePage(page, pageSetup(opts.page, entry.options.page))
+    const gate = pool.egressOf(context)
+    // A page that keeps trying addresses the gate refuses is reported, not
+    // ended: the first refusal at once, then at most one event per 10 s.
+    let reportedAt = -Infinity
+    gate?.onRefused((r) => {
+      if (entry.context !== context || r.at - reportedAt < EGRESS_REPORT_MS) return
+      reportedAt = r.at
+      emit(entry, { type: 'egress', sessionId: session.id, ownerId: session.ownerId, at: r.at, target: r.target, reason: r.reason, refused: gate.stats().refused })
+    })
     // The login shares this watcher; the session keeps it to follow the module.
     entry.ws = await watchWebSockets(page)
     const result = await loginToFoundry(page, loginParams(entry, relogin), {
       timeouts: opts.timeouts,
       signal: abort.signal,
-      refusedAddress: prepared.refused,
+      refusedAddress: () => (gate?.stats().refused ?? 0) > 0,
+      upstreamFailure: (target) => gate?.failure(target),
       onStage: (stage) => {
         if (session.stage === stage) return
         session.stage = stage

@@ -6,7 +6,9 @@
 import type { Page } from 'puppeteer-core'
 import { foundryBase } from '../foundry/index.js'
 import { pageFunction } from '../foundry/page-scripts.js'
-import type { PageSetupOptions } from '../browser/page-setup.js'
+import http from 'node:http'
+import https from 'node:https'
+import type { EgressSession } from '../browser/egress.js'
 import { lifecycleOf, type Entry, type Timers } from './entry.js'
 import { moduleNeedsRevival, type MachineConfig, type MachineEvent } from './machine.js'
 import { moduleView, relayProbeUrl } from './module-watch.js'
@@ -18,8 +20,8 @@ export interface PageWatchDeps {
   machine: MachineConfig
   /** How long a reloaded game page may take to get ready. */
   gameReadyMs: number
-  /** The URL policy, for the relay probe. */
-  allowRequest?: PageSetupOptions['allowRequest']
+  /** The session's egress gate port: the relay probe goes out under the same check, to the same pinned address. */
+  egressOf?: (entry: Entry) => EgressSession | undefined
 }
 
 export interface PageWatch {
@@ -88,7 +90,7 @@ export function createPageWatch (deps: PageWatchDeps): PageWatch {
   async function reviveCheck (entry: Entry): Promise<void> {
     if (!moduleNeedsRevival(lifecycleOf(entry.session), now(), machine) || entry.ws === null) return
     const url = relayProbeUrl(entry.ws.connections(), { relayUrl: '', clientId: entry.session.clientId })
-    if (url !== null && await relayAnswers(url)) {
+    if (url !== null && await relayAnswers(url, deps.egressOf?.(entry))) {
       await dispatch(entry, { type: 'relay-back' })
       return
     }
@@ -101,17 +103,26 @@ export function createPageWatch (deps: PageWatchDeps): PageWatch {
     entry.reviveTimer.unref()
   }
 
-  /** Whether the relay answers HTTP at all (any status), within the URL policy. */
-  async function relayAnswers (url: URL): Promise<boolean> {
-    const allow = deps.allowRequest
-    if (allow !== undefined && !(await allow(url))) return false
-    try {
-      const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(3000) })
-      await res.body?.cancel()
-      return true
-    } catch {
-      return false
-    }
+  /**
+   * Whether the relay answers HTTP at all (any status). With a gate, its
+   * host is resolved and checked once by the gate (the URL policy and lists)
+   * and the probe connects to that address; without one (no session
+   * browser context) it is not probed.
+   */
+  async function relayAnswers (url: URL, gate: EgressSession | undefined): Promise<boolean> {
+    if (gate === undefined) return false
+    const pinned = await gate.pin(url.hostname, Number(url.port !== '' ? url.port : url.protocol === 'https:' || url.protocol === 'wss:' ? 443 : 80))
+    if (!pinned.ok) return false
+    return await new Promise<boolean>((resolve) => {
+      const get = url.protocol === 'https:' ? https.get : http.get
+      const req = get(url, { lookup: pinned.lookup, agent: false, timeout: 3000 }, (res) => {
+        res.resume()
+        resolve(true)
+        req.destroy()
+      })
+      req.on('timeout', () => { req.destroy() })
+      req.on('error', () => { resolve(false) })
+    })
   }
 
   return { watch, scheduleRevival }

@@ -164,5 +164,7 @@ export type SessionEvent =
   | EventBase & { type: 'stage', stage: Stage }
   | EventBase & { type: 'status', status: SessionStatus, reason: string, previous: SessionStatus | null, code?: string }
   | EventBase & { type: 'module', connected: boolean, clientId: string | null, reason: string }
+  /** The egress gate refused a connection of the session's browser (reported, never ended for it). */
+  | EventBase & { type: 'egress', target: string, reason: string, refused: number }
 
 export type SessionEventListener = (event: SessionEvent, session: Session) => void

@@ -137,6 +137,14 @@ export interface StandinOptions {
   playersGate?: boolean
   /** Default true; false → every route → /license. */
   eulaSigned?: boolean
+  /**
+   * A hostile /game page: once loaded it also runs the egress probe
+   * (client/egress-probe.js), which tries every way a page has to reach
+   * `canary` (an http:// origin) and `udpPort` (STUN over UDP on the
+   * canary's host), then POSTs what it saw to /egress-probe/done.
+   * GET /egress-probe?canary=…&udp=… is the same probe on a page of its own.
+   */
+  egressProbe?: { canary: string, udpPort: number }
   /** Big scripts/images/audio and WebGL work on /game, for benchmarks. */
   heavyGame?: boolean | HeavyGameOptions
   /**

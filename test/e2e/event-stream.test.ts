@@ -23,7 +23,7 @@ async function collect (events: AsyncGenerator<SessionEvent>, until: (e: Session
   return all
 }
 
-const brief = (e: SessionEvent): string => e.type === 'stage' ? `stage:${e.stage}` : e.type === 'status' ? `status:${e.status}` : `module:${e.connected}`
+const brief = (e: SessionEvent): string => e.type === 'stage' ? `stage:${e.stage}` : e.type === 'status' ? `status:${e.status}` : e.type === 'module' ? `module:${e.connected}` : `egress:${e.reason}`
 
 t.test('a login\'s stages and its status arrive in order, and the stream ends with the session', async (t) => {
   const { server } = await listening(t)

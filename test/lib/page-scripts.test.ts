@@ -64,7 +64,7 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
     document: ['reportCloseCodes', 'setNoCanvas', 'seedConnectionToken'],
     auth: ['probe', 'submit', 'error'],
     setup: ['ready', 'worlds', 'dismissOverlays', 'errorCount', 'launch', 'outcome', 'declineMigration'],
-    players: ['submit'],
+    players: ['ready', 'submit'],
     join: ['worldTitle', 'probe', 'users', 'postJson', 'status'],
     game: ['ready', 'info', 'otherPrimaryGm']
   }

@@ -1,16 +1,16 @@
 // A hosted instance deployed from fly.toml is safe by default: its
 // environment is public-only with Fly's client address trusted, the
 // handshake refuses Fly's private network, private ranges and loopback, and
-// a public Foundry whose page redirects or links into them is cut off in
-// the browser.
+// a public Foundry whose page redirects or links into them is cut off at
+// the egress gate.
 import t from 'tap'
 import http from 'node:http'
 import { readFileSync } from 'node:fs'
 import { parse } from 'smol-toml'
 import { loadConfig } from '../../plugins/config.js'
-import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
-import { preparePage } from '../../lib/browser/page-setup.js'
-import { createUrlPolicy, type Resolver } from '../../lib/access/url-policy.js'
+import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
+import { createEgressGate } from '../../lib/browser/egress.js'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
 import { API_KEY, build, expectError } from '../helper.js'
 import { eventually } from '../e2e/fixtures.js'
 
@@ -57,21 +57,20 @@ t.test('the handshake of an instance run with fly.toml\'s environment refuses pr
   t.equal(app.keystore.size(), 1, 'only that handshake was stored')
 })
 
-async function server (t: Tap, handler: http.RequestListener): Promise<{ port: number, hits: string[] }> {
+async function server (t: Tap, handler: http.RequestListener, host = '127.0.0.1'): Promise<{ port: number, hits: string[] }> {
   const hits: string[] = []
   const s = http.createServer((req, res) => { hits.push(`${req.headers.host ?? ''}${req.url ?? ''}`); handler(req, res) })
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => s.listen(0, host, resolve))
   t.teardown(() => { s.closeAllConnections(); s.close() })
   return { port: (s.address() as { port: number }).port, hits }
 }
 
 t.test('in the browser: a public Foundry page cannot redirect or link into private ranges', async (t) => {
-  // Tests reach loopback only. Chromium maps `foundry.example` and every
-  // `*.internal` name to 127.0.0.1 (host-resolver rules), as Fly's network
-  // would route them; the policy resolves them as Fly's DNS would (flyDns).
-  // The public site's own connection lands on loopback, which stands for
-  // the internet here, so the address check counts it as the public address
-  // it plays; every other address goes through the policy unchanged.
+  // Tests reach loopback only. 127.0.0.3 plays the public internet: the
+  // policy resolves `foundry.example` there (and every `*.internal` name as
+  // Fly's DNS would, flyDns), and FOUNDRY_URL_ALLOW lets 127.0.0.3 through
+  // as the public address it plays; every other address goes through
+  // fly.toml's policy unchanged, at the egress gate.
   const internal = await server(t, (_req, res) => { res.end('internal secret') })
   const targets = [
     `http://other-app.internal:${internal.port}/secret`,
@@ -81,60 +80,50 @@ t.test('in the browser: a public Foundry page cannot redirect or link into priva
     `http://192.168.1.10:${internal.port}/`,
     `http://100.64.0.7:${internal.port}/`,
     `http://127.0.0.1:${internal.port}/`,
-    `http://localhost:${internal.port}/`
+    `http://localhost:${internal.port}/`,
+    `https://127.0.0.1:${internal.port}/`
   ]
   const site = await server(t, (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x')
     if (u.pathname === '/redirect') { res.writeHead(302, { location: u.searchParams.get('to') ?? '/' }); res.end(); return }
     res.setHeader('content-type', 'text/html')
     res.end(`<a id="link" href="${targets[0]}">internal</a>` + targets.map((u) => `<img src="${u}img">`).join(''))
-  })
-  const resolved = await resolveChromium({
-    executablePath: process.env.CHROMIUM_PATH ?? '',
-    args: ['--host-resolver-rules=MAP foundry.example 127.0.0.1, MAP *.internal 127.0.0.1']
-  })
-  const browser = await launchChromium(resolved)
+  }, '127.0.0.3')
+  const dns: Resolver = async (host) => host === 'foundry.example' ? ['127.0.0.3'] : await flyDns(host)
+  const policy = createUrlPolicy({ mode: flyEnv.FOUNDRY_URL_POLICY as 'public-only', resolve: dns, allow: parseAddressList('FOUNDRY_URL_ALLOW', '127.0.0.3') })
+  const gate = await createEgressGate({ decide: policy.resolveChecked, log: { info () {}, warn () {}, debug () {} } })
+  t.teardown(async () => { await gate.close() })
+  let refused = 0
+  gate.onRefused(() => { refused++ })
+  const resolved = await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' })
+  const browser = await launchChromium({ ...resolved, args: [...resolved.args, ...egressArgs(gate.browserProxy)] })
   t.teardown(async () => { await browser.close().catch(() => {}) })
-  const policy = createUrlPolicy({ mode: flyEnv.FOUNDRY_URL_POLICY as 'public-only', resolve: flyDns })
-  const context = await browser.createBrowserContext()
-  let blocked = 0
-  const guarded = async () => {
-    const page = await context.newPage()
-    const prepared = await preparePage(page, {
-      blockResources: [],
-      noCanvas: false,
-      allowRequest: async (url) => {
-        const ok = await policy.allowRequest(url)
-        if (!ok) blocked++
-        return ok
-      },
-      allowAddress: (ip) => policy.allowAddress(ip === '127.0.0.1' ? '93.184.216.34' : ip)
-    })
-    return { page, prepared }
-  }
+  const session = await gate.open('hosted')
+  const context = await browser.createBrowserContext({ proxyServer: session.proxyServer, proxyBypassList: EGRESS_BYPASS })
   const origin = `http://foundry.example:${site.port}`
 
-  const { page } = await guarded()
+  const page = await context.newPage()
   const home = await page.goto(`${origin}/`)
   t.equal(home?.status(), 200, 'the public Foundry page loads')
 
   for (const target of targets) {
-    await t.rejects(page.goto(`${origin}/redirect?to=${encodeURIComponent(target)}`), /ERR_BLOCKED_BY_CLIENT/, `a redirect to ${target} is refused`)
+    const before = refused
+    const res = await page.goto(`${origin}/redirect?to=${encodeURIComponent(target)}`).catch((err: Error) => err)
+    t.ok(res instanceof Error ? /ERR_TUNNEL_CONNECTION_FAILED/.test(res.message) : res?.status() === 403, `a redirect to ${target} is refused by the gate`)
+    t.ok(refused > before, 'and counted')
   }
 
-  // Links, images and scripts of a page that loaded (a fresh tab, no
-  // navigation of the redirects above still settling).
-  const { page: linking } = await guarded()
+  const linking = await context.newPage()
   await linking.goto(`${origin}/`)
   const fetched = await linking.evaluate(async (urls: string[]) => await Promise.all(urls.map(async (u) => {
-    try { await fetch(u, { mode: 'no-cors' }); return `reached ${u}` } catch { return 'refused' }
+    try { const r = await fetch(u); return `status ${r.status}` } catch { return 'failed' }
   })), targets)
-  t.same(fetched, targets.map(() => 'refused'), 'page scripts cannot fetch them')
-  const before = blocked
+  t.ok(fetched.every((f) => f === 'failed' || f === 'status 403'), `page scripts cannot fetch them: ${fetched.join(', ')}`)
+  const before = refused
   await linking.click('#link')
-  t.ok(await eventually(() => blocked > before, 5000), 'following a link into Fly\'s private network is refused')
+  t.ok(await eventually(() => refused > before, 5000), 'following a link into Fly\'s private network is refused')
 
   t.same(internal.hits, [], 'nothing reached the internal server')
-  t.ok(blocked >= targets.length * 3, `the guard refused ${blocked} requests`)
+  t.ok(refused >= targets.length * 3, `the gate refused ${refused} connections`)
   t.ok(site.hits.length >= 3, 'the public site itself was reached')
 })

@@ -1,7 +1,7 @@
 // The Foundry URL policy on its own (injected resolver, no network) and on
 // the handshake's x-foundry-url header.
 import t from 'tap'
-import { classifyAddress, createUrlPolicy, kindAllowed, type Resolver } from '../../lib/access/url-policy.js'
+import { classifyAddress, createUrlPolicy, kindAllowed, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
 import { API_KEY, build, expectError, type TestContext } from '../helper.js'
 
 const names: Record<string, string[]> = {
@@ -91,29 +91,27 @@ t.test('check(): syntax, credentials and addresses', async (t) => {
   t.ok(Date.now() - t0 < 2000, 'resolution timed out')
 })
 
-t.test('the browser guard', async (t) => {
+t.test('checkUrl and resolveChecked: one resolution, every address checked, reasons', async (t) => {
   let lookups = 0
   let time = 0
   const counting: Resolver = async (h) => { lookups++; return await resolve(h) }
   const policy = createUrlPolicy({ mode: 'public-only', resolve: counting, cacheMs: 1000, now: () => time })
-  const guard = policy.allowRequest
-  const u = (s: string) => new URL(s)
-  t.equal(await guard(u('https://public.test/scripts/foundry.js')), true)
-  t.equal(await guard(u('wss://public.test/socket.io/')), true)
-  t.equal(await guard(u('data:text/html,x')), true)
-  t.equal(await guard(u('blob:https://public.test/5a0c')), true)
-  t.equal(await guard(u('about:blank')), true)
-  t.equal(await guard(u('http://127.0.0.1:30000/')), false)
-  t.equal(await guard(u('http://mixed.test/')), false)
-  t.equal(await guard(u('http://nowhere.test/')), false, 'unresolvable: fail closed')
-  t.equal(await guard(u('file:///etc/passwd')), false)
-  t.equal(await guard(u('chrome://version')), false)
-  t.equal(await guard(u('ftp://public.test/')), false)
+  t.same(await policy.checkUrl('https://public.test/scripts/foundry.js'), { ok: true, addresses: names['public.test'] })
+  t.match(await policy.checkUrl(new URL('wss://public.test/socket.io/')), { ok: true })
+  t.match(await policy.checkUrl('http://127.0.0.1:30000/'), { ok: false, reason: 'policy-loopback' })
+  t.match(await policy.checkUrl('http://mixed.test/'), { ok: false, reason: 'policy-metadata', address: '169.254.169.254' })
+  t.match(await policy.checkUrl('http://metadata.google.internal/'), { ok: false, reason: 'metadata-host' })
+  t.match(await policy.checkUrl('http://nowhere.test/'), { ok: false, reason: 'unresolvable' }, 'fail closed')
+  for (const bad of ['file:///etc/passwd', 'chrome://version', 'ftp://public.test/', 'data:text/html,x', 'http://u:p@public.test/', 'not a url']) {
+    t.match(await policy.checkUrl(bad), { ok: false, reason: 'bad-url' }, bad)
+  }
+  t.match(await policy.resolveChecked('[::1]'), { ok: false, reason: 'policy-loopback' })
+  t.match(await policy.resolveChecked('public.test.'), { ok: true })
   const before = lookups
-  await guard(u('https://public.test/a'))
+  await policy.checkUrl('https://public.test/a')
   t.equal(lookups, before, 'a resolution is reused within cacheMs')
   time += 2000
-  await guard(u('https://public.test/b'))
+  await policy.checkUrl('https://public.test/b')
   t.equal(lookups, before + 1, 'and made again after it')
 
   t.equal(policy.allowAddress('93.184.216.34'), true)
@@ -121,6 +119,60 @@ t.test('the browser guard', async (t) => {
   t.equal(policy.allowAddress('[::1]'), false)
   t.equal(createUrlPolicy({ mode: 'default' }).allowAddress('127.0.0.1'), true)
   t.equal(createUrlPolicy({ mode: 'default' }).allowAddress('169.254.169.254'), false)
+})
+
+t.test('operator lists: FOUNDRY_URL_ALLOW and FOUNDRY_URL_DENY', async (t) => {
+  t.test('parsing', async (t) => {
+    const l = parseAddressList('FOUNDRY_URL_DENY', ' 10.0.0.0/8, 203.0.113.7  fd00::/8,[::1] ')
+    t.same(l.entries, ['10.0.0.0/8', '203.0.113.7', 'fd00::/8', '[::1]'])
+    t.ok(l.has('10.9.8.7'))
+    t.ok(l.has('::ffff:10.1.1.1'), 'IPv4 inside IPv6 is matched as IPv4')
+    t.ok(l.has('[fd12::1]'))
+    t.ok(l.has('::1'))
+    t.notOk(l.has('11.0.0.1'))
+    t.notOk(l.has('not an ip'))
+    t.same(parseAddressList('X', '').entries, [])
+    for (const bad of ['10.0.0.0/33', '10.0.0.0/', 'fd00::/129', 'example.com', '10.0.0.0/8/9', '999.1.1.1', '10.0.0.0/-1']) {
+      t.throws(() => parseAddressList('FOUNDRY_URL_DENY', bad), { message: /^FOUNDRY_URL_DENY: ".*"/ }, bad)
+    }
+  })
+
+  t.test('allow: a private address allowed on a public-only instance; deny beats the mode and the allow list', async (t) => {
+    const pub = createUrlPolicy({
+      mode: 'public-only',
+      resolve,
+      allow: parseAddressList('A', '10.1.2.0/24, 127.0.0.1'),
+      deny: parseAddressList('D', '127.0.0.1, 93.184.216.0/24')
+    })
+    await t.resolves(pub.check('http://private.test/'), 'private.test (10.1.2.3) is allowed')
+    t.match(await pub.checkUrl('http://10.1.3.1/'), { ok: false, reason: 'policy-private' }, 'outside the allowed range')
+    t.match(await pub.checkUrl('http://127.0.0.1/'), { ok: false, reason: 'deny-list' }, 'deny beats allow')
+    t.match(await pub.checkUrl('http://public.test/'), { ok: false, reason: 'deny-list' }, 'deny beats the mode')
+    await t.rejects(pub.check('http://public.test/'), { code: 'INVALID_FOUNDRY_URL', message: /FOUNDRY_URL_DENY/ })
+    t.same(pub.addressVerdict('10.1.2.99'), { ok: true })
+
+    const any = createUrlPolicy({ mode: 'any', resolve, deny: parseAddressList('D', '169.254.0.0/16') })
+    t.match(await any.checkUrl('http://metadata.test/'), { ok: false, reason: 'deny-list' }, 'mode any still applies the deny list')
+    t.match(await any.checkUrl('http://private.test/'), { ok: true })
+  })
+
+  t.test('a bad list stops start-up with the entry named', async (t) => {
+    await t.rejects(async () => { await build(t, { FOUNDRY_URL_DENY: '10.0.0.0/40' }) }, { message: /FOUNDRY_URL_DENY: "10\.0\.0\.0\/40" has a bad prefix length/ })
+    await t.rejects(async () => { await build(t, { FOUNDRY_URL_ALLOW: 'my-foundry.internal' }) }, { message: /FOUNDRY_URL_ALLOW: "my-foundry\.internal" is not an IP address or CIDR range/ })
+  })
+
+  t.test('x-foundry-url: deny beats the default policy; allow opens a private Foundry to public-only', async (t) => {
+    const post = async (app: Awaited<ReturnType<typeof build>>['app'], url: string) => await app.inject({
+      method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'GM' }
+    })
+    const denied = await build(t, { FOUNDRY_URL_DENY: '127.0.0.0/8' })
+    const res = await post(denied.app, 'http://127.0.0.1:30000/')
+    expectError(t, res, 400, 'INVALID_FOUNDRY_URL')
+    t.match(res.json().error, /FOUNDRY_URL_DENY/)
+    const allowed = await build(t, { FOUNDRY_URL_POLICY: 'public-only', FOUNDRY_URL_ALLOW: '127.0.0.1' })
+    t.equal((await post(allowed.app, 'http://127.0.0.1:30000/')).statusCode, 200)
+    expectError(t, await post(allowed.app, 'http://127.0.0.2:30000/'), 400, 'INVALID_FOUNDRY_URL')
+  })
 })
 
 t.test('the handshake applies FOUNDRY_URL_POLICY to x-foundry-url', async (t) => {

@@ -6,6 +6,15 @@
   const FORM = 'form#players-config, main form, form'
   const SUBMIT = 'button[type=submit], button[data-action=submit]'
 
+  /**
+   * The page's own scripts have run (deferred scripts run before the
+   * document leaves "loading"): before that, a submit is the browser's own
+   * form submission, which Foundry's handler never sees.
+   */
+  function ready () {
+    return document.readyState !== 'loading'
+  }
+
   /** Press "Save and Continue"; false when the page has no such form. */
   function submit () {
     const form = document.querySelector(FORM)
@@ -15,5 +24,5 @@
     return true
   }
 
-  return { submit }
+  return { ready, submit }
 }

@@ -13,7 +13,7 @@ import { type Ctx, type Session, emitActivity, gated, usersPayload, world } from
 
 function gamePage (ctx: Ctx, w: StandinWorld): string {
   return page(ctx, `${w.title} • Foundry Virtual Tabletop`, `vtt game system-${w.system.id}`,
-    ctx.generation >= 13 ? SKELETON : '', [ioScript, '/scripts/game.js'])
+    ctx.generation >= 13 ? SKELETON : '', [ioScript, '/scripts/game.js', ...(ctx.opts.egressProbe !== undefined ? ['/scripts/egress-probe.js'] : [])])
 }
 
 export function gameScript (ctx: Ctx): string {

@@ -8,6 +8,7 @@ import { eulaSigned, getAuth, getLicense, postAuth } from './auth.js'
 import { gameScript, getGame } from './game.js'
 import { heavyAudio, heavyImage, heavyScript } from './heavy.js'
 import { type Reply, CSS, clientFiles, pageScript } from './html.js'
+import { egressProbePage, egressProbeScript, egressServiceWorker } from './egress-probe.js'
 import { getJoin, postJoin } from './join.js'
 import { modulePath, moduleScript } from './module.js'
 import { getPlayers, postPlayers } from './players.js'
@@ -79,6 +80,10 @@ export async function handle (ctx: Ctx, req: http.IncomingMessage, res: http.Ser
       case modulePath: js(moduleScript(ctx)); return
       case '/css/style.css': text(200, CSS, 'text/css; charset=utf-8'); return
     }
+    // The egress probe (test-only, not Foundry's): a hostile page's ways out.
+    if (path === '/scripts/egress-probe.js') { js(egressProbeScript(ctx, url.searchParams)); return }
+    if (path === '/egress-sw.js') { js(egressServiceWorker(url.searchParams)); return }
+    if (path === '/egress-probe') { reply.html(200, egressProbePage(ctx, url.searchParams)); return }
     if (ctx.heavy !== null) {
       if (path === '/scripts/heavy.js') { js(heavyScript(ctx)); return }
       const m = /^\/assets\/heavy-(\d+)\.bmp$/.exec(path)
@@ -149,6 +154,7 @@ export async function handle (ctx: Ctx, req: http.IncomingMessage, res: http.Ser
     case '/setup': await postSetup(ctx, sess, type, body, reply); return
     case '/players': postPlayers(ctx, sess, type, body, reply); return
     case '/quit': postQuit(ctx, sess, reply); return
+    case '/egress-probe/done': text(200, 'ok'); return
     default:
       text(404, 'Not Found')
   }
