@@ -40,6 +40,8 @@ const sessions: FastifyPluginAsync = async (fastify) => {
     maxLifetimeMs: config.SESSION_MAX_LIFETIME_MS,
     reloginAttempts: config.RELOGIN_ATTEMPTS,
     reloginBaseMs: config.RELOGIN_BASE_MS,
+    maxBackoffMs: config.RELOGIN_MAX_DELAY_MS,
+    reconnectMaxMs: config.SESSION_RECONNECT_MAX_MS,
     moduleReviveAfterMs: config.MODULE_REVIVE_AFTER_MS,
     pool: fastify.browserPool,
     log,
