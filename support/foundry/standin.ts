@@ -196,6 +196,10 @@ export interface Standin {
   up: (opts?: { activeWorld?: string | null }) => Promise<void>
   /** Change a user's password (a Gamemaster changed it in Foundry). */
   setPassword: (userId: string, password: string) => void
+  /** Delete a user from every world. */
+  removeUser: (userId: string) => void
+  /** The licence signed or not (false: every route → /license, as after a licence reset). */
+  setEulaSigned: (signed: boolean) => void
 }
 
 export async function startFoundryStandin (opts: StandinOptions): Promise<Standin> {
@@ -325,6 +329,12 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
     },
     setPassword (userId: string, password: string) {
       for (const w of ctx.worlds.values()) for (const u of w.users) if (u.id === userId) u.password = password
+    },
+    removeUser (userId: string) {
+      for (const w of ctx.worlds.values()) w.users = w.users.filter((u) => u.id !== userId)
+    },
+    setEulaSigned (signed: boolean) {
+      (ctx.opts as StandinOptions).eulaSigned = signed
     },
     async blockSockets (ms: number) {
       refusingSockets = true

@@ -128,3 +128,43 @@ t.test('the password changed in Foundry during an outage: the first login after 
   t.equal(app.browserPool.health().contexts, 0, 'its browser context closed')
   t.notOk(logs().includes(GM.password) || logs().includes(newPassword), 'no password in the log')
 })
+
+t.test('the relay down when Foundry comes back: MODULE_NOT_CONNECTED is waited for, active once the relay answers', async (t) => {
+  const { app } = await build(t, { ...FAST, MODULE_CONNECT_TIMEOUT_MS: 3000 })
+  const { standin, relay } = await foundry(t)
+  const { sessionId, clientId } = (await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })).json()
+  await relay.down()
+  await standin.down('refuse')
+  t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.reconnect?.attempts >= 1, 20_000), 'reconnecting')
+  await standin.up()
+  t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.reconnect?.cause === 'MODULE_NOT_CONNECTED', 30_000), 'Foundry is back, the relay is not: MODULE_NOT_CONNECTED')
+  t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.reconnect?.attempts >= 3, 30_000), 'and it keeps trying')
+  t.equal((await sessionOf(app, sessionId))?.status, 'reconnecting')
+  await relay.up()
+  t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.status === 'active', 30_000), 'active once the relay answers')
+  t.ok(await eventually(() => relay.open().some((c) => c.id === clientId), 10_000), 'the module is connected')
+})
+
+t.test('what no waiting fixes, met after an outage: failed at the first login, with its code and Foundry\'s words', async (t) => {
+  const cases: Array<{ name: string, change: (s: Awaited<ReturnType<typeof foundry>>['standin']) => void, code: string, words: RegExp }> = [
+    { name: 'licence no longer signed', change: (s) => { s.setEulaSigned(false) }, code: 'FOUNDRY_LICENSE_NOT_SIGNED', words: /licence page/ },
+    { name: 'the user deleted', change: (s) => { s.removeUser(GM.id) }, code: 'USER_NOT_FOUND', words: /Gamemaster/ }
+  ]
+  const { app } = await build(t, FAST)
+  for (const c of cases) {
+    t.test(c.name, async (t) => {
+      const { standin } = await foundry(t)
+      const { sessionId } = (await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })).json()
+      await standin.down('refuse')
+      t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.reconnect?.attempts >= 1, 20_000), 'waiting for Foundry')
+      c.change(standin)
+      await standin.up()
+      t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.status === 'failed', 30_000), 'failed')
+      const s = await sessionOf(app, sessionId)
+      t.match(s?.statusReason, new RegExp(`\\(${c.code}\\)`), 'with its code')
+      t.match(s?.statusReason, c.words, 'and Foundry\'s words')
+      t.match(s?.statusReason, /not tried again/)
+      t.equal(app.browserPool.health().contexts, 0)
+    })
+  }
+})
