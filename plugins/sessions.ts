@@ -102,9 +102,18 @@ const sessions: FastifyPluginAsync = async (fastify) => {
         await registry.insert(record, unlimited)
         await registry.finish({ ...record, status: 'failed', statusReason: reason, statusChangedAt: t, endedAt: t, stage: null })
       }
+      const caps = { maxSessions: config.MAX_SESSIONS, maxPerOwner: config.MAX_SESSIONS_PER_KEY }
       for (const { record, credentials } of back) {
         if (isFinal(record.status)) continue
-        await registry.insert(record, unlimited, sameKey(record.ownerId, record.foundryUrl, record.username, record.worldName))
+        try {
+          await registry.insert(record, caps, sameKey(record.ownerId, record.foundryUrl, record.username, record.worldName))
+        } catch (err) {
+          // The caps were lowered since: what does not fit is listed as failed, saying so.
+          const t = Date.now()
+          await registry.insert(record, unlimited)
+          await registry.finish({ ...record, status: 'failed', statusReason: `the service restarted, but ${(err as Error).message}: start it again`, statusChangedAt: t, endedAt: t, stage: null })
+          continue
+        }
         stateFile.keep(record.id, credentials)
         manager.takeOver(record, credentials, 'the service restarted: logging back in from its state file')
         // In the file again at once: a second crash before the login keeps it too.
@@ -120,6 +129,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('preClose', async () => { await manager.endAll() })
   fastify.addHook('onClose', async () => {
     await manager.endAll()
+    await stateFile?.flush()
     screenshots.close()
   })
 }
