@@ -16,7 +16,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The console's page and style sheet (its scripts are compiled into dist/public).
 COPY --from=build /app/public ./public
-ENV HOST=0.0.0.0 PORT=3010
+# The state file (SESSION_SEAL_KEY without REDIS_URL: sessions survive a
+# restart of the container) lives in /data, a volume owned by the node user.
+RUN mkdir -p /data && chown node:node /data && chmod 700 /data
+ENV HOST=0.0.0.0 PORT=3010 STATE_DIR=/data
+VOLUME ["/data"]
 EXPOSE 3010
 USER node
 # tini reaps Chromium's helper processes and forwards SIGTERM.

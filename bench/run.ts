@@ -4,6 +4,8 @@
 //   npm run bench                      all (a few minutes)
 //   npm run bench -- handshake login   some of: handshake login egress memory burst fleet
 //   npm run bench -- tuning            one tuning setting at a time (not in the default run)
+//   npm run bench -- outage            50 sessions waiting for a Foundry that is down vs active (not in the default run;
+//                                      BENCH_OUTAGE_SESSIONS=10 for a small run, BENCH_OUTAGE_CAP_MS for the backoff cap)
 //   BENCH_QUICK=1 npm run bench        fewer samples and levels (1 and 10 sessions)
 //   BENCH_FULL=1 npm run bench         also the reference at 50 Chromiums and 20 logins at once
 //   CHROMIUM_PATH=… npm run bench      another Chromium binary
@@ -20,11 +22,12 @@ import { benchFleet, benchFleetMoves } from './fleet.js'
 import { benchLogin } from './login.js'
 import { benchEgress } from './egress.js'
 import { benchMemory, benchTuning } from './memory.js'
+import { benchOutage, OUTAGE_SESSIONS } from './outage.js'
 import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from './goals.js'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.js'
 
 const ALL = ['handshake', 'login', 'egress', 'memory', 'burst', 'density', 'fleet'] as const
-const EXTRA = ['tuning'] as const
+const EXTRA = ['tuning', 'outage'] as const
 type Name = typeof ALL[number] | typeof EXTRA[number]
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 for (const a of asked) if (![...ALL, ...EXTRA].includes(a as Name)) { process.stderr.write(`unknown benchmark "${a}" (${[...ALL, ...EXTRA].join(', ')})\n`); process.exit(2) }
@@ -43,11 +46,12 @@ log(`machine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}`)
 // Stand-ins for what is asked: handshake, egress and density alone need only their
 // own (one heavy world, four for egress; density's heavy page, and twice the largest idle
 // level of light ones).
-const small = [...run].every((n) => n === 'density' || n === 'handshake' || n === 'egress')
+const small = [...run].every((n) => n === 'density' || n === 'handshake' || n === 'egress' || n === 'outage')
 const densityPages = run.has('density') ? (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',') : []
 const densityN = Number(process.env.BENCH_DENSITY_SESSIONS ?? (QUICK ? 4 : 8))
 const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, run.has('egress') ? 4 : 0, densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
-const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, small && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
+const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0, run.has('outage') ? OUTAGE_SESSIONS : 0,
+  small && !densityPages.includes('light') ? 0 : FULL ? 100 : 20)
 const stage = await startStage(nHeavy, nLight)
 const sections: string[] = []
 const loads: Record<string, [number, number]> = {}
@@ -130,6 +134,12 @@ try {
     begin('density')
     const r = await benchDensity(stage)
     json.density = { memory: r.memory, idle: r.idle }
+    printPart(r.markdown)
+  }
+  if (run.has('outage')) {
+    begin('outage')
+    const r = await benchOutage(stage)
+    json.outage = { rows: r.rows, recoverMs: r.recoverMs, capMs: r.capMs }
     printPart(r.markdown)
   }
   print(goalsTable(json as RunResults))

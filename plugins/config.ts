@@ -45,8 +45,8 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
   if (env.SESSION_SEAL_KEY !== '' && !/^[A-Za-z0-9+/]{43}=$/.test(env.SESSION_SEAL_KEY)) {
     throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY must be the base64 of 32 random bytes (openssl rand -base64 32)')
   }
-  if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '') {
-    throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY needs REDIS_URL (sealed credentials are kept in the fleet registry)')
+  if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '' && env.STATE_DIR.trim() === '') {
+    throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY without REDIS_URL needs STATE_DIR, the directory where the sealed state file is kept (or set REDIS_URL for a fleet)')
   }
   if (env.WEBHOOK_URL !== '') {
     let url: URL | undefined

@@ -4,17 +4,22 @@
 // change as it happens, and ends after the session ends or fails.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { fastifySSE } from '@fastify/sse'
-import type { Session, SessionEvent as ManagerEvent } from '../lib/session/types.js'
-import { isFinal } from '../lib/session/types.js'
+import type { ReconnectInfo, Session, SessionEvent as ManagerEvent } from '../lib/session/types.js'
+import { isFinal, reconnectInfo } from '../lib/session/types.js'
 import { AUTHENTICATED, SECURITY, errorResponses } from '../schemas/common.js'
-import { EventsParams, SessionEvent, type SessionEventT } from '../schemas/events.js'
+import { EventsParams, SessionEvent, type SessionEventT, type StatusEventT } from '../schemas/events.js'
+
+function reconnectOf (r: ReconnectInfo | undefined): Pick<StatusEventT, 'reconnect'> {
+  if (r === undefined) return {}
+  return { reconnect: { cause: r.cause, since: new Date(r.since).toISOString(), attempts: r.attempts, nextAttemptAt: r.nextAttemptAt === null ? null : new Date(r.nextAttemptAt).toISOString() } }
+}
 
 /** The wire form of a manager event (no owner, times as ISO 8601). */
 function wire (e: ManagerEvent): SessionEventT {
   const at = new Date(e.at).toISOString()
   switch (e.type) {
     case 'stage': return { type: 'stage', sessionId: e.sessionId, at, stage: e.stage }
-    case 'status': return { type: 'status', sessionId: e.sessionId, at, status: e.status, reason: e.reason }
+    case 'status': return { type: 'status', sessionId: e.sessionId, at, status: e.status, reason: e.reason, ...reconnectOf(e.reconnect), ...(e.code !== undefined ? { code: e.code } : {}) }
     case 'module': return { type: 'module', sessionId: e.sessionId, at, connected: e.connected, clientId: e.clientId ?? '', reason: e.reason }
     case 'egress': return { type: 'egress', sessionId: e.sessionId, at, target: e.target, reason: e.reason, refused: e.refused }
   }
@@ -22,7 +27,7 @@ function wire (e: ManagerEvent): SessionEventT {
 
 /** The events that tell a newcomer where the session is now. */
 function current (s: Session): SessionEventT[] {
-  const out: SessionEventT[] = [{ type: 'status', sessionId: s.id, at: new Date(s.statusChangedAt).toISOString(), status: s.status, reason: s.statusReason }]
+  const out: SessionEventT[] = [{ type: 'status', sessionId: s.id, at: new Date(s.statusChangedAt).toISOString(), status: s.status, reason: s.statusReason, ...reconnectOf(reconnectInfo(s) ?? undefined), ...(s.status === 'failed' && s.cause !== null && s.cause !== undefined ? { code: s.cause } : {}) }]
   if (s.status !== 'active' && !isFinal(s.status) && s.stage !== null) {
     out.push({ type: 'stage', sessionId: s.id, at: new Date(s.statusChangedAt).toISOString(), stage: s.stage })
   }
@@ -33,7 +38,7 @@ function current (s: Session): SessionEventT[] {
 function repeats (a: SessionEventT | undefined, b: SessionEventT): boolean {
   if (a === undefined || a.type !== b.type) return false
   if (a.type === 'stage' && b.type === 'stage') return a.stage === b.stage
-  if (a.type === 'status' && b.type === 'status') return a.status === b.status && a.reason === b.reason
+  if (a.type === 'status' && b.type === 'status') return a.status === b.status && a.reason === b.reason && a.reconnect?.attempts === b.reconnect?.attempts
   return false
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
-import { isFinal, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
+import { isFinal, reconnectInfo, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
 import { ScreenshotNotFound } from '../lib/errors.js'
 import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
 import {
@@ -201,6 +201,13 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
 type Listed<S extends SessionStatus> = Session & { status: S }
 
+/** The Reconnect object of a reconnecting session (times as ISO 8601), else nothing. */
+export function reconnectWire (s: Session): { reconnect?: { cause: string, since: string, attempts: number, nextAttemptAt: string | null } } {
+  const r = reconnectInfo(s)
+  if (r === null) return {}
+  return { reconnect: { cause: r.cause, since: new Date(r.since).toISOString(), attempts: r.attempts, nextAttemptAt: r.nextAttemptAt === null ? null : new Date(r.nextAttemptAt).toISOString() } }
+}
+
 function active<S extends SessionStatus> (s: Listed<S>, now: number, instanceId: string) {
   const i = s.info
   return {
@@ -211,6 +218,7 @@ function active<S extends SessionStatus> (s: Listed<S>, now: number, instanceId:
     statusReason: s.statusReason,
     statusChangedAt: new Date(s.statusChangedAt).toISOString(),
     relogins: s.relogins,
+    ...reconnectWire(s),
     module: {
       connected: s.status === 'active' && s.module?.connected === true,
       since: new Date(s.module?.since ?? s.statusChangedAt).toISOString(),

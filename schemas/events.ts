@@ -2,6 +2,7 @@
 // its `event:` field the type, its `data:` the JSON below.
 import { Type, type Static } from '@sinclair/typebox'
 import { SessionStatus } from '../lib/session/types.js'
+import { Reconnect } from './session.js'
 
 const common = {
   sessionId: Type.String({ description: 'The session the event is about' }),
@@ -18,8 +19,10 @@ export const StatusEvent = Type.Object({
   type: Type.Literal('status'),
   ...common,
   status: Type.Unsafe<Static<typeof SessionStatus>>({ ...SessionStatus, description: 'starting, active, reconnecting, failed or ended' }),
-  reason: Type.String({ description: 'Why, in words (for reconnecting and failed: what was lost or went wrong)' })
-}, { title: 'StatusEvent', description: 'The session\'s status changed; the first event of every stream is the current status. The stream ends after failed or ended' })
+  reason: Type.String({ description: 'Why, in words (for reconnecting and failed: what was lost or went wrong)' }),
+  reconnect: Type.Optional(Reconnect),
+  code: Type.Optional(Type.String({ description: 'With status failed: the error code it failed with (FOUNDRY_LOGIN_REJECTED, …; see the README\'s errors and causes)' }))
+}, { title: 'StatusEvent', description: 'The session\'s status changed, or a reconnecting session\'s attempt failed (with reconnect: the cause, attempts so far and the next attempt due); the first event of every stream is the current status. The stream ends after failed or ended' })
 
 export const ModuleEvent = Type.Object({
   type: Type.Literal('module'),
@@ -39,6 +42,7 @@ export const EgressEvent = Type.Object({
 
 export const SessionEvent = Type.Union([StageEvent, StatusEvent, ModuleEvent, EgressEvent], { $id: 'SessionEvent', title: 'SessionEvent' })
 export type SessionEventT = Static<typeof SessionEvent>
+export type StatusEventT = Static<typeof StatusEvent>
 
 export const EventsParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 128, description: 'sessionId from POST /start-session or GET /session' })

@@ -83,6 +83,14 @@ export const EndReply = Type.Object({
 
 const str = (description?: string) => Type.String(description === undefined ? {} : { description })
 
+/** Where a reconnecting session stands (lib/session/causes.ts: what each cause means). */
+export const Reconnect = Type.Object({
+  cause: Type.String({ description: 'Error code of the last failed attempt (FOUNDRY_UNREACHABLE, FOUNDRY_ERROR, FOUNDRY_TIMEOUT, WORLD_NOT_RUNNING, MODULE_NOT_CONNECTED…: causes waiting can fix), or LOGIN_LOST before the first attempt' }),
+  since: Type.String({ format: 'date-time', description: 'Since when the session is reconnecting' }),
+  attempts: Type.Integer({ minimum: 0, description: 'Failed attempts so far (an HTTP probe that found Foundry away counts as one)' }),
+  nextAttemptAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the next attempt is due (in the past: in progress); null when not known' })
+}, { description: 'Present while the status is reconnecting: why, since when, attempts so far, next attempt due. No browser is held while Foundry does not answer' })
+
 export const ScreenshotParams = Type.Object({
   id: Type.String({ pattern: '^[0-9a-f]{32}$', description: 'Screenshot id from an error\'s "screenshot" URL' })
 })
@@ -95,6 +103,7 @@ export const ActiveSession = Type.Object({
   statusReason: str('Why the status last changed'),
   statusChangedAt: Type.String({ format: 'date-time' }),
   relogins: Type.Integer({ description: 'Times the session logged back in after losing its login' }),
+  reconnect: Type.Optional(Reconnect),
   module: Type.Object({
     connected: Type.Boolean({ description: 'Whether the REST API module is connected to its relay now' }),
     since: Type.String({ format: 'date-time', description: 'Since when it is (not) connected' }),

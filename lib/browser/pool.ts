@@ -55,6 +55,8 @@ export interface BrowserPool {
   health: () => PoolHealth
   /** The Chromium process id (tests count its children). */
   pid: () => number | null
+  /** Page targets (tabs) open in Chromium now, every context counted (0 while it is not running). */
+  pages: () => number
   close: () => Promise<void>
 }
 
@@ -171,6 +173,8 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
     },
 
     pid: () => browser?.process()?.pid ?? null,
+
+    pages: () => browser?.connected === true ? browser.targets().filter((t) => t.type() === 'page').length : 0,
 
     async close () {
       closing = true

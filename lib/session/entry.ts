@@ -45,8 +45,8 @@ export interface Entry {
 export const snapshot = (s: Session): Session => structuredClone(s)
 
 export function lifecycleOf (s: Session): Lifecycle {
-  const { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts, loggedOut, module } = s
-  return { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts, loggedOut, module }
+  const { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts, cause, nextAttemptAt, loggedOut, module } = s
+  return { status, statusReason, statusChangedAt, startedAt, activeSince, endedAt, lastActivity, relogins, attempts, cause: cause ?? null, nextAttemptAt: nextAttemptAt ?? null, loggedOut, module }
 }
 
 function secretBuffer (value: string | undefined): Buffer | null {

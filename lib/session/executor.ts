@@ -9,16 +9,17 @@ import type { Page } from 'puppeteer-core'
 import type { BrowserPool, Logger } from '../browser/pool.js'
 import { SessionCancelled, type ServiceError } from '../errors.js'
 import { loginToFoundry, type LoginResult, type LoginTimeouts } from '../foundry/index.js'
+import { probeFoundry } from '../foundry/probe.js'
 import { preparePage, type PageSetupOptions } from '../browser/page-setup.js'
 import type { ScreenshotStore } from '../browser/screenshots.js'
 import { watchWebSockets } from '../browser/websockets.js'
 import { failureScreenshot } from './diagnostics.js'
 import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
 import type { SessionEvents } from './events.js'
-import { transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { LOGIN_LOST, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
 import { createPageWatch } from './page-watch.js'
 import type { SessionRegistry } from './registry.js'
-import { isFinal, pageSetup, type Credentials, type Session, type SessionEvent } from './types.js'
+import { isFinal, pageSetup, reconnectInfo, type Credentials, type Session, type SessionEvent } from './types.js'
 
 export interface ExecutorOptions {
   pool: BrowserPool
@@ -28,6 +29,8 @@ export interface ExecutorOptions {
   machine: MachineConfig
   timeouts: LoginTimeouts
   page?: PageSetupOptions | undefined
+  /** The URL policy (with FOUNDRY_URL_ALLOW/DENY) for the HTTP probe's address; the browser's own connections pass the egress gate. */
+  allowUrl?: ((url: URL) => Promise<boolean>) | undefined
   screenshots?: { store: ScreenshotStore, url: (id: string) => string } | undefined
   now: () => number
   timers: Timers
@@ -142,6 +145,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     if (entries.get(entry.session.id) !== entry) return
     const before = entry.session.status
     const reasonBefore = entry.session.statusReason
+    const attemptsBefore = entry.session.attempts
     const moduleBefore = entry.session.module
     const current = lifecycleOf(entry.session)
     const { state, effects } = transition(current, event, now(), machine)
@@ -154,17 +158,19 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       emit(entry, { type: 'module', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: m.since, connected: m.connected, clientId: entry.session.clientId, reason: m.reason })
     }
     pageWatch.scheduleRevival(entry)
-    if (state.status !== before || state.statusReason !== reasonBefore) {
+    // Every failed attempt too (the count and the next attempt changed, the reason maybe not).
+    if (state.status !== before || state.statusReason !== reasonBefore || (state.status === 'reconnecting' && state.attempts !== attemptsBefore)) {
       emit(entry, {
         type: 'status',
         sessionId: entry.session.id,
         ownerId: entry.session.ownerId,
-        at: state.statusChangedAt,
+        at: state.status !== before ? state.statusChangedAt : now(),
         status: state.status,
         reason: state.statusReason,
         previous: before,
+        reconnect: reconnectInfo(state) ?? undefined,
         // A failure's catalogued code (webhooks carry it).
-        ...(event.type === 'login-failed' && isFinal(state.status) ? { code: event.code } : {})
+        code: state.status === 'failed' ? state.cause ?? (event.type === 'login-failed' ? event.code : undefined) : undefined
       })
     }
     await Promise.all(work)
@@ -275,6 +281,21 @@ export function createExecutor (opts: ExecutorOptions): Executor {
 
   async function logInAgain (entry: Entry): Promise<void> {
     if (closing || isFinal(entry.session.status)) return
+    // No browser while Foundry does not answer (or its world does not run):
+    // a plain HTTP probe first, counted as an attempt when it says wait.
+    const probe = await probeFoundry({
+      foundryUrl: entry.options.foundryUrl,
+      relaunchWorld: entry.options.relaunchWorld,
+      worldId: entry.session.info?.worldId ?? null,
+      timeoutMs: Math.min(10_000, opts.timeouts.navigation),
+      allowRequest: opts.allowUrl
+    })
+    if (closing || isFinal(entry.session.status) || entries.get(entry.session.id) !== entry) return
+    if (probe.verdict === 'wait') {
+      log.debug({ sessionId: entry.session.id, attempt: entry.session.attempts + 1, code: probe.code }, 'Foundry is not back yet (HTTP probe): not logging in')
+      await dispatch(entry, { type: 'login-failed', code: probe.code, message: probe.message })
+      return
+    }
     const release = pool.tryAcquireLogin()
     if (release === null) {
       // Other logins hold every slot: wait without counting an attempt.
@@ -332,10 +353,13 @@ export function createExecutor (opts: ExecutorOptions): Executor {
           statusReason: reason,
           statusChangedAt: t,
           stage: null,
+          attempts: 0,
+          cause: LOGIN_LOST,
+          nextAttemptAt: null,
           module: entry.session.module === null ? null : { ...entry.session.module, connected: false, since: t, reason: 'its machine is shutting down', revivable: false, lastSeenAt: t }
         })
         await save(entry)
-        emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before })
+        emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before, reconnect: reconnectInfo(entry.session) ?? undefined })
       }
       await closeBrowser(entry)
       await entry.saving

@@ -1,6 +1,9 @@
 // The session lifecycle as a pure transition function: (state, event, now)
 // → (state, effects). starting → active ⇄ reconnecting → failed | ended,
-// with idle timeout, maximum lifetime, a relogin budget and backoff. No
+// with idle timeout, maximum lifetime, backoff to a cap and the bounds on
+// reconnecting (SESSION_RECONNECT_MAX_MS, RELOGIN_ATTEMPTS; none by default).
+// A failed login back in whose cause no waiting fixes (causes.ts) fails the
+// session at once; any other keeps it reconnecting. No
 // clock, timer, browser or I/O here: the executor (manager.ts) feeds events
 // in, with the time, and carries out the effects.
 //
@@ -10,6 +13,7 @@
 // the relay answers again, the game page is reloaded to bring it back.
 // A session that Foundry logs out while another login of the same user is
 // active (a human took it over) fails instead of logging back in against it.
+import { isPermanent } from './causes.js'
 import { isFinal, type Lifecycle, type ModuleState } from './types.js'
 
 export interface MachineConfig {
@@ -17,11 +21,13 @@ export interface MachineConfig {
   idleTimeoutMs: number
   /** End a session this long after it started (0: never). */
   maxLifetimeMs: number
-  /** Failed logins in a row, while reconnecting, before the session fails. */
+  /** Failed logins in a row, while reconnecting, before the session fails (0: no limit). */
   reloginAttempts: number
   /** First backoff delay; doubles per failed attempt up to maxBackoffMs. */
   reloginBaseMs: number
   maxBackoffMs: number
+  /** Longest a session keeps reconnecting before it fails (0: never gives up). */
+  reconnectMaxMs: number
   /** How long the module's connection must have shown no sign of life before a reload may bring it back. */
   moduleReviveAfterMs: number
 }
@@ -29,14 +35,18 @@ export interface MachineConfig {
 export const DEFAULT_MACHINE: MachineConfig = {
   idleTimeoutMs: 0,
   maxLifetimeMs: 0,
-  reloginAttempts: 5,
+  reloginAttempts: 0,
   reloginBaseMs: 1000,
-  maxBackoffMs: 30_000,
+  maxBackoffMs: 60_000,
+  reconnectMaxMs: 0,
   moduleReviveAfterMs: 60_000
 }
 
 /** Foundry's error code when the user is logged in elsewhere and the login did not replace it. */
 export const USER_ALREADY_ACTIVE = 'USER_ALREADY_ACTIVE'
+
+/** The cause of a session reconnecting before its first attempt failed: its page lost the login. */
+export const LOGIN_LOST = 'LOGIN_LOST'
 
 export type MachineEvent =
   /** A login (first or again) finished with the game ready (and the module connected when required). */
@@ -95,6 +105,8 @@ export function initialState (now: number): Lifecycle {
     lastActivity: now,
     relogins: 0,
     attempts: 0,
+    cause: null,
+    nextAttemptAt: null,
     loggedOut: false,
     module: null
   }
@@ -115,6 +127,14 @@ function moduleState (prev: ModuleState | null, connected: boolean, reason: stri
 /** Delay before the next login after `attempts` failed ones in a row (≥ 1). */
 export function backoffMs (attempts: number, config: MachineConfig): number {
   return Math.min(config.maxBackoffMs, config.reloginBaseMs * 2 ** Math.max(0, attempts - 1))
+}
+
+/** "2 min 5 s", for reasons. */
+function duration (ms: number): string {
+  const s = Math.round(ms / 1000)
+  if (s < 60) return `${s} s`
+  const m = Math.floor(s / 60)
+  return s % 60 === 0 ? `${m} min` : `${m} min ${s % 60} s`
 }
 
 /** When the next tick can change something (idle or lifetime), or null. */
@@ -174,27 +194,38 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
       }
       return {
         state: to(state, 'active', `logged back in after: ${state.statusReason}`, now, {
-          activeSince: now, attempts: 0, relogins: state.relogins + 1, loggedOut: false, module
+          activeSince: now, attempts: 0, cause: null, nextAttemptAt: null, relogins: state.relogins + 1, loggedOut: false, module
         }),
         effects: []
       }
     }
 
     case 'login-failed':
-      if (status === 'starting') return finish(state, 'failed', event.message, now)
+      if (status === 'starting') return finish({ ...state, cause: event.code }, 'failed', event.message, now)
       if (status === 'reconnecting') {
         const attempts = state.attempts + 1
         if (state.loggedOut && event.code === USER_ALREADY_ACTIVE) {
-          return finish({ ...state, attempts }, 'failed', 'taken over: Foundry logged this session out and shows its user logged in elsewhere (another login of the same user replaced it); not logging back in against it. Start the session again once that login has ended', now)
+          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', 'taken over: Foundry logged this session out and shows its user logged in elsewhere (another login of the same user replaced it); not logging back in against it. Start the session again once that login has ended', now)
         }
         const reason = `logging back in failed (${event.code}): ${event.message}`
-        if (attempts >= config.reloginAttempts) {
-          return finish({ ...state, attempts }, 'failed', `${reason}; gave up after ${attempts} attempts`, now)
+        if (isPermanent(event.code)) {
+          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', `${reason}; not tried again: waiting cannot fix this`, now)
         }
+        if (config.reloginAttempts > 0 && attempts >= config.reloginAttempts) {
+          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', `${reason}; gave up after ${attempts} attempts`, now)
+        }
+        // Reconnecting since the status last changed (failed attempts keep the time).
+        const since = state.statusChangedAt
+        if (config.reconnectMaxMs > 0 && now - since >= config.reconnectMaxMs) {
+          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', `${reason}; gave up after reconnecting for ${duration(now - since)} (SESSION_RECONNECT_MAX_MS)`, now)
+        }
+        // The last attempt falls on the bound, not past it.
+        const left = config.reconnectMaxMs > 0 ? since + config.reconnectMaxMs - now : Infinity
+        const delayMs = Math.min(backoffMs(attempts, config), left)
         // Still reconnecting: the reason says why, the status did not change.
         return {
-          state: { ...state, attempts, statusReason: reason },
-          effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: backoffMs(attempts, config) }]
+          state: { ...state, attempts, statusReason: reason, cause: event.code, nextAttemptAt: now + delayMs },
+          effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs }]
         }
       }
       return stay(state)
@@ -204,6 +235,8 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
       return {
         state: to(state, 'reconnecting', event.reason, now, {
           attempts: 0,
+          cause: LOGIN_LOST,
+          nextAttemptAt: now,
           loggedOut: event.loggedOut === true,
           module: moduleState(state.module, false, 'the game page is gone: the session is logging back in', now)
         }),
@@ -234,7 +267,7 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
 
     case 'no-login-slot':
       return status === 'reconnecting'
-        ? { state, effects: [{ type: 'schedule-relogin', delayMs: config.reloginBaseMs }] }
+        ? { state: { ...state, nextAttemptAt: now + config.reloginBaseMs }, effects: [{ type: 'schedule-relogin', delayMs: config.reloginBaseMs }] }
         : stay(state)
   }
 }

@@ -11,7 +11,7 @@ import type { ScreenshotStore } from '../browser/screenshots.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor, type Tracker } from './executor.js'
-import { DEFAULT_MACHINE, type MachineConfig } from './machine.js'
+import { DEFAULT_MACHINE, LOGIN_LOST, type MachineConfig } from './machine.js'
 import { createMemoryRegistry, type SessionRegistry } from './registry.js'
 import { createStart, type StartResult } from './start.js'
 import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.js'
@@ -26,6 +26,8 @@ export interface SessionManagerOptions {
   timeouts: LoginTimeouts
   /** Page tuning for every session (default: DEFAULT_PAGE_SETUP). */
   page?: PageSetupOptions
+  /** The URL policy for the executor's HTTP probe of Foundry. */
+  allowUrl?: (url: URL) => Promise<boolean>
   screenshots?: ScreenshotStore
   /** The URL a screenshot id is served at (required with screenshots). */
   screenshotUrl?: (id: string) => string
@@ -35,10 +37,14 @@ export interface SessionManagerOptions {
   idleTimeoutMs?: number
   /** End a session this long after it started (0: never). */
   maxLifetimeMs?: number
-  /** Failed logins in a row before a session that lost its login is given up (default 5). */
+  /** Failed logins in a row before a session that lost its login is given up (default 0: no limit). */
   reloginAttempts?: number
-  /** First back-off delay; doubles per attempt up to 30 s (default 1000). */
+  /** First back-off delay; doubles per attempt up to maxBackoffMs (default 1000). */
   reloginBaseMs?: number
+  /** Longest back-off delay (default 60 s). */
+  maxBackoffMs?: number
+  /** Longest a session keeps reconnecting before it fails (default 0: never gives up). */
+  reconnectMaxMs?: number
   /** How long ended and failed sessions stay listed (default 10 min). */
   retainEndedMs?: number
   /** How long the module's connection must show no sign of life before a reload may bring it back (default 60 s). */
@@ -97,6 +103,8 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     maxLifetimeMs: opts.maxLifetimeMs ?? 0,
     reloginAttempts: opts.reloginAttempts ?? DEFAULT_MACHINE.reloginAttempts,
     reloginBaseMs: opts.reloginBaseMs ?? DEFAULT_MACHINE.reloginBaseMs,
+    maxBackoffMs: opts.maxBackoffMs ?? DEFAULT_MACHINE.maxBackoffMs,
+    reconnectMaxMs: opts.reconnectMaxMs ?? DEFAULT_MACHINE.reconnectMaxMs,
     moduleReviveAfterMs: opts.moduleReviveAfterMs ?? DEFAULT_MACHINE.moduleReviveAfterMs
   }
   const caps = { maxSessions: opts.maxSessions, maxPerOwner: opts.maxSessionsPerOwner }
@@ -115,6 +123,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     machine,
     timeouts: opts.timeouts,
     page: opts.page,
+    allowUrl: opts.allowUrl,
     screenshots: screenshots !== undefined && screenshotUrl !== undefined ? { store: screenshots, url: screenshotUrl } : undefined,
     now,
     timers: opts.timers ?? { setTimeout, clearTimeout },
@@ -197,6 +206,8 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
         statusChangedAt: t,
         stage: null,
         attempts: 0,
+        cause: LOGIN_LOST,
+        nextAttemptAt: t,
         loggedOut: false,
         module: record.module === null ? null : { ...record.module, connected: false, since: t, reason: 'not connected: the session is moving to this machine', revivable: false, lastSeenAt: t, revivedAt: null }
       }, credentials)

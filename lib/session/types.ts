@@ -33,8 +33,16 @@ export interface Lifecycle {
   lastActivity: number
   /** Times the session was logged back in after losing its login. */
   relogins: number
-  /** Failed logins in a row while reconnecting. */
+  /** Failed logins in a row while reconnecting (each HTTP probe that found Foundry away counts as one). */
   attempts: number
+  /**
+   * While reconnecting: the error code of the last failed attempt
+   * (FOUNDRY_UNREACHABLE, WORLD_NOT_RUNNING… see causes.ts), or LOGIN_LOST
+   * before the first. Once failed: the error code it failed with. Null otherwise.
+   */
+  cause: string | null
+  /** While reconnecting: when the next attempt is due (epoch ms; past: in progress); null otherwise. */
+  nextAttemptAt: number | null
   /**
    * The login was lost by Foundry logging the page out (sent to /join while
    * Foundry runs): log back in only if no one else is logged in as the user.
@@ -159,10 +167,29 @@ export interface StartRequest extends Credentials {
 
 interface EventBase { sessionId: string, ownerId: string, at: number }
 
+/** Where a reconnecting session stands: why, since when, attempts so far, next attempt due. */
+export interface ReconnectInfo {
+  cause: string
+  since: number
+  attempts: number
+  nextAttemptAt: number | null
+}
+
+/** The reconnect info of a session, or null when it is not reconnecting. */
+export function reconnectInfo (s: Lifecycle): ReconnectInfo | null {
+  if (s.status !== 'reconnecting') return null
+  return { cause: s.cause ?? 'LOGIN_LOST', since: s.statusChangedAt, attempts: s.attempts, nextAttemptAt: s.nextAttemptAt }
+}
+
 /** Something that happened to a session, for listeners (the console, audit lines). */
 export type SessionEvent =
   | EventBase & { type: 'stage', stage: Stage }
-  | EventBase & { type: 'status', status: SessionStatus, reason: string, previous: SessionStatus | null, code?: string }
+  /**
+   * reconnect: while reconnecting (a status event follows every failed
+   * attempt, with the count and the next one due); code: the error code a
+   * failed session failed with.
+   */
+  | EventBase & { type: 'status', status: SessionStatus, reason: string, previous: SessionStatus | null, reconnect?: ReconnectInfo | undefined, code?: string | undefined }
   | EventBase & { type: 'module', connected: boolean, clientId: string | null, reason: string }
   /** The egress gate refused a connection of the session's browser (reported, never ended for it). */
   | EventBase & { type: 'egress', target: string, reason: string, refused: number }

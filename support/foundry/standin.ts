@@ -194,6 +194,22 @@ export interface Standin {
   reloadClients: () => void
   /** Cut every socket.io transport and refuse socket.io handshakes for ms while HTTP stays up (resolves when lifted). */
   blockSockets: (ms: number) => Promise<void>
+  /**
+   * An outage of any length, until up(): 'refuse' — Foundry stopped, the port
+   * refuses connections (a host reboot, a Foundry update); '502' — a reverse
+   * proxy answers 502 Bad Gateway with Foundry gone behind it; 'hang' —
+   * connections are accepted and never answered (a host that sleeps). Sockets
+   * and browser sessions are dropped as by a restart.
+   */
+  down: (mode?: 'refuse' | '502' | 'hang') => Promise<void>
+  /** Foundry back after down(), on the same port; the world as configured at start (or as set by opts). */
+  up: (opts?: { activeWorld?: string | null }) => Promise<void>
+  /** Change a user's password (a Gamemaster changed it in Foundry). */
+  setPassword: (userId: string, password: string) => void
+  /** Delete a user from every world. */
+  removeUser: (userId: string) => void
+  /** The licence signed or not (false: every route → /license, as after a licence reset). */
+  setEulaSigned: (signed: boolean) => void
 }
 
 export async function startFoundryStandin (opts: StandinOptions): Promise<Standin> {
@@ -242,6 +258,30 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
   }
   ctx.stopTransport = stopTransport
 
+  /** What answers on the port while Foundry is down (null: nothing listens). */
+  let stand: { srv: http.Server, conns: Set<NetSocket> } | null = null
+  async function standIn (mode: '502' | 'hang'): Promise<void> {
+    const held = new Set<NetSocket>()
+    const srv = http.createServer((_req, res) => {
+      if (mode === '502') res.writeHead(502, { 'Content-Type': 'text/html' }).end('<html><body><h1>502 Bad Gateway</h1></body></html>')
+    })
+    srv.on('connection', (c: NetSocket) => { held.add(c); c.on('close', () => held.delete(c)) })
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject)
+      srv.listen(port, '127.0.0.1', () => { srv.off('error', reject); resolve() })
+    })
+    stand = { srv, conns: held }
+  }
+  async function standOut (): Promise<void> {
+    const s = stand
+    stand = null
+    if (s === null) return
+    const closed = new Promise<void>((resolve) => { s.srv.close(() => resolve()) })
+    s.srv.closeAllConnections()
+    for (const c of s.conns) c.destroy()
+    await closed
+  }
+
   await boot()
 
   const standin: Standin = {
@@ -250,7 +290,7 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
     joins: ctx.joins,
     canvas: ctx.canvasReports,
     state: () => ({ activeWorld: ctx.activeWorld, activeUsers: [...computeActive(ctx)].sort(), launching: ctx.launching, migratedWorlds: [...ctx.migratedWorlds], quit: ctx.quit }),
-    async close () { await stopTransport() },
+    async close () { await standOut(); await stopTransport() },
     async launchWorld (id: string) {
       if (!ctx.worlds.has(id)) throw new Error(`unknown world ${id}`)
       if (ctx.activeWorld === id) return
@@ -283,6 +323,32 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
       for (const w of ctx.worlds.values()) for (const u of w.users) if (u.id === id) u.password = password
     },
     reloadClients () { ctx.io?.emit('reload') },
+    async down (mode = 'refuse') {
+      await standOut()
+      await stopTransport()
+      ctx.sessions = new Map()
+      ctx.external = new Set(opts.activeUserIds ?? [])
+      ctx.activeWorld = null
+      ctx.launching = null
+      ctx.launchPromise = null
+      ctx.lastActive = new Set()
+      if (mode !== 'refuse') await standIn(mode)
+    },
+    async up (o = {}) {
+      await standOut()
+      ctx.activeWorld = o.activeWorld !== undefined ? o.activeWorld : opts.activeWorld ?? null
+      await boot()
+      ctx.lastActive = computeActive(ctx)
+    },
+    setPassword (userId: string, password: string) {
+      for (const w of ctx.worlds.values()) for (const u of w.users) if (u.id === userId) u.password = password
+    },
+    removeUser (userId: string) {
+      for (const w of ctx.worlds.values()) w.users = w.users.filter((u) => u.id !== userId)
+    },
+    setEulaSigned (signed: boolean) {
+      (ctx.opts as StandinOptions).eulaSigned = signed
+    },
     async blockSockets (ms: number) {
       refusingSockets = true
       standin.cutLiveConnections()

@@ -68,6 +68,8 @@ export interface HttpStartArgs {
   password: string
   world?: string
   connectionToken?: string
+  /** Sent as encryptedAdminPassword. */
+  adminPassword?: string
   body?: Record<string, unknown>
 }
 
@@ -91,6 +93,7 @@ export async function startSessionHttp (a: HttpStartArgs): Promise<{ status: num
       handshakeToken: token,
       encryptedPassword: encryptNode(publicKey, { password: a.password, nonce }),
       ...(a.connectionToken !== undefined ? { encryptedConnectionToken: encryptNode(publicKey, { connectionToken: a.connectionToken, nonce }, 'sha256') } : {}),
+      ...(a.adminPassword !== undefined ? { encryptedAdminPassword: encryptNode(publicKey, { adminPassword: a.adminPassword, nonce }) } : {}),
       ...a.body
     })
   })

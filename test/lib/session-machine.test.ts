@@ -4,9 +4,10 @@ import t from 'tap'
 import {
   DEFAULT_MACHINE, backoffMs, initialState, nextDeadline, transition, type Effect, type MachineConfig, type MachineEvent
 } from '../../lib/session/machine.js'
-import type { Lifecycle } from '../../lib/session/types.js'
+import { CAUSES, causeOf } from '../../lib/session/causes.js'
+import { reconnectInfo, type Lifecycle } from '../../lib/session/types.js'
 
-const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, moduleReviveAfterMs: 10_000 }
+const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, reconnectMaxMs: 0, moduleReviveAfterMs: 10_000 }
 
 /** Drive the machine through events at given times; keep every effect. */
 function drive (steps: Array<[number, MachineEvent]>, config = CONFIG, start = 0): { state: Lifecycle, effects: Effect[][] } {
@@ -66,7 +67,7 @@ t.test('backoff doubles per failed relogin up to its cap; the reason says why; t
   t.match(state, { status: 'reconnecting', attempts: 6, statusChangedAt: 100, statusReason: /^logging back in failed \(FOUNDRY_UNREACHABLE\): Foundry is down$/ })
   t.same([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n, config)), [1000, 2000, 4000, 5000, 5000, 5000, 5000])
   t.equal(backoffMs(1, DEFAULT_MACHINE), 1000)
-  t.equal(backoffMs(20, DEFAULT_MACHINE), 30_000, 'the default cap is 30 s')
+  t.equal(backoffMs(20, DEFAULT_MACHINE), 60_000, 'the default cap is a minute')
 })
 
 t.test('the relogin budget: failed after the last attempt, with the count', async (t) => {
@@ -204,4 +205,71 @@ t.test('takeover: logged out while another login of the user is active → faile
   t.match(other, { status: 'reconnecting', attempts: 1, loggedOut: false })
   // Logged back in: the flag is cleared.
   t.equal(drive([...steps.slice(0, 3), [12, ok]]).state.loggedOut, false)
+})
+
+t.test('the cause table: each permanent cause fails at once with its code and Foundry\'s words; each transient one waits', async (t) => {
+  const permanent = Object.entries(CAUSES).filter(([, c]) => c.kind === 'permanent').map(([code]) => code)
+  const transient = Object.entries(CAUSES).filter(([, c]) => c.kind === 'transient').map(([code]) => code)
+  t.same(permanent.sort(), [
+    'ADMIN_PASSWORD_REJECTED', 'FOUNDRY_LICENSE_NOT_SIGNED', 'FOUNDRY_LOGIN_REJECTED', 'FOUNDRY_URL_REFUSED', 'JOIN_FORM_UNKNOWN',
+    'MODULE_TOKEN_REFUSED', 'NOT_GAMEMASTER', 'USER_BANNED', 'USER_NOT_FOUND', 'WORLD_LOCKED', 'WORLD_NEEDS_MIGRATION', 'WORLD_NOT_FOUND'
+  ], 'what no waiting fixes')
+  for (const code of ['FOUNDRY_UNREACHABLE', 'FOUNDRY_ERROR', 'FOUNDRY_TLS_ERROR', 'FOUNDRY_TIMEOUT', 'WORLD_NOT_RUNNING', 'MODULE_NOT_CONNECTED', 'USER_ALREADY_ACTIVE', 'BROWSER_UNAVAILABLE', 'FOUNDRY_LOGIN_LOST']) {
+    t.ok(transient.includes(code), `${code} is waited for`)
+  }
+  t.equal(causeOf('SOMETHING_NEW').kind, 'transient', 'an unknown code is waited for')
+  // Under the defaults: no attempt limit, no time bound.
+  const config = DEFAULT_MACHINE
+  for (const code of permanent) {
+    const foundry = `Foundry says no (${code.toLowerCase()})`
+    const steps: Array<[number, MachineEvent]> = [[0, ok], [10, lost], [10, { type: 'relogin-due' }], [20, { type: 'login-failed', code, message: foundry }]]
+    const { state, effects } = drive(steps, config)
+    t.match(state, { status: 'failed', endedAt: 20, attempts: 1, cause: code, nextAttemptAt: null }, `${code}: failed at the first attempt`)
+    t.ok(state.statusReason.includes(code) && state.statusReason.includes(foundry), `${code}: the reason carries the code and Foundry's words`)
+    t.same(effects.at(-1), [{ type: 'finish' }])
+  }
+  for (const code of transient) {
+    const steps: Array<[number, MachineEvent]> = [[0, ok], [10, lost]]
+    let at = 10
+    for (let i = 0; i < 50; i++) steps.push([at, { type: 'relogin-due' }], [at += 5, { type: 'login-failed', code, message: 'not yet' }], [at += 60_000, { type: 'tick' }])
+    const { state, effects } = drive(steps, config)
+    t.match(state, { status: 'reconnecting', attempts: 50, cause: code, statusChangedAt: 10 }, `${code}: still reconnecting after 50 failed attempts (~50 min)`)
+    const last = effects.flat().filter((e) => e.type === 'schedule-relogin').at(-1) as { delayMs: number }
+    t.equal(last.delayMs, 60_000, `${code}: the next attempt a minute later, at the cap`)
+  }
+})
+
+t.test('reconnect info: cause, since, attempts so far and the next attempt due', async (t) => {
+  let s = drive([[0, ok], [100, lost]]).state
+  t.same(reconnectInfo(s), { cause: 'LOGIN_LOST', since: 100, attempts: 0, nextAttemptAt: 100 })
+  s = transition(s, { type: 'relogin-due' }, 100, CONFIG).state
+  s = transition(s, fail('FOUNDRY_UNREACHABLE'), 150, CONFIG).state
+  t.same(reconnectInfo(s), { cause: 'FOUNDRY_UNREACHABLE', since: 100, attempts: 1, nextAttemptAt: 1150 })
+  s = transition(s, fail('FOUNDRY_ERROR'), 1200, CONFIG).state
+  t.same(reconnectInfo(s), { cause: 'FOUNDRY_ERROR', since: 100, attempts: 2, nextAttemptAt: 3200 })
+  s = transition(s, ok, 3300, CONFIG).state
+  t.equal(reconnectInfo(s), null, 'none once active')
+  t.match(s, { cause: null, nextAttemptAt: null, attempts: 0 })
+})
+
+t.test('SESSION_RECONNECT_MAX_MS: the last attempt falls on the bound, then the session fails saying so', async (t) => {
+  const config = { ...CONFIG, reloginAttempts: 0, reconnectMaxMs: 10_000 }
+  let s = drive([[0, ok], [1000, lost]], config).state
+  const delays: number[] = []
+  let at = 1000
+  for (let i = 0; i < 10 && s.status === 'reconnecting'; i++) {
+    s = transition(s, { type: 'relogin-due' }, at, config).state
+    const next = transition(s, fail(), at, config)
+    s = next.state
+    const d = next.effects.find((e) => e.type === 'schedule-relogin') as { delayMs: number } | undefined
+    if (d !== undefined) { delays.push(d.delayMs); at += d.delayMs }
+  }
+  t.same(delays, [1000, 2000, 4000, 3000], '1, 2, 4 s, then the 3 s left of the 10 s (not the 5 s cap)')
+  t.match(s, { status: 'failed', endedAt: 11_000, statusReason: /FOUNDRY_UNREACHABLE.*gave up after reconnecting for 10 s \(SESSION_RECONNECT_MAX_MS\)/ })
+})
+
+t.test('a first login is never retried, whatever its cause', async (t) => {
+  for (const code of ['FOUNDRY_UNREACHABLE', 'FOUNDRY_LOGIN_REJECTED']) {
+    t.match(transition(initialState(0), fail(code), 5, DEFAULT_MACHINE), { state: { status: 'failed' }, effects: [{ type: 'finish' }] }, code)
+  }
 })

@@ -33,6 +33,8 @@ function setup (opts: { reconnectingAfterMs?: number, moduleOfflineAfterMs?: num
     lastActivity: Date.now(),
     relogins: 0,
     attempts: 0,
+    cause: null,
+    nextAttemptAt: null,
     loggedOut: false,
     module: null,
     stage: null,
