@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import envSchema from 'env-schema'
 import { EnvSchema, type Env } from '../schemas/env.js'
+import { parseKeyring } from '../lib/fleet/seal.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,8 +40,8 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
       throw new ConfigError('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL')
     }
   }
-  if (env.SESSION_SEAL_KEY !== '' && !/^[A-Za-z0-9+/]{43}=$/.test(env.SESSION_SEAL_KEY)) {
-    throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY must be the base64 of 32 random bytes (openssl rand -base64 32)')
+  if (env.SESSION_SEAL_KEY !== '') {
+    try { parseKeyring(env.SESSION_SEAL_KEY) } catch (err) { throw new ConfigError(`Invalid configuration: ${(err as Error).message}`) }
   }
   if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '') {
     throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY needs REDIS_URL (sealed credentials are kept in the fleet registry)')

@@ -4,11 +4,13 @@
 // REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { createFleet, type Fleet } from '../lib/fleet/machines.js'
+import { createFleet, RETRY_AFTER_S, type Fleet } from '../lib/fleet/machines.js'
 import { createHandover } from '../lib/fleet/handover.js'
+import { isMachineId, messageKeys } from '../lib/fleet/messages.js'
 import { openCredentials } from '../lib/fleet/seal.js'
-import { HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
-import { isFinal, type Session } from '../lib/session/types.js'
+import { FleetUnavailable, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
+import { ended } from '../lib/session/machine.js'
+import { isFinal, type Credentials, type Session } from '../lib/session/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,12 +48,28 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   /** Shutting down: takes no sessions (its heartbeat says so). */
   let closing = false
 
-  /** End a live record this machine answers for now, saying why. */
-  async function fail (id: string, reason: string): Promise<void> {
+  /**
+   * End a live record, saying why: one this machine runs now (claimed), or
+   * one of machine `on` (a lapsed machine: its lease ran out, it no longer acts).
+   */
+  async function fail (id: string, reason: string, on = me): Promise<void> {
     const s = await registry.get(id)
     if (s === undefined || isFinal(s.status)) return
-    const t = Date.now()
-    await registry.finish({ ...s, status: 'failed', statusReason: reason, statusChangedAt: t, endedAt: t })
+    const over = ended(s, 'failed', reason, Date.now())
+    if (on === me) await registry.finish(over)
+    else await registry.finishOn(over, on)
+  }
+
+  /** A session's record and its sealed credentials, opened here; null when there are none or they do not open with this machine's keys. */
+  async function credentialsOf (id: string): Promise<{ session: Session, credentials: Credentials } | null> {
+    const [s, sealed] = await Promise.all([registry.get(id), registry.sealed(id)])
+    if (s === undefined || isFinal(s.status) || sealer === null || sealed === null) return null
+    try {
+      return { session: s, credentials: openCredentials(sealer, id, sealed, { ownerId: s.ownerId, foundryUrl: s.foundryUrl, username: s.username }) }
+    } catch (err) {
+      log.warn({ sessionId: id, err: (err as Error).message }, 'sealed credentials do not open here (is every SESSION_SEAL_KEY of the fleet in this machine\'s keyring?)')
+      return null
+    }
   }
 
   /**
@@ -60,21 +78,14 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
    * False when it could not be run.
    */
   async function adopt (id: string, reason: string): Promise<boolean> {
-    const [s, sealed] = await Promise.all([registry.get(id), registry.sealed(id)])
+    const s = await registry.get(id)
     if (s === undefined || isFinal(s.status)) return false
-    if (sealer === null || sealed === null) {
-      await fail(id, `${reason}, but no sealed credentials were kept for it (SESSION_SEAL_KEY unset where it started): start it again`)
+    const opened = await credentialsOf(id)
+    if (opened === null) {
+      await fail(id, `${reason}, but its sealed credentials were not kept or do not open on machine ${me}: start it again`)
       return false
     }
-    let credentials
-    try {
-      credentials = openCredentials(sealer, id, sealed)
-    } catch {
-      await fail(id, `${reason}, but its sealed credentials do not open on machine ${me} (SESSION_SEAL_KEY differs between machines?): start it again`)
-      log.error({ sessionId: id }, 'sealed credentials did not open: is SESSION_SEAL_KEY the same on every machine?')
-      return false
-    }
-    sessions.takeOver(s, credentials, reason)
+    sessions.takeOver(opened.session, opened.credentials, reason)
     log.info({ sessionId: id }, `taking the session over: ${reason}`)
     return true
   }
@@ -92,18 +103,19 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
       const s = await registry.get(id)
       if (s === undefined || isFinal(s.status)) continue
       if (sealer === null) {
-        await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`)
+        await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`, machine)
         metrics.recoveries.inc({ result: 'no_seal_key' })
         log.warn({ sessionId: id, machine }, 'session of a stopped machine marked failed')
         continue
       }
       if (s.status === 'starting') {
-        await fail(id, `${why} while it was logging in: start it again`)
+        await fail(id, `${why} while it was logging in: start it again`, machine)
         metrics.recoveries.inc({ result: 'failed' })
         continue
       }
       const reason = `${why}: taken over by machine ${me}`
-      if (await registry.claim(id, machine, config.MAX_SESSIONS, reason)) {
+      // Claimed only while its machine's heartbeat is still gone (it may be back from a stall), and only if its credentials open here.
+      if (await credentialsOf(id) !== null && await registry.claim(id, machine, config.MAX_SESSIONS, reason, !previousLife)) {
         metrics.recoveries.inc({ result: await adopt(id, reason) ? 'ok' : 'failed' })
         continue
       }
@@ -114,7 +126,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
       }
       // Taken: the taker counts it.
       if (!taken) {
-        await fail(id, `${why}, and no machine of the fleet had room to take it over: start it again`)
+        await fail(id, `${why}, and no machine of the fleet had room to take it over: start it again`, machine)
         metrics.recoveries.inc({ result: 'failed' })
       }
     }
@@ -129,13 +141,25 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   }
 
   const handedOver = (owner: string): string => `handed over by machine ${owner} (shutting down) to machine ${me}`
+  const sub = redis.duplicate()
+  sub.on('error', () => {})
   const handover = createHandover({
     redis,
-    sub: redis.duplicate(),
+    sub,
     instanceId: me,
     log,
-    // A machine that is closing takes nothing; the registry checks room and that the session is still where it was offered from.
-    claim: async (id, owner, reason) => !closing && await registry.claim(id, owner, config.MAX_SESSIONS, reason ?? handedOver(owner)),
+    keys: sealer !== null ? messageKeys(sealer.keys()) : [],
+    // From the machine running it (a handover), or for a machine that is closing or gone (passed on by a survivor).
+    acceptOffer: async (id, owner, from) => {
+      if (from === owner) return true // the registry's claim checks that `owner` runs it
+      const m = (await fleet.machines()).find((x) => x.id === owner)
+      return m === undefined || m.closing
+    },
+    // A machine that is closing or cut off takes nothing, nor one whose keys do not open the
+    // session's credentials (it declines: the giver tries another); the registry checks room and that
+    // the session is still where it was offered from.
+    claim: async (id, owner, reason) => !closing && fleet.acting() && await credentialsOf(id) !== null &&
+      await registry.claim(id, owner, config.MAX_SESSIONS, reason ?? handedOver(owner)),
     adopt: async (id, owner, recovery) => {
       // recovery: a survivor without room passed on a lapsed machine's session.
       const ok = await adopt(id, recovery ?? handedOver(owner))
@@ -189,7 +213,47 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     heartbeatMs: config.FLEET_HEARTBEAT_MS,
     log,
     state: () => ({ sessions: load(), maxSessions: config.MAX_SESSIONS, closing }),
-    onMachineGone: machineGone
+    onMachineGone: machineGone,
+    // Half the lease gone: every page closes now, before any other machine may take a session.
+    onFenced: () => { void sessions.fence(`cut off from the fleet: machine ${me} could not reach the fleet registry (Redis) for half its lease; the session waits until it does`) },
+    onRenewed: comeBack,
+    // Each page stops by itself when the lease is half gone (this process may stall while Chromium runs on).
+    onLease: (until) => { sessions.extendPageLeases(until) }
+  })
+  fastify.sessionGate.acting = () => fleet.acting()
+
+  /**
+   * Back after a fence: records Redis lost are put back (only where no other
+   * machine took them), then every session the registry shows elsewhere, or
+   * with another fencing token, is dropped here, its page closed, and never
+   * registered again. The rest log back in.
+   */
+  async function comeBack (): Promise<void> {
+    const n = await registry.resync()
+    if (n > 0 && sealer !== null) await sessions.keepAgain()
+    const ids = sessions.ids()
+    const held = await registry.holds(ids)
+    for (const id of ids) {
+      if (held.has(id)) continue
+      registry.disown(id)
+      await sessions.release(id)
+      log.warn({ sessionId: id }, 'back in the fleet: this session runs on another machine now (or ended): dropped here')
+    }
+  }
+
+  // A write refused (stale fencing token, or the session runs elsewhere now): drop the session here at once.
+  registry.onRefused((id, what) => {
+    log.warn({ sessionId: id, write: what }, 'the fleet registry refused a write of this machine (another machine runs the session now): dropping it here')
+    void sessions.release(id)
+  })
+
+  // Cut off: requests that need the registry fail at once (503 with Retry-After) instead of waiting on Redis.
+  fastify.addHook('onRequest', async (request) => {
+    if (fleet.acting()) return
+    const path = request.url.split('?')[0] ?? ''
+    if (path === '/session-handshake' || path === '/start-session' || path === '/end-session' || path === '/session' || path.startsWith('/session/')) {
+      throw withContext(new FleetUnavailable(`Machine ${me} is cut off from the fleet registry (Redis): its sessions wait; retry in a few seconds`), { retryAfter: RETRY_AFTER_S })
+    }
   })
   // Redis back (possibly empty): heartbeat and this machine's records again.
   redis.on('ready', () => {
@@ -220,7 +284,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (typeof token !== 'string' || keystore.has(token)) return
     const owner = await fleet.handshakeMachine(token)
     if (owner === null || owner === config.instanceId) return // unknown: HANDSHAKE_NOT_FOUND from the keystore
-    if (!(await fleet.machines()).some((m) => m.id === owner)) throw new HandshakeMachineGone()
+    if (!isMachineId(owner) || !(await fleet.machines()).some((m) => m.id === owner)) throw new HandshakeMachineGone()
     if (request.headers['fly-replay-src'] !== undefined) {
       throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but its handshake is on machine ${owner}: retry in a moment`), { retryAfter: 1 })
     }
@@ -237,7 +301,8 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (s === undefined || s.ownerId !== request.ownerId || isFinal(s.status)) return null // SESSION_NOT_FOUND, or its final state, here
     const machine = where.get(id)
     if (machine === undefined || machine === config.instanceId) return null
-    return { session: s, machine, gone: !(await fleet.machines()).some((m) => m.id === machine) }
+    // Never a malformed id in a fly-replay header: such a record is treated as its machine gone.
+    return { session: s, machine, gone: !isMachineId(machine) || !(await fleet.machines()).some((m) => m.id === machine) }
   }
 
   /** Answer with fly-replay to `machine`; a request already replayed once is never replayed again. */
@@ -254,10 +319,12 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     const at = await runsElsewhere(request, id)
     if (at === null) return
     if (at.gone) {
-      // Its machine stopped and nobody took it over yet: end the record here.
-      const t = Date.now()
-      await registry.finish({ ...at.session, status: 'ended', statusReason: `ended by the client (its machine ${at.machine} had stopped)`, statusChangedAt: t, endedAt: t })
-      return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
+      // Its machine's lease ran out (it no longer acts, its page is closed) and nobody took it over
+      // yet: end the record here — only if it is still that machine's (else someone took it: retry).
+      if (await registry.finishOn(ended(at.session, 'ended', `ended by the client (its machine ${at.machine} had stopped)`, Date.now()), at.machine)) {
+        return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
+      }
+      throw withContext(new ReplayMissed('This session is moving to another machine of the fleet: retry in a moment'), { retryAfter: 1 })
     }
     replayTo(request, at.machine, '')
   } satisfies preHandlerAsyncHookHandler)

@@ -14,6 +14,8 @@ declare module 'fastify' {
     fleetRegistry: RedisSessionRegistry | null
     /** SESSION_SEAL_KEY's sealer (with REDIS_URL), or null: nothing secret is kept outside this process. */
     sealer: Sealer | null
+    /** Whether this machine acts for the fleet now (the fleet plugin sets it; true on one machine): logins back in wait otherwise. */
+    sessionGate: { acting: () => boolean }
   }
 }
 
@@ -29,9 +31,11 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   // With a seal key, each session's credentials are kept in the registry,
   // sealed, so another machine can log it in (handover, crash recovery).
   const sealer = fleetRegistry !== null && config.SESSION_SEAL_KEY !== '' ? createSealer(config.SESSION_SEAL_KEY) : null
+  const sessionGate = { acting: () => true }
   const manager = createSessionManager({
+    mayLogIn: () => sessionGate.acting(),
     ...(sealer !== null && fleetRegistry !== null
-      ? { keepCredentials: async (id, credentials) => { await fleetRegistry.putSealed(id, sealCredentials(sealer, id, credentials)) } }
+      ? { keepCredentials: async (id, credentials, ownerId) => { await fleetRegistry.putSealed(id, sealCredentials(sealer, id, credentials, ownerId)) } }
       : {}),
     registry: fleetRegistry ?? createMemoryRegistry({ retainEndedMs: config.SESSION_RETAIN_ENDED_MS }),
     screenshots,
@@ -69,6 +73,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
   fastify.decorate('screenshots', screenshots)
   fastify.decorate('fleetRegistry', fleetRegistry)
   fastify.decorate('sealer', sealer)
+  fastify.decorate('sessionGate', sessionGate)
   // Logins can take minutes: cancel them (and end every session) before the
   // server waits for in-flight requests, so close() is not held up.
   fastify.addHook('preClose', async () => { await manager.endAll() })

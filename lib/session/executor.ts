@@ -15,7 +15,7 @@ import { watchWebSockets } from '../browser/websockets.js'
 import { failureScreenshot } from './diagnostics.js'
 import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
 import type { SessionEvents } from './events.js'
-import { transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { leaving, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
 import { createPageWatch } from './page-watch.js'
 import type { SessionRegistry } from './registry.js'
 import { isFinal, pageSetup, type Credentials, type Session, type SessionEvent } from './types.js'
@@ -31,6 +31,8 @@ export interface ExecutorOptions {
   screenshots?: { store: ScreenshotStore, url: (id: string) => string } | undefined
   now: () => number
   timers: Timers
+  /** Whether logins back in may run now (the fleet: false while this machine does not act for it); they wait otherwise. */
+  mayLogIn?: (() => boolean) | undefined
 }
 
 export interface Executor {
@@ -72,6 +74,29 @@ export interface Executor {
   release: (entry: Entry, reason?: string) => Promise<void>
   /** End every session (shutdown) and stop the timers. */
   shutdown: () => Promise<void>
+  /**
+   * Every page of this machine stops by itself at `until` (its local clock)
+   * unless told a later time first: a dead man's switch for a process that
+   * stalls while its Chromium runs on (the fleet's lease).
+   */
+  extendPageLeases: (until: number) => void
+}
+
+/**
+ * In the page: stop by itself (leave for about:blank, which closes Foundry's
+ * socket and the module's relay connection) once `until` has passed without
+ * a later one arriving. Runs in Chromium's own process, so it works while
+ * this Node process is stalled.
+ */
+const PAGE_LEASE = (until: number): void => {
+  const w = window as unknown as { __fsLeaseUntil?: number, __fsLeaseTimer?: number }
+  w.__fsLeaseUntil = Math.max(w.__fsLeaseUntil ?? 0, until)
+  if (w.__fsLeaseTimer !== undefined) return
+  w.__fsLeaseTimer = window.setInterval(() => {
+    if (Date.now() <= (w.__fsLeaseUntil ?? Infinity)) return
+    window.clearInterval(w.__fsLeaseTimer)
+    window.location.replace('about:blank')
+  }, 100)
 }
 
 export function createExecutor (opts: ExecutorOptions): Executor {
@@ -246,6 +271,11 @@ export function createExecutor (opts: ExecutorOptions): Executor {
 
   async function logInAgain (entry: Entry): Promise<void> {
     if (closing || isFinal(entry.session.status)) return
+    if (opts.mayLogIn?.() === false) {
+      // Not acting for the fleet now: wait (no attempt counted), and ask again.
+      await dispatch(entry, { type: 'no-login-slot' })
+      return
+    }
     const release = pool.tryAcquireLogin()
     if (release === null) {
       // Other logins hold every slot: wait without counting an attempt.
@@ -294,19 +324,18 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       if (reason !== undefined && !isFinal(entry.session.status)) {
         const t = now()
         const before = entry.session.status
-        Object.assign(entry.session, {
-          status: 'reconnecting',
-          statusReason: reason,
-          statusChangedAt: t,
-          stage: null,
-          module: entry.session.module === null ? null : { ...entry.session.module, connected: false, since: t, reason: 'its machine is shutting down', revivable: false, lastSeenAt: t }
-        })
+        Object.assign(entry.session, leaving(entry.session, reason, t, 'its machine is shutting down'))
         await save(entry)
         emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before })
       }
       await closeBrowser(entry)
       await entry.saving
       wipe(entry.secrets)
+    },
+    extendPageLeases (until) {
+      for (const entry of entries.values()) {
+        void entry.page?.evaluate(PAGE_LEASE, until).catch(() => {})
+      }
     },
     async shutdown () {
       closing = true

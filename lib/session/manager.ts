@@ -11,7 +11,7 @@ import type { ScreenshotStore } from '../browser/screenshots.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor } from './executor.js'
-import { DEFAULT_MACHINE, type MachineConfig } from './machine.js'
+import { DEFAULT_MACHINE, takenOver, type MachineConfig } from './machine.js'
 import { createMemoryRegistry, type SessionRegistry } from './registry.js'
 import { createStart, type StartResult } from './start.js'
 import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.js'
@@ -48,7 +48,9 @@ export interface SessionManagerOptions {
    * (the fleet with SESSION_SEAL_KEY: sealed, in the registry, deleted with
    * the record). Runs once the record is inserted, before the login.
    */
-  keepCredentials?: (id: string, credentials: Credentials) => Promise<void>
+  keepCredentials?: (id: string, credentials: Credentials, ownerId: string) => Promise<void>
+  /** See ExecutorOptions.mayLogIn. */
+  mayLogIn?: () => boolean
   now?: () => number
   timers?: Timers
 }
@@ -82,6 +84,12 @@ export interface SessionManager {
   beforeShutdown: (step: () => Promise<void>) => void
   /** Keep the credentials of every session running here again (keepCredentials; after the registry lost them). */
   keepAgain: () => Promise<number>
+  /** The fleet: this machine no longer acts for it (its lease is half gone): every page closes now, logins wait. */
+  fence: (reason: string) => Promise<void>
+  /** See Executor.extendPageLeases. */
+  extendPageLeases: (until: number) => void
+  /** Ids of the sessions this instance runs (any status). */
+  ids: () => string[]
 }
 
 export function createSessionManager (opts: SessionManagerOptions): SessionManager {
@@ -109,7 +117,8 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     page: opts.page,
     screenshots: screenshots !== undefined && screenshotUrl !== undefined ? { store: screenshots, url: screenshotUrl } : undefined,
     now,
-    timers: opts.timers ?? { setTimeout, clearTimeout }
+    timers: opts.timers ?? { setTimeout, clearTimeout },
+    mayLogIn: opts.mayLogIn
   })
   const { entries, dispatch } = executor
   const shutdownSteps: Array<() => Promise<void>> = []
@@ -177,17 +186,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     },
 
     takeOver (record, credentials, reason) {
-      const t = now()
-      const entry = executor.track({
-        ...record,
-        status: 'reconnecting',
-        statusReason: reason,
-        statusChangedAt: t,
-        stage: null,
-        attempts: 0,
-        loggedOut: false,
-        module: record.module === null ? null : { ...record.module, connected: false, since: t, reason: 'not connected: the session is moving to this machine', revivable: false, lastSeenAt: t, revivedAt: null }
-      }, credentials)
+      const entry = executor.track(takenOver(record, reason, now()), credentials)
       // Its first login here is a login back in: same id, clientId, counts.
       entry.settle.resolve(snapshot(entry.session))
       void dispatch(entry, { type: 'relogin-due' })
@@ -202,13 +201,21 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
 
     beforeShutdown (step) { shutdownSteps.push(step) },
 
+    async fence (reason) {
+      await Promise.all([...entries.values()].map(async (e) => { await dispatch(e, { type: 'fenced', reason }) }))
+    },
+
+    extendPageLeases: executor.extendPageLeases,
+
+    ids: () => [...entries.keys()],
+
     async keepAgain () {
       const keep = opts.keepCredentials
       if (keep === undefined) return 0
       let n = 0
       for (const e of [...entries.values()]) {
         if (isFinal(e.session.status)) continue
-        await keep(e.session.id, { options: e.options, secrets: releaseSecrets(e.secrets) })
+        await keep(e.session.id, { options: e.options, secrets: releaseSecrets(e.secrets) }, e.session.ownerId)
         n++
       }
       return n
