@@ -29,6 +29,7 @@ export interface MachineState {
 export interface FleetLogger {
   info: (obj: object, msg: string) => void
   warn: (obj: object, msg: string) => void
+  debug?: (obj: object, msg: string) => void
 }
 
 export interface FleetOptions {
@@ -106,7 +107,7 @@ export function createFleet (opts: FleetOptions): Fleet {
   function fence (): void {
     if (fenced) return
     fenced = true
-    log.warn({ leaseMs: ttlMs }, 'cut off from the fleet: the lease could not be renewed for half its life; closing this machine\'s pages, refusing fleet requests until Redis answers again')
+    log.warn({ leaseMs: ttlMs, sinceRenewalMs: now() - renewedAt }, 'cut off from the fleet: the lease could not be renewed for half its life; closing this machine\'s pages, refusing fleet requests until Redis answers again')
     try { opts.onFenced?.() } catch (err) { log.warn({ err: (err as Error).message }, 'fencing this machine failed') }
   }
 
@@ -137,7 +138,7 @@ export function createFleet (opts: FleetOptions): Fleet {
 
   const leaseOk = (): boolean => now() - renewedAt <= halfLease
   // The watchdog: fences as soon as the lease is half gone, whatever else runs.
-  const watchdog = setInterval(() => { if (!stopped && !leaseOk()) fence() }, Math.max(20, Math.floor(heartbeatMs / 4)))
+  const watchdog = setInterval(() => { if (!stopped && renewedAt !== -Infinity && !leaseOk()) fence() }, Math.max(20, Math.floor(heartbeatMs / 4)))
   watchdog.unref()
 
   async function scan (): Promise<{ live: MachineState[], gone: string[] }> {
@@ -177,12 +178,19 @@ export function createFleet (opts: FleetOptions): Fleet {
     }
   }
 
+  /**
+   * The lease is renewed three times a heartbeat (a stall or a slow Redis
+   * has a whole heartbeat of margin before half the lease is gone); the
+   * other machines are swept once a heartbeat.
+   */
+  let beats = 0
   function schedule (): void {
     if (stopped) return
     timer = setTimeout(() => {
-      beat().then(sweep).catch((err: Error) => { log.warn({ err: err.message }, 'fleet heartbeat failed (Redis unreachable?)') })
+      const sweepToo = ++beats % 3 === 0
+      beat().then(async () => { if (sweepToo) await sweep() }).catch((err: Error) => { log.warn({ err: err.message }, 'fleet heartbeat failed (Redis unreachable?)') })
         .finally(schedule)
-    }, heartbeatMs)
+    }, Math.ceil(heartbeatMs / 3))
     timer.unref()
   }
 

@@ -177,7 +177,8 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
     },
     async putSealed (id, sealed) {
       const tok = tokens.get(id)
-      if (tok === undefined || await call(async () => await redis.eval(PUT_SEALED, 0, p, id, me, tok, sealed)) !== 1) refused(id, 'sealed credentials')
+      if (tok === undefined) return // not run here (any more)
+      if (await call(async () => await redis.eval(PUT_SEALED, 0, p, id, me, tok, sealed)) !== 1) refused(id, 'sealed credentials')
     },
     async sealed (id) {
       return await call(async () => await redis.get(K.sealed(id)))

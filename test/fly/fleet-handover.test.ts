@@ -3,21 +3,27 @@
 // machine (same sessionId and clientId, the module reconnected at the
 // relay); SIGKILL of the next owner, and a survivor logs it back in within
 // the heartbeat TTL. The credentials sit in Redis only sealed; no session
-// ever runs twice. Redis lost and back empty on the way changes none of it.
+// ever runs twice (Foundry never sees two live logins of the Gamemaster, the
+// relay never refuses the module's id). Redis lost and back empty on the way
+// changes none of it. Redis MONITOR over the whole handover shows no secret.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { GM, eventually } from '../e2e/fixtures.js'
-import { neverTwice, startFleet, type Fleet } from './fleet.js'
+import { startFleet, watchTwice, type Fleet } from './fleet.js'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
 
 t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '500', RELOGIN_BASE_MS: '200' })
   f.secrets.push(SEAL_KEY)
-  // Sampled all along: a client id never has two module connections open.
-  let twice = false
-  const sampler = setInterval(() => { if (!neverTwice(f.relay)) twice = true }, 50)
-  t.teardown(() => { clearInterval(sampler) })
+  // Sampled all along: Foundry logins, open module connections and refusals.
+  const twice = watchTwice(f)
+  t.teardown(twice.stop)
+  // Every command any machine sends Redis, from before the first start to the end.
+  const monitor = await f.redis.client.monitor()
+  const commands: string[] = []
+  monitor.on('monitor', (_time: string, args: string[]) => { commands.push(args.join(' ')) })
+  t.teardown(() => { monitor.disconnect() })
 
   const started = await f.start()
   t.equal(started.status, 200, JSON.stringify(started.body))
@@ -88,6 +94,12 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     const res = await fetch(`${f.proxy.url}/end-session?sessionId=${sessionId}`, { method: 'DELETE', headers: { 'x-api-key': f.apiKey } })
     t.equal(res.status, 200)
     t.equal(await f.redis.client.exists(`fs:seal:${sessionId}`), 0, 'gone with the session')
-    t.notOk(twice, 'no session ever ran twice')
+    twice.stop()
+    t.same(twice.seen, [], `no session ever ran twice (${twice.samples()} samples)`)
+    monitor.disconnect()
+    const cookies = f.standin.joins.map((j) => j.sessionCookie)
+    t.ok(commands.length > 100 && commands.some((c) => c.includes('fs:seal:')), `MONITOR saw the whole run (${commands.length} commands)`)
+    const traffic = commands.join('\n')
+    for (const secret of [...f.secrets, ...cookies]) t.notOk(traffic.includes(secret), 'no password, API key, seal key, handshake token, nonce or Foundry session cookie in any command sent to Redis')
   })
 })
