@@ -72,9 +72,9 @@ t.test('a machine cut off or stalled never runs a session twice', async (t) => {
     t.ok(answers.some((a) => a.code === 503), 'once cut off, it says the fleet is unavailable')
     t.ok(unhealthy, '/health on the cut machine reported it unhealthy')
     t.match(m3.out(), /cut off from the fleet/, 'it said it was cut off')
-    let on: MachineProc | null = null
-    t.ok(await eventually(async () => (on = await settledOnOne()) !== null, 40_000), 'active on exactly one machine, same sessionId and clientId, one Foundry login')
-    t.not(on?.id, 'm3', 'taken over by a machine that can reach Redis (its lease ran out long before the cut healed)')
+    const where: { on: MachineProc | null } = { on: null }
+    t.ok(await eventually(async () => (where.on = await settledOnOne()) !== null, 40_000), 'active on exactly one machine, same sessionId and clientId, one Foundry login')
+    t.not(where.on?.id, 'm3', 'taken over by a machine that can reach Redis (its lease ran out long before the cut healed)')
     t.match(await f.find(f.proxy.url, sessionId), { relogins: 1 }, 'logged in once more, on its new machine')
     t.ok(await eventually(async () => (await health(m3)).code === 200, 15_000), 'm3 healthy again once Redis answers')
     t.match(m3.out(), /back in the fleet: this session runs on another machine now/, 'm3 dropped it on its return')
@@ -85,10 +85,10 @@ t.test('a machine cut off or stalled never runs a session twice', async (t) => {
     owner.child.kill('SIGSTOP')
     await sleep(2 * LEASE_MS)
     owner.child.kill('SIGCONT')
-    let on: MachineProc | null = null
-    t.ok(await eventually(async () => (on = await settledOnOne()) !== null, 40_000), 'active on exactly one machine, same sessionId and clientId, one Foundry login')
+    const where: { on: MachineProc | null } = { on: null }
+    t.ok(await eventually(async () => (where.on = await settledOnOne()) !== null, 40_000), 'active on exactly one machine, same sessionId and clientId, one Foundry login')
     // Which one depends on timing: taken over while the stalled machine's lease was gone, or kept if it came back first.
-    t.comment(`stalled ${owner.id}; the session now runs on ${on === null ? '?' : (on as MachineProc).id}`)
+    t.comment(`stalled ${owner.id}; the session now runs on ${where.on?.id ?? '?'}`)
     t.equal(owner.child.exitCode, null, 'the stalled machine runs on')
     t.ok(await eventually(async () => (await health(owner)).code === 200, 15_000), 'and is healthy again')
   })
