@@ -90,6 +90,8 @@ export interface SessionManager {
   extendPageLeases: (until: number) => void
   /** Ids of the sessions this instance runs (any status). */
   ids: () => string[]
+  /** Hear of a session leaving this instance without ending (handed over, taken by another machine, dropped). */
+  onLeave: (listener: (id: string) => void) => () => void
 }
 
 export function createSessionManager (opts: SessionManagerOptions): SessionManager {
@@ -122,6 +124,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
   })
   const { entries, dispatch } = executor
   const shutdownSteps: Array<() => Promise<void>> = []
+  const leaveListeners = new Set<(id: string) => void>()
 
   const start = createStart({ registry, executor, pool, log, caps, now, keepCredentials: opts.keepCredentials })
 
@@ -196,7 +199,13 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       const entry = entries.get(id)
       if (entry === undefined) return false
       await executor.release(entry, reason)
+      for (const fn of [...leaveListeners]) { try { fn(id) } catch {} }
       return true
+    },
+
+    onLeave (listener) {
+      leaveListeners.add(listener)
+      return () => { leaveListeners.delete(listener) }
     },
 
     beforeShutdown (step) { shutdownSteps.push(step) },

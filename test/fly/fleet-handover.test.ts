@@ -9,12 +9,13 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { GM, eventually } from '../e2e/fixtures.js'
+import { createClient, type SessionEvent } from '../../public/client.js'
 import { startFleet, watchTwice, type Fleet } from './fleet.js'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
 
 t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
-  const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '500', RELOGIN_BASE_MS: '200' })
+  const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '1000', RELOGIN_BASE_MS: '200' })
   f.secrets.push(SEAL_KEY)
   // Sampled all along: Foundry logins, open module connections and refusals.
   const twice = watchTwice(f)
@@ -51,6 +52,10 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
       }, () => {})
     }, 25)
     t.teardown(() => { clearInterval(watch) })
+    // A stream of the session's events on its machine: it ends when the session leaves.
+    const stream = createClient({ server: owner.url, apiKey: f.apiKey }).events(sessionId)
+    t.match((await stream.next()).value, { type: 'status', status: 'active' }, 'a stream on the owner opens')
+    const streamed = (async () => { const rest: SessionEvent[] = []; for await (const e of stream) rest.push(e); return rest })()
     owner.kill('SIGTERM')
     f.drop(owner)
     const other = f.machines.find((m) => m !== owner)!
@@ -63,6 +68,8 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     const s = (await f.find(other.url, sessionId))!
     t.match(s, { sessionId, clientId, statusReason: new RegExp(`handed over by machine ${owner.id}`) }, JSON.stringify(s))
     t.ok(await eventually(() => f.relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the relay sees the module connect again')
+    const rest = await streamed
+    t.match(rest.at(-1), { type: 'status', status: 'reconnecting', reason: new RegExp(`left machine ${owner.id} for another machine`) }, `the stream ended with a last event saying the session moved: ${JSON.stringify(rest.map((e) => e.type === 'status' ? e.reason : e.type))}`)
     t.equal(await owner.exited, 0, 'the old owner exited cleanly')
     const receiver = f.byId(s.instanceId)
     t.notMatch(receiver.out(), /did not say its page closed in time/, 'the old owner said its page closed (no waiting it out)')
