@@ -8,6 +8,7 @@
 // changes none of it. Redis MONITOR over the whole handover shows no secret.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { GM, eventually } from '../e2e/fixtures.js'
 import { createClient, type SessionEvent } from '../../public/client.js'
 import { startFleet, watchTwice, type Fleet } from './fleet.js'
@@ -20,11 +21,11 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   // Sampled all along: Foundry logins, open module connections and refusals.
   const twice = watchTwice(f)
   t.teardown(twice.stop)
-  // Every command any machine sends Redis, from before the first start to the end.
-  const monitor = await f.redis.client.monitor()
+  // Every command any machine sends Redis over the whole handover and recovery (from the SIGTERM on:
+  // a MONITOR connection does not outlive the Redis restart below).
   const commands: string[] = []
-  monitor.on('monitor', (_time: string, args: string[]) => { commands.push(args.join(' ')) })
-  t.teardown(() => { monitor.disconnect() })
+  let monitor: Redis | null = null
+  t.teardown(() => { monitor?.disconnect() })
 
   const started = await f.start()
   t.equal(started.status, 200, JSON.stringify(started.body))
@@ -41,6 +42,13 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   })
 
   t.test('SIGTERM of the owner: the same session active on another machine, the module reconnected', async (t) => {
+    const base = new Redis(f.redis.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+    base.on('error', () => {})
+    t.teardown(() => { base.disconnect() })
+    const m = await base.monitor()
+    m.on('error', () => {})
+    m.on('monitor', (_time: string, args: string[]) => { commands.push(args.join(' ')) })
+    monitor = m
     const at = Date.now()
     // What the fleet says about the session while it moves.
     const seen: string[] = []
@@ -103,7 +111,7 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     t.equal(await f.redis.client.exists(`fs:seal:${sessionId}`), 0, 'gone with the session')
     twice.stop()
     t.same(twice.seen, [], `no session ever ran twice (${twice.samples()} samples)`)
-    monitor.disconnect()
+    monitor?.disconnect()
     const cookies = f.standin.joins.map((j) => j.sessionCookie)
     t.ok(commands.length > 100 && commands.some((c) => c.includes('fs:seal:')), `MONITOR saw the whole run (${commands.length} commands)`)
     const traffic = commands.join('\n')
