@@ -136,7 +136,8 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
         const reason = `${why}: taken over by machine ${me}`
         // Claimed only while its machine's heartbeat is still gone (it may be back from a stall), and only if its credentials open here.
         if (await credentialsOf(id) !== null && await registry.claim(id, machine, d.maxSessions, reason, !previousLife)) {
-          d.metrics?.recovery(await adopt(id, reason) ? 'ok' : 'failed')
+          const ok = await adopt(id, reason) // (not inside ?.(): it must run without metrics too)
+          d.metrics?.recovery(ok ? 'ok' : 'failed')
           continue
         }
         // No room here (or the credentials do not open here): a machine with room takes it.
