@@ -144,7 +144,9 @@ export const BrowserUnavailable = define('BROWSER_UNAVAILABLE', 'Chromium could 
 export const OtherMachine = define('OTHER_MACHINE')
 /** A request Fly's proxy already replayed once reached a machine that still cannot serve it. */
 export const ReplayMissed = define('REPLAY_MISSED')
-export const FleetUnavailable = define('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached: sessions keep running; retry in a few seconds')
+export const FleetUnavailable = define('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached from this machine: retry in a few seconds')
+/** This machine's lease is half gone: it does not act for the fleet until Redis answers again (the message says so). */
+export const FleetCutOff = define('FLEET_UNAVAILABLE')
 export const HandshakeMachineGone = define('HANDSHAKE_NOT_FOUND', 'The machine that made this handshake has stopped (deploy or crash), and its key with it: request a new one with POST /session-handshake')
 
 // Login (the stage and page are set by the login driver)

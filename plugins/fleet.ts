@@ -8,7 +8,7 @@ import { createFleet, RETRY_AFTER_S, type Fleet } from '../lib/fleet/machines.js
 import { createHandover } from '../lib/fleet/handover.js'
 import { isMachineId, messageKeys } from '../lib/fleet/messages.js'
 import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.js'
-import { FleetUnavailable, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
+import { FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
 import { ended } from '../lib/session/machine.js'
 import { isFinal, type Session } from '../lib/session/types.js'
 
@@ -116,7 +116,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (fleet.acting()) return
     const path = request.url.split('?')[0] ?? ''
     if (path === '/session-handshake' || path === '/start-session' || path === '/end-session' || path === '/session' || path.startsWith('/session/')) {
-      throw withContext(new FleetUnavailable(`Machine ${me} is cut off from the fleet registry (Redis): its sessions wait; retry in a few seconds`), { retryAfter: RETRY_AFTER_S })
+      throw withContext(new FleetCutOff(`Machine ${me} is cut off from the fleet registry (Redis): its sessions wait; retry in a few seconds`), { retryAfter: RETRY_AFTER_S })
     }
   })
   // Redis back (possibly empty): heartbeat and this machine's records again.
