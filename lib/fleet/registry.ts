@@ -31,7 +31,7 @@ export interface RedisSessionRegistry extends SessionRegistry {
   machinesOf: (ids: string[]) => Promise<Map<string, string>>
   /** Live ids on a machine. */
   liveOn: (machine: string) => Promise<string[]>
-  /** Write this machine's live records again (after Redis came back, possibly empty). */
+  /** Write the ends this machine could not write, then its live records again (after Redis came back, possibly empty). */
   resync: () => Promise<number>
   /**
    * Move a live session from machine `from` to this machine, if it is still
@@ -75,6 +75,20 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
     for (const fn of refusedListeners) fn(id, what)
   }
 
+  /** Ends this machine could not write (Redis unreachable): written at the next resync, with their token. */
+  const unwritten = new Map<string, { session: Session, tok: string }>()
+  async function writeEnd (session: Session, tok: string): Promise<void> {
+    let r: unknown
+    try {
+      r = await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, me, tok))
+    } catch (err) {
+      unwritten.set(session.id, { session, tok })
+      throw err
+    }
+    unwritten.delete(session.id)
+    if (r !== 1) refused(session.id, 'finish')
+  }
+
   const records = async (ids: string[]): Promise<Session[]> =>
     ids.length === 0 ? [] : (await redis.mget(ids.map(K.record))).map(parse).filter((s): s is Session => s !== undefined)
 
@@ -116,7 +130,7 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
       if (tok === undefined) return // not run here (any more): another machine answers for it
       mine.delete(session.id)
       tokens.delete(session.id)
-      if (await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, me, tok)) !== 1) refused(session.id, 'finish')
+      await writeEnd(session, tok)
     },
     async finishOn (session, machine) {
       if (!isFinal(session.status)) throw new Error(`finish: session ${session.id} is ${session.status}`)
@@ -185,6 +199,8 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
     },
     onRefused (fn) { refusedListeners.push(fn) },
     async resync () {
+      // Ends first: a session that ended while Redis was away must not stay live there.
+      for (const { session, tok } of [...unwritten.values()]) await writeEnd(session, tok)
       let n = 0
       for (const s of [...mine.values()]) {
         const tok = tokens.get(s.id)

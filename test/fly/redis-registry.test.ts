@@ -91,3 +91,23 @@ t.test('redis: a lapsed machine\'s session is claimed only while its heartbeat i
   t.ok(await b.claim(s.id, 'a', 10, 'taken over', true), 'gone: claimed')
   t.notOk(await b.finishOn({ ...s, status: 'ended', statusReason: 'x', endedAt: 1 }, 'a'), 'no longer on a: refused')
 })
+
+t.test('redis: an end this machine could not write (Redis unreachable) is written at the next resync', async (t) => {
+  const a = createRedisRegistry({ redis: redis.client, instanceId: 'a', retainEndedMs: 60_000, prefix: 'unwritten:' })
+  const s = record({ status: 'active' })
+  await a.insert(s, { maxSessions: 10, maxPerOwner: 10 })
+  // Redis unreachable for one command (the registry's client times it out).
+  const client = redis.client as unknown as { eval: (...a: unknown[]) => Promise<unknown> }
+  const real = client.eval.bind(client)
+  let fail = true
+  client.eval = async (...args) => {
+    if (fail) { fail = false; throw new Error('Command timed out') }
+    return await real(...args)
+  }
+  t.teardown(() => { client.eval = real })
+  await t.rejects(a.finish({ ...s, status: 'ended', statusReason: 'ended by the client', endedAt: 2000 }), { code: 'FLEET_UNAVAILABLE' })
+  t.match(await a.get(s.id), { status: 'active' }, 'still live in Redis')
+  await a.resync()
+  t.match(await a.get(s.id), { status: 'ended', statusReason: 'ended by the client' }, 'written once Redis answers')
+  t.equal(await a.liveCount(), 0)
+})
