@@ -14,7 +14,7 @@ import { capacityError, sameKey, type SessionRegistry } from '../session/registr
 import { isFinal, type Session } from '../session/types.js'
 import { leaving } from '../session/machine.js'
 import { registry as call } from './machines.js'
-import { fleetKeys } from './keys.js'
+import { PREFIX, fleetKeys } from './keys.js'
 import { CLAIM, FINISH, HOLDS, INSERT, PRUNE, PUT_SEALED, REMOVE, RESTORE, TOUCH, UPDATE } from './lua.js'
 
 export interface RedisRegistryOptions {
@@ -61,7 +61,7 @@ const parse = (json: string | null): Session | undefined => json === null ? unde
 
 export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRegistry {
   const { redis, instanceId: me } = opts
-  const p = opts.prefix ?? 'fs:'
+  const p = opts.prefix ?? PREFIX
   const K = fleetKeys(p)
   const maxRetained = opts.maxRetained ?? 1000
   /** This machine's live records as last written, for resync. */
