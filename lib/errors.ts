@@ -63,6 +63,7 @@ export const CATALOGUE = {
   AT_CAPACITY: e(429, 'The service, or this API key, runs its maximum of sessions, or too many logins run at once', 'End a session, or retry after Retry-After'),
   RATE_LIMITED: e(429, 'This API key asked for more than HANDSHAKE_RATE_MAX handshakes in a window', 'Retry after Retry-After'),
   HANDSHAKE_STORE_FULL: e(429, 'Too many open handshakes, in total or for this API key', 'Use the ones you have or let them expire, then retry after Retry-After'),
+  TOO_MANY_STREAMS: e(429, 'This API key, or this machine, holds its maximum of open event streams (EVENT_STREAMS_PER_KEY, EVENT_STREAMS_MAX)', 'Close a stream, or retry after Retry-After'),
   API_KEY_THROTTLED: e(429, 'Too many wrong API keys came from this client address (API_KEY_FAIL_MAX per API_KEY_FAIL_WINDOW_MS)', 'Retry after Retry-After with a right key'),
   // 431
   HEADERS_TOO_LARGE: e(431, 'The request line and headers exceed 16 KiB', 'Send shorter headers'),
@@ -80,7 +81,7 @@ export const CATALOGUE = {
   SERVICE_CLOSING: e(503, 'The service is shutting down', 'Retry against another instance or in a moment'),
   BROWSER_UNAVAILABLE: e(503, 'Chromium could not be started', 'See /health (browser.lastError); the operator must fix the Chromium setup'),
   REPLAY_MISSED: e(503, 'Fleet: a request Fly\'s proxy already replayed reached a machine that cannot serve it (it is never replayed twice)', 'Retry after Retry-After'),
-  FLEET_UNAVAILABLE: e(503, 'Fleet: the registry (Redis) cannot be reached; sessions keep running on their machines', 'Retry after Retry-After'),
+  FLEET_UNAVAILABLE: e(503, 'Fleet: the registry (Redis) cannot be reached from this machine, or the machine is cut off from the fleet (its sessions wait, or move to other machines)', 'Retry after Retry-After'),
   // 504
   FOUNDRY_TIMEOUT: e(504, 'A login step timed out', 'Check that Foundry is reachable and not overloaded'),
   MODULE_NOT_CONNECTED: e(504, 'The REST API module did not connect to its relay in time', 'Follow the usual causes the message lists')
@@ -130,6 +131,7 @@ export const HandshakeStoreFull = define('HANDSHAKE_STORE_FULL', 'Too many open 
 /** The per-key bound on open handshakes: the same code, with the key's numbers. */
 export const HandshakeOwnerFull = define('HANDSHAKE_STORE_FULL')
 export const RateLimited = define('RATE_LIMITED')
+export const TooManyStreams = define('TOO_MANY_STREAMS')
 
 // Sessions
 export const SessionNotFound = define('SESSION_NOT_FOUND', 'Session not found: list your sessions with GET /session')
@@ -144,7 +146,9 @@ export const BrowserUnavailable = define('BROWSER_UNAVAILABLE', 'Chromium could 
 export const OtherMachine = define('OTHER_MACHINE')
 /** A request Fly's proxy already replayed once reached a machine that still cannot serve it. */
 export const ReplayMissed = define('REPLAY_MISSED')
-export const FleetUnavailable = define('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached: sessions keep running; retry in a few seconds')
+export const FleetUnavailable = define('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached from this machine: retry in a few seconds')
+/** This machine's lease is half gone: it does not act for the fleet until Redis answers again (the message says so). */
+export const FleetCutOff = define('FLEET_UNAVAILABLE')
 export const HandshakeMachineGone = define('HANDSHAKE_NOT_FOUND', 'The machine that made this handshake has stopped (deploy or crash), and its key with it: request a new one with POST /session-handshake')
 
 // Login (the stage and page are set by the login driver)

@@ -5,6 +5,7 @@ import { EnvSchema, type Env } from '../schemas/env.js'
 import { isDiscordWebhook } from '../lib/webhooks/notifier.js'
 import { parseWebhookSecret } from '../lib/webhooks/url.js'
 import { AddressListError, parseAddressList } from '../lib/access/url-policy.js'
+import { parseKeyring } from '../lib/fleet/seal.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,8 +43,8 @@ export function loadConfig (opts: ConfigOptions = {}): Env & { instanceId: strin
       throw new ConfigError('Invalid configuration: REDIS_URL must be a redis:// or rediss:// URL')
     }
   }
-  if (env.SESSION_SEAL_KEY !== '' && !/^[A-Za-z0-9+/]{43}=$/.test(env.SESSION_SEAL_KEY)) {
-    throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY must be the base64 of 32 random bytes (openssl rand -base64 32)')
+  if (env.SESSION_SEAL_KEY !== '') {
+    try { parseKeyring(env.SESSION_SEAL_KEY) } catch (err) { throw new ConfigError(`Invalid configuration: ${(err as Error).message}`) }
   }
   if (env.SESSION_SEAL_KEY !== '' && env.REDIS_URL === '' && env.STATE_DIR.trim() === '') {
     throw new ConfigError('Invalid configuration: SESSION_SEAL_KEY without REDIS_URL needs STATE_DIR, the directory where the sealed state file is kept (or set REDIS_URL for a fleet)')

@@ -4,10 +4,12 @@
 // REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { createFleet, type Fleet } from '../lib/fleet/machines.js'
+import { createFleet, RETRY_AFTER_S, type Fleet } from '../lib/fleet/machines.js'
 import { createHandover } from '../lib/fleet/handover.js'
-import { openCredentials } from '../lib/fleet/seal.js'
-import { HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
+import { isMachineId, messageKeys } from '../lib/fleet/messages.js'
+import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.js'
+import { FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
+import { ended } from '../lib/session/machine.js'
 import { isFinal, type Session } from '../lib/session/types.js'
 
 declare module 'fastify' {
@@ -46,102 +48,18 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   /** Shutting down: takes no sessions (its heartbeat says so). */
   let closing = false
 
-  /** End a live record this machine answers for now, saying why. */
-  async function fail (id: string, reason: string): Promise<void> {
-    const s = await registry.get(id)
-    if (s === undefined || isFinal(s.status)) return
-    const t = Date.now()
-    await registry.finish({ ...s, status: 'failed', statusReason: reason, statusChangedAt: t, endedAt: t })
-  }
-
-  /**
-   * A session the registry now says this machine runs: log it in here from
-   * its sealed credentials (same id and clientId), or fail it saying why.
-   * False when it could not be run.
-   */
-  async function adopt (id: string, reason: string): Promise<boolean> {
-    const [s, sealed] = await Promise.all([registry.get(id), registry.sealed(id)])
-    if (s === undefined || isFinal(s.status)) return false
-    if (sealer === null || sealed === null) {
-      await fail(id, `${reason}, but no sealed credentials were kept for it (SESSION_SEAL_KEY unset where it started): start it again`)
-      return false
-    }
-    let credentials
-    try {
-      credentials = openCredentials(sealer, id, sealed)
-    } catch {
-      await fail(id, `${reason}, but its sealed credentials do not open on machine ${me} (SESSION_SEAL_KEY differs between machines?): start it again`)
-      log.error({ sessionId: id }, 'sealed credentials did not open: is SESSION_SEAL_KEY the same on every machine?')
-      return false
-    }
-    sessions.takeOver(s, credentials, reason)
-    log.info({ sessionId: id }, `taking the session over: ${reason}`)
-    return true
-  }
-
-  /**
-   * The sessions of a machine that stopped without handing them over (or of
-   * this machine's previous life). With a seal key they are logged back in
-   * here, or on a machine with room; without one nothing secret was stored,
-   * so no machine can: they fail, with the reason, listed fleet-wide.
-   */
-  async function machineGone (machine: string): Promise<void> {
-    const previousLife = machine === me
-    const why = previousLife ? `its machine ${machine} restarted` : `its machine ${machine} stopped (deploy, crash or lost host)`
-    for (const id of await registry.liveOn(machine)) {
-      const s = await registry.get(id)
-      if (s === undefined || isFinal(s.status)) continue
-      if (sealer === null) {
-        await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`)
-        metrics.recoveries.inc({ result: 'no_seal_key' })
-        log.warn({ sessionId: id, machine }, 'session of a stopped machine marked failed')
-        continue
-      }
-      if (s.status === 'starting') {
-        await fail(id, `${why} while it was logging in: start it again`)
-        metrics.recoveries.inc({ result: 'failed' })
-        continue
-      }
-      const reason = `${why}: taken over by machine ${me}`
-      if (await registry.claim(id, machine, config.MAX_SESSIONS, reason)) {
-        metrics.recoveries.inc({ result: await adopt(id, reason) ? 'ok' : 'failed' })
-        continue
-      }
-      // No room here: a machine with room takes it.
-      let taken = false
-      for (const other of await roomElsewhere()) {
-        if (await handover.offer(id, machine, other, async () => {}, `${why}: taken over by machine ${other}`)) { taken = true; break }
-      }
-      // Taken: the taker counts it.
-      if (!taken) {
-        await fail(id, `${why}, and no machine of the fleet had room to take it over: start it again`)
-        metrics.recoveries.inc({ result: 'failed' })
-      }
-    }
-  }
-
-  /** Other live machines that take sessions, the emptiest first. */
-  async function roomElsewhere (): Promise<string[]> {
-    const all = await fleet.machines().catch(() => [])
-    return all.filter((m) => m.id !== me && !m.closing && m.sessions < m.maxSessions)
-      .sort((a, b) => (a.sessions / a.maxSessions) - (b.sessions / b.maxSessions))
-      .map((m) => m.id)
-  }
-
-  const handedOver = (owner: string): string => `handed over by machine ${owner} (shutting down) to machine ${me}`
+  const sub = redis.duplicate()
+  sub.on('error', () => {})
+  // Wired in both directions: the handover asks the coordinator about offers, the coordinator makes offers.
   const handover = createHandover({
     redis,
-    sub: redis.duplicate(),
+    sub,
     instanceId: me,
     log,
-    // A machine that is closing takes nothing; the registry checks room and that the session is still where it was offered from.
-    claim: async (id, owner, reason) => !closing && await registry.claim(id, owner, config.MAX_SESSIONS, reason ?? handedOver(owner)),
-    adopt: async (id, owner, recovery) => {
-      // recovery: a survivor without room passed on a lapsed machine's session.
-      const ok = await adopt(id, recovery ?? handedOver(owner))
-      if (recovery !== undefined) metrics.recoveries.inc({ result: ok ? 'ok' : 'failed' })
-      else metrics.handovers.inc({ direction: 'in', result: ok ? 'ok' : 'failed' })
-    }
+    keys: sealer !== null ? messageKeys(sealer.keys()) : [],
+    acceptOffer: async (id, owner, from) => await coordinator.acceptOffer(id, owner, from),
+    claim: async (id, owner, reason) => await coordinator.claimOffered(id, owner, reason),
+    adopt: async (id, owner, recovery) => { await coordinator.adoptOffered(id, owner, recovery) }
   })
   await handover.listen()
 
@@ -153,34 +71,11 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
    * to start, or a survivor once this machine's heartbeat lapsed.
    */
   let leftBehind = 0
-  async function handOverAll (): Promise<void> {
+  sessions.beforeShutdown(async () => {
     closing = true
     await fleet.beat().catch(() => {})
-    if (sealer === null) return
-    const running = sessions.running()
-    if (running.length === 0) return
-    const machines = await fleet.machines().catch(() => [])
-    const room = new Map(machines.filter((m) => m.id !== me && !m.closing).map((m) => [m.id, m.maxSessions - m.sessions]))
-    log.info({ sessions: running.length, machines: [...room.keys()] }, 'shutting down: handing sessions over to other machines of the fleet')
-    await Promise.all(running.map(async (s) => {
-      for (;;) {
-        const target = [...room].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])[0]?.[0]
-        if (target === undefined) break
-        room.set(target, room.get(target)! - 1)
-        if (await handover.offer(s.id, me, target, async () => { await sessions.release(s.id) })) {
-          metrics.handovers.inc({ direction: 'out', result: 'ok' })
-          log.info({ sessionId: s.id, to: target }, 'session handed over')
-          return
-        }
-        room.set(target, 0) // declined or not listening: full, or closing too
-      }
-      leftBehind++
-      metrics.handovers.inc({ direction: 'out', result: 'failed' })
-      await sessions.release(s.id, `its machine ${me} shut down and no machine of the fleet had room for it: the next machine to start (or to see this one gone) logs it back in`)
-      log.warn({ sessionId: s.id }, 'no machine took the session: left for the next machine to start')
-    }))
-  }
-  sessions.beforeShutdown(handOverAll)
+    leftBehind = await coordinator.handOverAll()
+  })
 
   const load = (): number => { const c = sessions.counts(); return c.starting + c.active + c.reconnecting }
   const fleet = createFleet({
@@ -189,7 +84,40 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     heartbeatMs: config.FLEET_HEARTBEAT_MS,
     log,
     state: () => ({ sessions: load(), maxSessions: config.MAX_SESSIONS, closing }),
-    onMachineGone: machineGone
+    onMachineGone: async (machine) => { await coordinator.machineGone(machine) },
+    // Half the lease gone: every page closes now, before any other machine may take a session.
+    onFenced: () => { void sessions.fence(`cut off from the fleet: machine ${me} could not reach the fleet registry (Redis) for half its lease; the session waits until it does`) },
+    onRenewed: async () => { await coordinator.comeBack() },
+    // Each page stops by itself when the lease is half gone (this process may stall while Chromium runs on).
+    onLease: (until) => { sessions.extendPageLeases(until) }
+  })
+  fastify.sessionGate.acting = () => fleet.acting()
+
+  const coordinator = createCoordinator({
+    me,
+    maxSessions: config.MAX_SESSIONS,
+    registry,
+    heartbeat: fleet,
+    handover,
+    sessions,
+    sealer,
+    closing: () => closing,
+    log,
+    metrics: {
+      recovery: (result) => { metrics.recoveries.inc({ result }) },
+      handover: (direction, result) => { metrics.handovers.inc({ direction, result }) }
+    }
+  })
+  // A write refused (stale fencing token, or the session runs elsewhere now): drop the session here at once.
+  registry.onRefused(coordinator.refused)
+
+  // Cut off: requests that need the registry fail at once (503 with Retry-After) instead of waiting on Redis.
+  fastify.addHook('onRequest', async (request) => {
+    if (fleet.acting()) return
+    const path = request.url.split('?')[0] ?? ''
+    if (path === '/session-handshake' || path === '/start-session' || path === '/end-session' || path === '/session' || path.startsWith('/session/')) {
+      throw withContext(new FleetCutOff(`Machine ${me} is cut off from the fleet registry (Redis): its sessions wait; retry in a few seconds`), { retryAfter: RETRY_AFTER_S })
+    }
   })
   // Redis back (possibly empty): heartbeat and this machine's records again.
   redis.on('ready', () => {
@@ -220,55 +148,53 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (typeof token !== 'string' || keystore.has(token)) return
     const owner = await fleet.handshakeMachine(token)
     if (owner === null || owner === config.instanceId) return // unknown: HANDSHAKE_NOT_FOUND from the keystore
-    if (!(await fleet.machines()).some((m) => m.id === owner)) throw new HandshakeMachineGone()
+    if (!isMachineId(owner) || !(await fleet.machines()).some((m) => m.id === owner)) throw new HandshakeMachineGone()
     if (request.headers['fly-replay-src'] !== undefined) {
       throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but its handshake is on machine ${owner}: retry in a moment`), { retryAfter: 1 })
     }
     throw withContext(new OtherMachine(`This handshake was made on machine ${owner}, which holds its key. Fly's proxy replays this request there (fly-replay: instance=${owner}): send requests to the service's Fly.io address`), { replay: `instance=${owner}` })
   } satisfies preHandlerAsyncHookHandler)
 
-  /**
-   * The machine running this key's live session `id`, when that is another
-   * machine: the request is replayed there (with `gone`, its machine has
-   * stopped and nobody took it over yet). Null: it is served here.
-   */
-  async function runsElsewhere (request: FastifyRequest, id: string): Promise<{ session: Session, machine: string, gone: boolean } | null> {
+  /** Where a request about this key's session `id` is served (coordinator.route), with the record. */
+  async function routeOf (request: FastifyRequest, id: string): Promise<{ route: Route, session: Session | undefined }> {
     const [s, where] = await Promise.all([registry.get(id), registry.machinesOf([id])])
-    if (s === undefined || s.ownerId !== request.ownerId || isFinal(s.status)) return null // SESSION_NOT_FOUND, or its final state, here
+    const session = s !== undefined && s.ownerId === request.ownerId ? s : undefined
     const machine = where.get(id)
-    if (machine === undefined || machine === config.instanceId) return null
-    return { session: s, machine, gone: !(await fleet.machines()).some((m) => m.id === machine) }
+    const needLive = session !== undefined && !isFinal(session.status) && machine !== undefined && machine !== me
+    const live = needLive ? (await fleet.machines()).map((m) => m.id) : []
+    return { route: route({ me, replayed: request.headers['fly-replay-src'] !== undefined, session, machine, live }), session }
   }
 
-  /** Answer with fly-replay to `machine`; a request already replayed once is never replayed again. */
-  function replayTo (request: FastifyRequest, machine: string, why: string): never {
-    if (request.headers['fly-replay-src'] !== undefined) {
-      throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but the session runs on machine ${machine}: retry in a moment`), { retryAfter: 1 })
+  /** Answer a replay or a missed replay; nothing for here or gone. */
+  function follow (r: Route, why: string): void {
+    if (r.to === 'missed') {
+      throw withContext(new ReplayMissed(`This request was replayed to machine ${me}, but the session runs on machine ${r.machine}: retry in a moment`), { retryAfter: 1 })
     }
-    throw withContext(new OtherMachine(`This session runs on machine ${machine}${why}. Fly's proxy replays this request there (fly-replay: instance=${machine}): send requests to the service's Fly.io address`), { replay: `instance=${machine}` })
+    if (r.to === 'replay') {
+      throw withContext(new OtherMachine(`This session runs on machine ${r.machine}${why}. Fly's proxy replays this request there (fly-replay: instance=${r.machine}): send requests to the service's Fly.io address`), { replay: `instance=${r.machine}` })
+    }
   }
 
   fastify.decorate('fleetRouteEnd', async function (request: FastifyRequest, reply: FastifyReply) {
     const id = (request.query as { sessionId?: unknown }).sessionId
     if (typeof id !== 'string') return
-    const at = await runsElsewhere(request, id)
-    if (at === null) return
-    if (at.gone) {
-      // Its machine stopped and nobody took it over yet: end the record here.
-      const t = Date.now()
-      await registry.finish({ ...at.session, status: 'ended', statusReason: `ended by the client (its machine ${at.machine} had stopped)`, statusChangedAt: t, endedAt: t })
-      return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
+    const { route: r, session } = await routeOf(request, id)
+    if (r.to === 'gone' && session !== undefined) {
+      // Its machine's lease ran out (it no longer acts, its page is closed) and nobody took it over
+      // yet: end the record here — only if it is still that machine's (else someone took it: retry).
+      if (await registry.finishOn(ended(session, 'ended', `ended by the client (its machine ${r.machine} had stopped)`, Date.now()), r.machine)) {
+        return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
+      }
+      throw withContext(new ReplayMissed('This session is moving to another machine of the fleet: retry in a moment'), { retryAfter: 1 })
     }
-    replayTo(request, at.machine, '')
+    follow(r, '')
   } satisfies preHandlerAsyncHookHandler)
 
   fastify.decorate('fleetRouteEvents', async function (request: FastifyRequest) {
     const id = (request.params as { id?: unknown }).id
     if (typeof id !== 'string') return
-    const at = await runsElsewhere(request, id)
-    // Unowned for now (its machine stopped, nobody took it over yet): its status from here.
-    if (at === null || at.gone) return
-    replayTo(request, at.machine, ', where its events happen')
+    // Gone (its machine stopped, nobody took it over yet): its status from here.
+    follow((await routeOf(request, id)).route, ', where its events happen')
   } satisfies preHandlerAsyncHookHandler)
 
   fastify.addHook('preClose', async () => {

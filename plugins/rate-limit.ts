@@ -17,6 +17,7 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import rateLimit from '@fastify/rate-limit'
 import { ApiKeyThrottled, FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.js'
 import { RETRY_AFTER_S } from '../lib/fleet/machines.js'
+import { KEY } from '../lib/fleet/keys.js'
 import { WindowStore } from '../lib/access/rate-limit-store.js'
 import { clientAddress, parseTrustProxy } from '../lib/access/client-address.js'
 
@@ -57,7 +58,7 @@ const rateLimits: FastifyPluginAsync = async (fastify) => {
   await fastify.register(rateLimit, {
     global: false,
     ...(redis !== null
-      ? { redis, nameSpace: 'fs:rl:' }
+      ? { redis, nameSpace: KEY.rateLimit }
       // Bounded counters (lib/access/rate-limit-store.ts says why not the built-in store).
       : { store: class extends WindowStore { constructor () { super(10_000) } } }),
     keyGenerator: byOwner,

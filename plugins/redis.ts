@@ -13,7 +13,7 @@ declare module 'fastify' {
 }
 
 /** Connect, or say exactly why not: a fleet machine never starts without its registry. */
-export async function connectRedis (url: string, log: FastifyBaseLogger): Promise<Redis> {
+export async function connectRedis (url: string, log: FastifyBaseLogger, commandTimeoutMs = 1000): Promise<Redis> {
   const where = (() => { try { const u = new URL(url); return `${u.protocol}//${u.host}` } catch { return 'REDIS_URL' } })()
   let started = false
   const client = new Redis(url, {
@@ -23,6 +23,9 @@ export async function connectRedis (url: string, log: FastifyBaseLogger): Promis
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5000,
+    // Every command fails after this (a Redis that hangs, a partition): a
+    // request gets 503, a heartbeat that fails is a lease not renewed.
+    commandTimeout: commandTimeoutMs,
     // At start: one attempt. Later: reconnect forever, backing off to 2 s.
     retryStrategy: (times) => started ? Math.min(times * 200, 2000) : null
   })
@@ -52,7 +55,7 @@ const redisPlugin: FastifyPluginAsync = async (fastify) => {
     fastify.decorate('redis', null)
     return
   }
-  const client = await connectRedis(fastify.config.REDIS_URL, fastify.log.child({ plugin: 'redis' }))
+  const client = await connectRedis(fastify.config.REDIS_URL, fastify.log.child({ plugin: 'redis' }), fastify.config.FLEET_REDIS_TIMEOUT_MS)
   fastify.decorate('redis', client)
   fastify.addHook('onClose', async () => { await client.quit().catch(() => { client.disconnect() }) })
 }

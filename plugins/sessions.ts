@@ -18,6 +18,8 @@ declare module 'fastify' {
     sealer: Sealer | null
     /** One machine with SESSION_SEAL_KEY (no REDIS_URL): the state file its sessions outlive a restart in; else null. */
     stateFile: StateFile | null
+    /** Whether this machine acts for the fleet now (the fleet plugin sets it; true on one machine): logins back in wait otherwise. */
+    sessionGate: { acting: () => boolean }
   }
 }
 
@@ -39,9 +41,11 @@ const sessions: FastifyPluginAsync = async (fastify) => {
     ? await createStateFile({ dir: config.STATE_DIR, sealer, log: log.child({ stateFile: true }) })
     : null
   const registry = fleetRegistry ?? createMemoryRegistry({ retainEndedMs: config.SESSION_RETAIN_ENDED_MS })
+  const sessionGate = { acting: () => true }
   const manager = createSessionManager({
+    mayLogIn: () => sessionGate.acting(),
     ...(sealer !== null && fleetRegistry !== null
-      ? { keepCredentials: async (id, credentials) => { await fleetRegistry.putSealed(id, sealCredentials(sealer, id, credentials)) } }
+      ? { keepCredentials: async (id, credentials, ownerId) => { await fleetRegistry.putSealed(id, sealCredentials(sealer, id, credentials, ownerId)) } }
       : {}),
     ...(stateFile !== null ? { keepCredentials: async (id, credentials) => { stateFile.keep(id, credentials) } } : {}),
     registry,
@@ -120,6 +124,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
       await stateFile.save()
     })
   }
+  fastify.decorate('sessionGate', sessionGate)
   // Logins can take minutes: cancel them (and end every session) before the
   // server waits for in-flight requests, so close() is not held up.
   fastify.addHook('preClose', async () => { await manager.endAll() })

@@ -1,12 +1,17 @@
 // GET /session/{id}/events: one session's live events as server-sent events
 // (@fastify/sse), for the console and the CLI. The stream opens with the
 // session's current status (and stage, while it logs in), then carries each
-// change as it happens, and ends after the session ends or fails.
+// change as it happens, and ends after the session ends or fails, or after a
+// last status event when the session leaves this machine (another machine
+// of the fleet runs it now: follow it again there). Streams are bounded per
+// API key and per machine (429 TOO_MANY_STREAMS with Retry-After); comment
+// lines keep idle ones open and show when a client is gone.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { fastifySSE } from '@fastify/sse'
 import type { ReconnectInfo, Session, SessionEvent as ManagerEvent } from '../lib/session/types.js'
 import { isFinal, reconnectInfo } from '../lib/session/types.js'
 import { AUTHENTICATED, SECURITY, errorResponses } from '../schemas/common.js'
+import { TooManyStreams, withContext } from '../lib/errors.js'
 import { EventsParams, SessionEvent, type SessionEventT, type StatusEventT } from '../schemas/events.js'
 
 function reconnectOf (r: ReconnectInfo | undefined): Pick<StatusEventT, 'reconnect'> {
@@ -43,8 +48,12 @@ function repeats (a: SessionEventT | undefined, b: SessionEventT): boolean {
 }
 
 const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessions } = fastify
+  const { sessions, config } = fastify
   await fastify.register(fastifySSE, { heartbeatInterval: 15_000 })
+  /** Open streams, per API key and in all. */
+  const open = new Map<string, number>()
+  let total = 0
+  const STREAM_RETRY_AFTER_S = 10
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.get('/session/:id/events', {
@@ -60,23 +69,58 @@ const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: EventsParams,
       response: {
         200: { description: 'The session\'s events', content: { 'text/event-stream': { schema: SessionEvent } } },
-        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SESSION_NOT_FOUND', 'OTHER_MACHINE', 'REPLAY_MISSED', 'FLEET_UNAVAILABLE')
+        ...errorResponses(AUTHENTICATED, 'INVALID_REQUEST', 'SESSION_NOT_FOUND', 'TOO_MANY_STREAMS', 'OTHER_MACHINE', 'REPLAY_MISSED', 'FLEET_UNAVAILABLE')
       }
     },
     preHandler: fastify.fleetRouteEvents,
     config: { accessLog: 'debug' }
   }, async function (request, reply) {
     const { id } = request.params
+    const owner = request.ownerId
+    if (total >= config.EVENT_STREAMS_MAX) {
+      throw withContext(new TooManyStreams(`This machine holds its maximum of ${config.EVENT_STREAMS_MAX} event streams: retry later`), { retryAfter: STREAM_RETRY_AFTER_S })
+    }
+    if ((open.get(owner) ?? 0) >= config.EVENT_STREAMS_PER_KEY) {
+      throw withContext(new TooManyStreams(`This API key holds its maximum of ${config.EVENT_STREAMS_PER_KEY} event streams: close one first`), { retryAfter: STREAM_RETRY_AFTER_S })
+    }
     const queue: SessionEventT[] = []
     let wake: (() => void) | null = null
     let closed = false
+    /** The session left this machine: the stream ends once the queue is sent. */
+    let leaving = false
     const push = (e: SessionEventT): void => { queue.push(e); wake?.() }
     // Subscribe first (it refuses another key's or an unknown id with 404),
     // then read the current state: nothing between the two is lost.
-    const unsubscribe = await sessions.subscribe(request.ownerId, id, (event) => { push(wire(event)) })
-    const close = (): void => { closed = true; unsubscribe(); wake?.() }
+    const unsubscribe = await sessions.subscribe(owner, id, (event) => { push(wire(event)) })
+    const stopLeave = sessions.onLeave((left) => {
+      if (left !== id || leaving) return
+      leaving = true
+      push({ type: 'status', sessionId: id, at: new Date().toISOString(), status: 'reconnecting', reason: `the session left machine ${config.instanceId} for another machine of the fleet: follow it again with GET /session/${id}/events` })
+    })
+    open.set(owner, (open.get(owner) ?? 0) + 1)
+    total++
+    let counted = true
+    const close = (): void => {
+      closed = true
+      unsubscribe()
+      stopLeave()
+      if (counted) {
+        counted = false
+        total--
+        const n = (open.get(owner) ?? 1) - 1
+        if (n <= 0) open.delete(owner)
+        else open.set(owner, n)
+      }
+      wake?.()
+    }
     reply.sse.onClose(close)
-    const session = (await sessions.list(request.ownerId)).find((s) => s.id === id)
+    let session: Session | undefined
+    try {
+      session = (await sessions.list(request.ownerId)).find((s) => s.id === id)
+    } catch (err) {
+      close()
+      throw err
+    }
     const opening = session !== undefined ? current(session) : []
     queue.unshift(...opening)
 
@@ -94,6 +138,7 @@ const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
             lastOf[e.type] = last = e
           }
           if (last?.type === 'status' && isFinal(last.status)) return
+          if (leaving && queue.length === 0) return
         }
       } finally {
         close()

@@ -16,8 +16,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { accessLog: 'debug' }
   }, async function (_request, reply) {
     const h = browserPool.health()
+    // A machine cut off from the fleet (its lease half gone) is unhealthy: the proxy sends it no work.
+    const ok = h.ok && (fleet === null || fleet.acting())
     const body = {
-      status: h.ok ? 'ok' as const : 'unavailable' as const,
+      status: ok ? 'ok' as const : 'unavailable' as const,
       browser: {
         chromium: h.chromium,
         version: h.version,
@@ -28,10 +30,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
       sessions: sessions.counts(),
       instanceId: config.instanceId,
-      ...(fleet !== null ? { fleet: { registry: fleet.connected() ? 'connected' as const : 'unreachable' as const } } : {}),
+      ...(fleet !== null ? { fleet: { registry: fleet.connected() && fleet.acting() ? 'connected' as const : 'unreachable' as const } } : {}),
       uptimeSeconds: Math.floor((Date.now() - started) / 1000)
     }
-    return reply.code(h.ok ? 200 : 503).send(body)
+    return reply.code(ok ? 200 : 503).send(body)
   })
 }
 

@@ -10,8 +10,12 @@
 //   taker            logs the session in (at `released`, or after RELEASE_WAIT_MS at the latest)
 //
 // A giver whose offer is not answered in time tries the next machine; one
-// that finds none leaves the session to crash recovery. No Fastify here.
+// that finds none leaves the session to crash recovery. Every message is
+// signed and checked (messages.ts); anything else is dropped with a warning
+// and never thrown. No Fastify here.
 import type { Redis } from 'ioredis'
+import { signMessage, verifyMessage, type FleetMessage, type Unsigned } from './messages.js'
+import { channel } from './keys.js'
 
 export interface HandoverLogger {
   info: (obj: object, msg: string) => void
@@ -25,6 +29,14 @@ export interface HandoverOptions {
   sub: Redis
   instanceId: string
   log: HandoverLogger
+  /** Message keys (messages.ts messageKeys): the first signs, any verifies. None: no message is sent or accepted. */
+  keys: Buffer[]
+  /**
+   * Whether an offer of session `id`, on machine `owner`, made by machine
+   * `from`, may be taken at all: only from the machine running it, or for a
+   * machine that is closing or gone (the registry's claim checks the rest).
+   */
+  acceptOffer: (id: string, owner: string, from: string) => Promise<boolean>
   /** Offered a session that is on `owner`: take it in the registry (true) or not (no room, closing, already taken). */
   claim: (id: string, owner: string, reason?: string) => Promise<boolean>
   /** A claimed session is free to log in here (its former page is closed, or the wait ran out); reason: the giver's words, if any. */
@@ -47,58 +59,64 @@ export interface Handover {
   close: () => Promise<void>
 }
 
-type Message =
-  | { t: 'offer', id: string, owner: string, from: string, reason?: string }
-  | { t: 'claimed' | 'declined' | 'released', id: string }
-
-export const channel = (machine: string): string => `fs:fleet:${machine}`
+export { channel }
 
 export function createHandover (opts: HandoverOptions): Handover {
   const { redis, sub, instanceId: me, log } = opts
   const answerMs = opts.answerMs ?? 5000
   const releaseWaitMs = opts.releaseWaitMs ?? 10_000
   /** Waiting for a message about a session: `${t}:${id}` → resolve. */
-  const waiting = new Map<string, (t: string) => void>()
+  const waiting = new Map<string, (t: string | null) => void>()
 
-  const send = async (to: string, msg: Message): Promise<number> => await redis.publish(channel(to), JSON.stringify(msg))
+  const key = opts.keys[0]
+  const seen = new Map<string, number>()
+  const send = async (to: string, msg: Unsigned): Promise<number> =>
+    key === undefined ? 0 : await redis.publish(channel(to), signMessage(key, msg, me, to, Date.now()))
 
-  function wait (id: string, kinds: string[], ms: number): Promise<string | null> {
+  /** Wait for one of `kinds` about session `id` from machine `from` (answers from anyone else do not count). */
+  function wait (id: string, from: string, kinds: string[], ms: number): Promise<string | null> {
     return new Promise((resolve) => {
       const done = (t: string | null): void => {
         clearTimeout(timer)
-        for (const k of kinds) waiting.delete(`${k}:${id}`)
+        for (const k of kinds) waiting.delete(`${k}:${id}:${from}`)
         resolve(t)
       }
       const timer = setTimeout(() => { done(null) }, ms)
-      for (const k of kinds) waiting.set(`${k}:${id}`, done)
+      for (const k of kinds) waiting.set(`${k}:${id}:${from}`, done)
     })
   }
 
-  async function offered (m: Extract<Message, { t: 'offer' }>): Promise<void> {
-    const released = wait(m.id, ['released'], releaseWaitMs)
+  async function offered (m: Extract<FleetMessage, { t: 'offer' }>): Promise<void> {
+    const released = wait(m.id, m.from, ['released'], releaseWaitMs)
     let ok = false
     try {
-      ok = await opts.claim(m.id, m.owner, m.reason)
+      if (!await opts.acceptOffer(m.id, m.owner, m.from)) {
+        log.warn({ sessionId: m.id, from: m.from, owner: m.owner }, 'refused an offer: its sender does not run the session and its machine is neither closing nor gone')
+      } else ok = await opts.claim(m.id, m.owner, m.reason)
     } catch (err) {
       log.warn({ sessionId: m.id, err: (err as Error).message }, 'claiming a session offered by another machine failed')
     }
     await send(m.from, { t: ok ? 'claimed' : 'declined', id: m.id }).catch(() => {})
     if (!ok) {
-      waiting.delete(`released:${m.id}`)
+      waiting.get(`released:${m.id}:${m.from}`)?.(null)
       return
     }
     if (await released === null) log.warn({ sessionId: m.id, from: m.from }, 'the machine that offered this session did not say its page closed in time: logging it in anyway')
     await opts.adopt(m.id, m.owner, m.reason)
   }
 
-  sub.on('message', (_channel: string, text: string) => {
-    let m: Message
-    try { m = JSON.parse(text) as Message } catch { return }
+  sub.on('message', (_channel: string, text: unknown) => {
+    const v = verifyMessage(text, { keys: opts.keys, me, now: Date.now(), seen })
+    if (!v.ok) {
+      log.warn({ why: v.why }, 'dropped a fleet message')
+      return
+    }
+    const m = v.msg
     if (m.t === 'offer') {
       void offered(m).catch((err: Error) => { log.warn({ sessionId: m.id, err: err.message }, 'taking over a session failed') })
       return
     }
-    waiting.get(`${m.t}:${m.id}`)?.(m.t)
+    waiting.get(`${m.t}:${m.id}:${m.from}`)?.(m.t)
   })
 
   return {
@@ -107,11 +125,10 @@ export function createHandover (opts: HandoverOptions): Handover {
       await sub.subscribe(channel(me))
     },
     async offer (id, owner, to, release, reason) {
-      const answer = wait(id, ['claimed', 'declined'], answerMs)
-      const heard = await send(to, { t: 'offer', id, owner, from: me, ...(reason !== undefined ? { reason } : {}) }).catch(() => 0)
+      const answer = wait(id, to, ['claimed', 'declined'], answerMs)
+      const heard = await send(to, { t: 'offer', id, owner, ...(reason !== undefined ? { reason } : {}) }).catch(() => 0)
       if (heard === 0) {
-        waiting.delete(`claimed:${id}`)
-        waiting.delete(`declined:${id}`)
+        waiting.get(`claimed:${id}:${to}`)?.(null)
         return false
       }
       if (await answer !== 'claimed') return false

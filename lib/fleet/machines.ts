@@ -1,15 +1,19 @@
 // The fleet in Redis: which machines are alive (heartbeats with a TTL), which
 // machine holds each handshake (its private key never leaves that machine),
 // and where there is room. No Fastify here; plugins/fleet.ts wires it in.
+// Key names: keys.ts.
 //
-// Keys (all under `fs:`):
-//   fs:machine:<id>   JSON {id, sessions, maxSessions, closing, at}, expires after 3 heartbeats
-//   fs:machines       set of machine ids ever seen (pruned when their heartbeat is gone)
-//   fs:hs:<sha256(token)>  id of the machine that made the handshake, expires with it
-//   fs:gone:<id>      claim on a lapsed machine's sessions (one claimer), short-lived
-import { createHash } from 'node:crypto'
+// A heartbeat is its machine's lease (3 heartbeats long). A machine that
+// could not renew it for half its life is fenced: it stops acting for the
+// fleet (onFenced: its pages close, requests that need Redis get 503, it
+// reports unhealthy) before any other machine may take its sessions (only
+// once the lease expired, and two sweeps saw it gone). When a renewal works
+// again after a fence (Redis reachable again, or the event loop back after a
+// stall), onRenewed runs before the machine acts again (acting()).
 import type { Redis } from 'ioredis'
 import { FleetUnavailable, withContext } from '../errors.js'
+import { KEY, digest } from './keys.js'
+import { isMachineId } from './messages.js'
 
 export interface MachineState {
   id: string
@@ -25,6 +29,7 @@ export interface MachineState {
 export interface FleetLogger {
   info: (obj: object, msg: string) => void
   warn: (obj: object, msg: string) => void
+  debug?: (obj: object, msg: string) => void
 }
 
 export interface FleetOptions {
@@ -41,6 +46,12 @@ export interface FleetOptions {
    * previous life.
    */
   onMachineGone?: (machine: string) => Promise<void>
+  /** The lease is half gone: stop acting for the fleet now (synchronous first step: close the pages). */
+  onFenced?: () => void
+  /** A renewal worked after a fence: find out what is still this machine's, then act again. */
+  onRenewed?: () => Promise<void>
+  /** The lease was renewed (until: the local time the lease-holder may act until). */
+  onLease?: (until: number) => void
   now?: () => number
 }
 
@@ -48,6 +59,10 @@ export interface Fleet {
   readonly instanceId: string
   /** Redis answers now. */
   connected: () => boolean
+  /** The lease holds and no fence is being recovered from: this machine may act for the fleet. */
+  acting: () => boolean
+  /** How long a lease lasts (3 heartbeats). */
+  readonly leaseMs: number
   /** First heartbeat, then one every heartbeatMs. */
   start: () => Promise<void>
   /** Write the heartbeat now (after a change of room or of closing). */
@@ -63,17 +78,7 @@ export interface Fleet {
   otherWithRoom: () => Promise<MachineState | null>
 }
 
-export const KEY = {
-  machine: (id: string) => `fs:machine:${id}`,
-  machines: 'fs:machines',
-  handshake: (token: string) => `fs:hs:${digest(token)}`,
-  gone: (id: string) => `fs:gone:${id}`
-}
-
-/** Tokens are keyed by their SHA-256: a Redis dump holds no usable token. */
-export function digest (token: string): string {
-  return createHash('sha256').update(token).digest('hex')
-}
+export { KEY, digest }
 
 export const RETRY_AFTER_S = 5
 
@@ -90,16 +95,51 @@ export function createFleet (opts: FleetOptions): Fleet {
   const { redis, instanceId, heartbeatMs, log } = opts
   const now = opts.now ?? Date.now
   const ttlMs = heartbeatMs * 3
+  const halfLease = ttlMs / 2
   let timer: NodeJS.Timeout | null = null
   let stopped = false
+  /** Local time the last renewal that worked was sent (its lease runs from no earlier). */
+  let renewedAt = -Infinity
+  /** Fenced, and not yet recovered (onRenewed not finished). */
+  let fenced = false
+  let recovering: Promise<void> | null = null
+
+  function fence (): void {
+    if (fenced) return
+    fenced = true
+    log.warn({ leaseMs: ttlMs, sinceRenewalMs: now() - renewedAt }, 'cut off from the fleet: the lease could not be renewed for half its life; closing this machine\'s pages, refusing fleet requests until Redis answers again')
+    try { opts.onFenced?.() } catch (err) { log.warn({ err: (err as Error).message }, 'fencing this machine failed') }
+  }
 
   async function beat (): Promise<void> {
-    const s: MachineState = { ...opts.state(), id: instanceId, at: now() }
-    await redis.multi()
+    const sentAt = now()
+    const s: MachineState = { ...opts.state(), id: instanceId, at: sentAt }
+    const res = await redis.multi()
       .set(KEY.machine(instanceId), JSON.stringify(s), 'PX', ttlMs)
       .sadd(KEY.machines, instanceId)
       .exec()
+    if (res === null || res.some(([err]) => err !== null)) throw new Error('heartbeat refused')
+    // Lapsed between the last renewal and this one (a stalled process): fenced all along.
+    if (sentAt - renewedAt > halfLease && renewedAt !== -Infinity) fence()
+    if (sentAt > renewedAt) renewedAt = sentAt
+    opts.onLease?.(renewedAt + halfLease)
+    if (fenced && recovering === null) {
+      recovering = (async () => {
+        try {
+          await opts.onRenewed?.()
+          fenced = false
+          log.info({}, 'back in the fleet: the lease is renewed')
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'coming back to the fleet failed: trying again at the next heartbeat')
+        } finally { recovering = null }
+      })()
+    }
   }
+
+  const leaseOk = (): boolean => now() - renewedAt <= halfLease
+  // The watchdog: fences as soon as the lease is half gone, whatever else runs.
+  const watchdog = setInterval(() => { if (!stopped && renewedAt !== -Infinity && !leaseOk()) fence() }, Math.max(20, Math.floor(heartbeatMs / 4)))
+  watchdog.unref()
 
   async function scan (): Promise<{ live: MachineState[], gone: string[] }> {
     const ids = await redis.smembers(KEY.machines)
@@ -109,8 +149,12 @@ export function createFleet (opts: FleetOptions): Fleet {
     const gone: string[] = []
     ids.forEach((id, i) => {
       const v = values[i]
-      if (v === null || v === undefined) gone.push(id)
-      else live.push(JSON.parse(v) as MachineState)
+      if (!isMachineId(id)) return // not a machine id: never routed to, never claimed from
+      if (v === null || v === undefined) { gone.push(id); return }
+      try {
+        const m = JSON.parse(v) as MachineState
+        if (m !== null && typeof m === 'object' && m.id === id) live.push(m)
+      } catch {}
     })
     return { live, gone }
   }
@@ -120,8 +164,8 @@ export function createFleet (opts: FleetOptions): Fleet {
 
   /** Claim each lapsed machine (SET NX: one claimer), deal with its sessions, then forget it. */
   async function sweep (): Promise<void> {
-    // A machine shutting down takes nothing over: the others will.
-    if (opts.state().closing) return
+    // A machine shutting down, or not acting for the fleet, takes nothing over: the others will.
+    if (opts.state().closing || !acting()) return
     const { gone } = await scan()
     const before = suspects
     suspects = new Set(gone)
@@ -134,14 +178,23 @@ export function createFleet (opts: FleetOptions): Fleet {
     }
   }
 
+  /**
+   * The lease is renewed three times a heartbeat (a stall or a slow Redis
+   * has a whole heartbeat of margin before half the lease is gone); the
+   * other machines are swept once a heartbeat.
+   */
+  let beats = 0
   function schedule (): void {
     if (stopped) return
     timer = setTimeout(() => {
-      beat().then(sweep).catch((err: Error) => { log.warn({ err: err.message }, 'fleet heartbeat failed (Redis unreachable?)') })
+      const sweepToo = ++beats % 3 === 0
+      beat().then(async () => { if (sweepToo) await sweep() }).catch((err: Error) => { log.warn({ err: err.message }, 'fleet heartbeat failed (Redis unreachable?)') })
         .finally(schedule)
-    }, heartbeatMs)
+    }, Math.ceil(heartbeatMs / 3))
     timer.unref()
   }
+
+  function acting (): boolean { return !fenced && leaseOk() }
 
   async function machines (): Promise<MachineState[]> {
     return (await scan()).live
@@ -150,6 +203,8 @@ export function createFleet (opts: FleetOptions): Fleet {
   return {
     instanceId,
     connected: () => redis.status === 'ready',
+    acting,
+    leaseMs: ttlMs,
     async start () {
       stopped = false
       // Sessions this machine id held in a previous life (a restart after a
@@ -168,6 +223,7 @@ export function createFleet (opts: FleetOptions): Fleet {
     async beat () { await registry(beat) },
     async stop (keepListed = false) {
       stopped = true
+      clearInterval(watchdog)
       if (timer !== null) clearTimeout(timer)
       // Still listed (sessions left behind for another machine to take over):
       // the survivors see its heartbeat lapse and claim them.

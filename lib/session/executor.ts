@@ -10,13 +10,14 @@ import type { BrowserPool, Logger } from '../browser/pool.js'
 import { SessionCancelled, type ServiceError } from '../errors.js'
 import { loginToFoundry, type LoginResult, type LoginTimeouts } from '../foundry/index.js'
 import { probeFoundry } from '../foundry/probe.js'
+import { pageFunction } from '../foundry/page-scripts.js'
 import { preparePage, type PageSetupOptions } from '../browser/page-setup.js'
 import type { ScreenshotStore } from '../browser/screenshots.js'
 import { watchWebSockets } from '../browser/websockets.js'
 import { failureScreenshot } from './diagnostics.js'
 import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
 import type { SessionEvents } from './events.js'
-import { LOGIN_LOST, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { leaving, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
 import { createPageWatch } from './page-watch.js'
 import type { SessionRegistry } from './registry.js'
 import { isFinal, pageSetup, reconnectInfo, type Credentials, type Session, type SessionEvent } from './types.js'
@@ -36,6 +37,8 @@ export interface ExecutorOptions {
   timers: Timers
   /** Told when a session starts running here (with its credentials) and when it stops without ending (released, untracked). */
   tracker?: Tracker | undefined
+  /** Whether logins back in may run now (the fleet: false while this machine does not act for it); they wait otherwise. */
+  mayLogIn?: (() => boolean) | undefined
 }
 
 /** Follows which sessions run here with which credentials (webhooks keep their target from it). */
@@ -84,6 +87,12 @@ export interface Executor {
   release: (entry: Entry, reason?: string) => Promise<void>
   /** End every session (shutdown) and stop the timers. */
   shutdown: () => Promise<void>
+  /**
+   * Every page of this machine stops by itself at `until` (its local clock)
+   * unless told a later time first: a dead man's switch for a process that
+   * stalls while its Chromium runs on (the fleet's lease).
+   */
+  extendPageLeases: (until: number) => void
 }
 
 /** Shortest time between two egress events of one browser context. */
@@ -281,6 +290,11 @@ export function createExecutor (opts: ExecutorOptions): Executor {
 
   async function logInAgain (entry: Entry): Promise<void> {
     if (closing || isFinal(entry.session.status)) return
+    if (opts.mayLogIn?.() === false) {
+      // Not acting for the fleet now: wait (no attempt counted), and ask again.
+      await dispatch(entry, { type: 'no-login-slot' })
+      return
+    }
     // No browser while Foundry does not answer (or its world does not run):
     // a plain HTTP probe first, counted as an attempt when it says wait.
     const probe = await probeFoundry({
@@ -348,22 +362,19 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       if (reason !== undefined && !isFinal(entry.session.status)) {
         const t = now()
         const before = entry.session.status
-        Object.assign(entry.session, {
-          status: 'reconnecting',
-          statusReason: reason,
-          statusChangedAt: t,
-          stage: null,
-          attempts: 0,
-          cause: LOGIN_LOST,
-          nextAttemptAt: null,
-          module: entry.session.module === null ? null : { ...entry.session.module, connected: false, since: t, reason: 'its machine is shutting down', revivable: false, lastSeenAt: t }
-        })
+        Object.assign(entry.session, leaving(entry.session, reason, t, 'its machine is shutting down'))
         await save(entry)
         emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before, reconnect: reconnectInfo(entry.session) ?? undefined })
       }
       await closeBrowser(entry)
       await entry.saving
       wipe(entry.secrets)
+    },
+    extendPageLeases (until) {
+      for (const entry of entries.values()) {
+        // lib/foundry/page/game.js: the page leaves by itself at `until` unless told later.
+        void entry.page?.evaluate(pageFunction('game', 'lease'), until).catch(() => {})
+      }
     },
     async shutdown () {
       closing = true

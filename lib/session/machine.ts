@@ -72,6 +72,12 @@ export type MachineEvent =
   | { type: 'activity', at?: number }
   /** Periodic check of the idle timeout and maximum lifetime. */
   | { type: 'tick' }
+  /**
+   * The fleet: this machine's lease on its sessions is half gone (cut off
+   * from Redis, or stalled): the page closes before another machine may
+   * take the session; logins wait until it acts for the fleet again.
+   */
+  | { type: 'fenced', reason: string }
 
 export type Effect =
   /** Log in again in a fresh browser context (the executor answers with login-succeeded/-failed or no-login-slot). */
@@ -265,9 +271,44 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
     case 'relogin-due':
       return status === 'reconnecting' ? { state, effects: [{ type: 'login' }] } : stay(state)
 
+    case 'fenced':
+      if (status === 'starting') return finish(state, 'failed', `${event.reason} while it was logging in: start it again`, now)
+      return {
+        state: { ...leaving(state, event.reason, now, 'not connected: its machine is cut off from the fleet'), nextAttemptAt: now + config.reloginBaseMs },
+        effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: config.reloginBaseMs }]
+      }
+
     case 'no-login-slot':
       return status === 'reconnecting'
         ? { state: { ...state, nextAttemptAt: now + config.reloginBaseMs }, effects: [{ type: 'schedule-relogin', delayMs: config.reloginBaseMs }] }
         : stay(state)
   }
+}
+
+/**
+ * A live session leaving its page (fenced, handed over, taken over by
+ * another machine): reconnecting with the reason, the module not connected.
+ */
+export function leaving<S extends Lifecycle> (state: S, reason: string, now: number, moduleReason: string): S {
+  return {
+    ...state,
+    status: 'reconnecting',
+    statusReason: reason,
+    statusChangedAt: now,
+    ...('stage' in state ? { stage: null } : {}),
+    attempts: 0,
+    cause: LOGIN_LOST,
+    nextAttemptAt: null,
+    module: state.module === null ? null : { ...state.module, connected: false, since: now, reason: moduleReason, revivable: false, lastSeenAt: now, revivedAt: null }
+  }
+}
+
+/** A live session's record taken over by this machine: reconnecting with the reason, a fresh relogin count. */
+export function takenOver<S extends Lifecycle> (state: S, reason: string, now: number): S {
+  return { ...leaving(state, reason, now, 'not connected: the session is moving to this machine'), nextAttemptAt: now, loggedOut: false }
+}
+
+/** A session over, written by a machine that does not run it (its own one lapsed, or its end was asked for there). */
+export function ended<S extends Lifecycle> (state: S, status: 'ended' | 'failed', reason: string, now: number): S {
+  return { ...state, status, statusReason: reason, statusChangedAt: now, endedAt: now }
 }

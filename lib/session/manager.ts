@@ -11,7 +11,7 @@ import type { ScreenshotStore } from '../browser/screenshots.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor, type Tracker } from './executor.js'
-import { DEFAULT_MACHINE, LOGIN_LOST, type MachineConfig } from './machine.js'
+import { DEFAULT_MACHINE, takenOver, type MachineConfig } from './machine.js'
 import { createMemoryRegistry, type SessionRegistry } from './registry.js'
 import { createStart, type StartResult } from './start.js'
 import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.js'
@@ -54,7 +54,9 @@ export interface SessionManagerOptions {
    * (the fleet with SESSION_SEAL_KEY: sealed, in the registry, deleted with
    * the record). Runs once the record is inserted, before the login.
    */
-  keepCredentials?: (id: string, credentials: Credentials) => Promise<void>
+  keepCredentials?: (id: string, credentials: Credentials, ownerId: string) => Promise<void>
+  /** See ExecutorOptions.mayLogIn. */
+  mayLogIn?: () => boolean
   now?: () => number
   timers?: Timers
 }
@@ -90,6 +92,14 @@ export interface SessionManager {
   keepAgain: () => Promise<number>
   /** Follow which sessions start and stop running here, with their credentials (see Tracker); returns the unsubscribe function. */
   onTrack: (tracker: Tracker) => () => void
+  /** The fleet: this machine no longer acts for it (its lease is half gone): every page closes now, logins wait. */
+  fence: (reason: string) => Promise<void>
+  /** See Executor.extendPageLeases. */
+  extendPageLeases: (until: number) => void
+  /** Ids of the sessions this instance runs (any status). */
+  ids: () => string[]
+  /** Hear of a session leaving this instance without ending (handed over, taken by another machine, dropped). */
+  onLeave: (listener: (id: string) => void) => () => void
 }
 
 export function createSessionManager (opts: SessionManagerOptions): SessionManager {
@@ -130,10 +140,12 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     tracker: {
       track: (session, credentials) => { each((t) => { t.track(session, credentials) }) },
       release: (id) => { each((t) => { t.release(id) }) }
-    }
+    },
+    mayLogIn: opts.mayLogIn
   })
   const { entries, dispatch } = executor
   const shutdownSteps: Array<() => Promise<void>> = []
+  const leaveListeners = new Set<(id: string) => void>()
 
   const start = createStart({ registry, executor, pool, log, caps, now, keepCredentials: opts.keepCredentials })
 
@@ -198,19 +210,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     },
 
     takeOver (record, credentials, reason) {
-      const t = now()
-      const entry = executor.track({
-        ...record,
-        status: 'reconnecting',
-        statusReason: reason,
-        statusChangedAt: t,
-        stage: null,
-        attempts: 0,
-        cause: LOGIN_LOST,
-        nextAttemptAt: t,
-        loggedOut: false,
-        module: record.module === null ? null : { ...record.module, connected: false, since: t, reason: 'not connected: the session is moving to this machine', revivable: false, lastSeenAt: t, revivedAt: null }
-      }, credentials)
+      const entry = executor.track(takenOver(record, reason, now()), credentials)
       // Its first login here is a login back in: same id, clientId, counts.
       entry.settle.resolve(snapshot(entry.session))
       void dispatch(entry, { type: 'relogin-due' })
@@ -220,7 +220,13 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       const entry = entries.get(id)
       if (entry === undefined) return false
       await executor.release(entry, reason)
+      for (const fn of [...leaveListeners]) { try { fn(id) } catch {} }
       return true
+    },
+
+    onLeave (listener) {
+      leaveListeners.add(listener)
+      return () => { leaveListeners.delete(listener) }
     },
 
     beforeShutdown (step) { shutdownSteps.push(step) },
@@ -230,13 +236,21 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
       return () => { trackers.delete(tracker) }
     },
 
+    async fence (reason) {
+      await Promise.all([...entries.values()].map(async (e) => { await dispatch(e, { type: 'fenced', reason }) }))
+    },
+
+    extendPageLeases: executor.extendPageLeases,
+
+    ids: () => [...entries.keys()],
+
     async keepAgain () {
       const keep = opts.keepCredentials
       if (keep === undefined) return 0
       let n = 0
       for (const e of [...entries.values()]) {
         if (isFinal(e.session.status)) continue
-        await keep(e.session.id, { options: e.options, secrets: releaseSecrets(e.secrets) })
+        await keep(e.session.id, { options: e.options, secrets: releaseSecrets(e.secrets) }, e.session.ownerId)
         n++
       }
       return n

@@ -27,7 +27,7 @@ export interface StartDeps {
   caps: { maxSessions: number, maxPerOwner: number }
   now: () => number
   /** See SessionManagerOptions.keepCredentials. */
-  keepCredentials?: ((id: string, credentials: Credentials) => Promise<void>) | undefined
+  keepCredentials?: ((id: string, credentials: Credentials, ownerId: string) => Promise<void>) | undefined
 }
 
 const LOGIN_SLOTS_RETRY_AFTER_S = 5
@@ -104,7 +104,7 @@ export function createStart (deps: StartDeps): (req: StartRequest) => Promise<St
       if (release !== null) {
         if (deps.keepCredentials === undefined) return release
         try {
-          await deps.keepCredentials(session.id, { options, secrets })
+          await deps.keepCredentials(session.id, { options, secrets }, ownerId)
           return release
         } catch (err) {
           release()

@@ -187,6 +187,8 @@ export interface Standin {
   restart: (opts?: { downMs?: number }) => Promise<void>
   /** Cut every socket.io transport (clients retry and reconnect). */
   cutLiveConnections: () => void
+  /** Browser sessions logged in as this user with a live socket now (two for one GM: the session runs twice). */
+  liveLogins: (userId: string) => number
   setUserActive: (id: string, active: boolean) => void
   /** A user's password changed in Foundry (every world of the stand-in; kept across restart). */
   setUserPassword: (id: string, password: string) => void
@@ -313,6 +315,11 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
     cutLiveConnections () {
       if (ctx.io === null) return
       for (const s of ctx.io.of('/').sockets.values()) s.conn.close()
+    },
+    liveLogins (userId: string) {
+      let n = 0
+      for (const s of ctx.sessions.values()) if (s.userId === userId && s.sockets > 0) n++
+      return n
     },
     setUserActive (id: string, active: boolean) {
       if (active) ctx.external.add(id)

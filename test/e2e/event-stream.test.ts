@@ -117,3 +117,31 @@ t.test('closing the service ends every open stream with the sessions', async (t)
   await closing
   t.pass('and the service closed')
 })
+
+t.test('streams are bounded per API key: past EVENT_STREAMS_PER_KEY, 429 TOO_MANY_STREAMS with Retry-After; a closed stream frees its place', async (t) => {
+  const { server } = await listening(t, { EVENT_STREAMS_PER_KEY: 2 })
+  const { standin } = await foundry(t)
+  const client = createClient({ server, apiKey: API_KEY })
+  const { sessionId: id } = await client.start({ foundryUrl: standin.url, username: GM.name, password: GM.password })
+  const open = async (): Promise<{ res: Response, stop: AbortController }> => {
+    const stop = new AbortController()
+    const res = await fetch(`${server}/session/${id}/events`, { headers: { 'x-api-key': API_KEY }, signal: stop.signal })
+    return { res, stop }
+  }
+  const a = await open()
+  const b = await open()
+  t.equal(a.res.status, 200)
+  t.equal(b.res.status, 200)
+  const c = await open()
+  t.equal(c.res.status, 429, 'the third stream of the key is refused')
+  t.match(await c.res.json(), { code: 'TOO_MANY_STREAMS' })
+  t.ok(Number(c.res.headers.get('retry-after')) > 0, 'with Retry-After')
+  a.stop.abort()
+  t.ok(await eventually(async () => {
+    const d = await open()
+    d.stop.abort()
+    return d.res.status === 200
+  }, 5000), 'a stream closed by its client frees its place')
+  b.stop.abort()
+  await client.end(id)
+})

@@ -3,21 +3,29 @@
 // machine (same sessionId and clientId, the module reconnected at the
 // relay); SIGKILL of the next owner, and a survivor logs it back in within
 // the heartbeat TTL. The credentials sit in Redis only sealed; no session
-// ever runs twice. Redis lost and back empty on the way changes none of it.
+// ever runs twice (Foundry never sees two live logins of the Gamemaster, the
+// relay never refuses the module's id). Redis lost and back empty on the way
+// changes none of it. Redis MONITOR over the whole handover shows no secret.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { GM, eventually } from '../e2e/fixtures.js'
-import { neverTwice, startFleet, type Fleet } from './fleet.js'
+import { createClient, type SessionEvent } from '../../public/client.js'
+import { startFleet, watchTwice, type Fleet } from './fleet.js'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
 
 t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
-  const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '500', RELOGIN_BASE_MS: '200' })
+  const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '1000', RELOGIN_BASE_MS: '200' })
   f.secrets.push(SEAL_KEY)
-  // Sampled all along: a client id never has two module connections open.
-  let twice = false
-  const sampler = setInterval(() => { if (!neverTwice(f.relay)) twice = true }, 50)
-  t.teardown(() => { clearInterval(sampler) })
+  // Sampled all along: Foundry logins, open module connections and refusals.
+  const twice = watchTwice(f)
+  t.teardown(twice.stop)
+  // Every command any machine sends Redis over the whole handover and recovery (from the SIGTERM on:
+  // a MONITOR connection does not outlive the Redis restart below).
+  const commands: string[] = []
+  let monitor: Redis | null = null
+  t.teardown(() => { monitor?.disconnect() })
 
   const started = await f.start()
   t.equal(started.status, 200, JSON.stringify(started.body))
@@ -34,6 +42,13 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   })
 
   t.test('SIGTERM of the owner: the same session active on another machine, the module reconnected', async (t) => {
+    const base = new Redis(f.redis.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+    base.on('error', () => {})
+    t.teardown(() => { base.disconnect() })
+    const m = await base.monitor()
+    m.on('error', () => {})
+    m.on('monitor', (_time: string, args: string[]) => { commands.push(args.join(' ')) })
+    monitor = m
     const at = Date.now()
     // What the fleet says about the session while it moves.
     const seen: string[] = []
@@ -45,6 +60,10 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
       }, () => {})
     }, 25)
     t.teardown(() => { clearInterval(watch) })
+    // A stream of the session's events on its machine: it ends when the session leaves.
+    const stream = createClient({ server: owner.url, apiKey: f.apiKey }).events(sessionId)
+    t.match((await stream.next()).value, { type: 'status', status: 'active' }, 'a stream on the owner opens')
+    const streamed = (async () => { const rest: SessionEvent[] = []; for await (const e of stream) rest.push(e); return rest })()
     owner.kill('SIGTERM')
     f.drop(owner)
     const other = f.machines.find((m) => m !== owner)!
@@ -57,6 +76,8 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     const s = (await f.find(other.url, sessionId))!
     t.match(s, { sessionId, clientId, statusReason: new RegExp(`handed over by machine ${owner.id}`) }, JSON.stringify(s))
     t.ok(await eventually(() => f.relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the relay sees the module connect again')
+    const rest = await streamed
+    t.match(rest.at(-1), { type: 'status', status: 'reconnecting', reason: new RegExp(`left machine ${owner.id} for another machine`) }, `the stream ended with a last event saying the session moved: ${JSON.stringify(rest.map((e) => e.type === 'status' ? e.reason : e.type))}`)
     t.equal(await owner.exited, 0, 'the old owner exited cleanly')
     const receiver = f.byId(s.instanceId)
     t.notMatch(receiver.out(), /did not say its page closed in time/, 'the old owner said its page closed (no waiting it out)')
@@ -88,6 +109,12 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     const res = await fetch(`${f.proxy.url}/end-session?sessionId=${sessionId}`, { method: 'DELETE', headers: { 'x-api-key': f.apiKey } })
     t.equal(res.status, 200)
     t.equal(await f.redis.client.exists(`fs:seal:${sessionId}`), 0, 'gone with the session')
-    t.notOk(twice, 'no session ever ran twice')
+    twice.stop()
+    t.same(twice.seen, [], `no session ever ran twice (${twice.samples()} samples)`)
+    monitor?.disconnect()
+    const cookies = f.standin.joins.map((j) => j.sessionCookie)
+    t.ok(commands.length > 100 && commands.some((c) => c.includes('fs:seal:')), `MONITOR saw the whole run (${commands.length} commands)`)
+    const traffic = commands.join('\n')
+    for (const secret of [...f.secrets, ...cookies]) t.notOk(traffic.includes(secret), 'no password, API key, seal key, handshake token, nonce or Foundry session cookie in any command sent to Redis')
   })
 })

@@ -109,8 +109,34 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
   return f
 }
 
-/** No client id has two module connections open at the relay: no session runs twice. */
+/**
+ * Whether a session ran twice, sampled every `everyMs` (200 ms) until
+ * stop(): the Foundry stand-in with two live logins of the Gamemaster, the
+ * relay with two open module connections of one client id, or any module
+ * connection the relay refused with 4004 (its id held elsewhere: it refuses
+ * a duplicate at once, so open connections alone never show one). Each
+ * finding is kept, with the time, in `seen`.
+ */
+export function watchTwice (f: { standin: Standin, relay: RelayStandin }, userId = GM.id, everyMs = 200): { seen: string[], samples: () => number, stop: () => void } {
+  const seen: string[] = []
+  let samples = 0
+  const check = (): void => {
+    samples++
+    const at = new Date().toISOString()
+    const logins = f.standin.liveLogins(userId)
+    if (logins > 1) seen.push(`${at}: Foundry sees ${logins} live logins of user ${userId}`)
+    const open = f.relay.open().map((c) => c.id)
+    if (new Set(open).size !== open.length) seen.push(`${at}: the relay has two open connections of one client id (${open.join(', ')})`)
+    for (const c of f.relay.connections) {
+      if (c.closeCode === 4004 && !seen.some((s) => s.includes(`4004 at ${c.openedAt}`))) seen.push(`${at}: the relay refused client id ${c.id} with 4004 at ${c.openedAt}`)
+    }
+  }
+  const timer = setInterval(check, everyMs)
+  return { seen, samples: () => samples, stop: () => { clearInterval(timer); check() } }
+}
+
+/** No client id has two module connections open at the relay (one sample; see watchTwice for the full check). */
 export function neverTwice (relay: RelayStandin): boolean {
   const open = relay.open().map((c) => c.id)
-  return new Set(open).size === open.length
+  return new Set(open).size === open.length && !relay.connections.some((c) => c.closeCode === 4004)
 }

@@ -66,7 +66,7 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
     setup: ['ready', 'worlds', 'dismissOverlays', 'errorCount', 'launch', 'outcome', 'declineMigration'],
     players: ['ready', 'submit'],
     join: ['worldTitle', 'probe', 'users', 'postJson', 'status'],
-    game: ['ready', 'info', 'otherPrimaryGm']
+    game: ['ready', 'info', 'otherPrimaryGm', 'lease']
   }
   for (const name of PAGE_SCRIPTS) {
     const keys = await page.evaluate(`Object.keys((${pageScriptSource(name)})(${name === 'common' ? '' : `(${pageScriptSource('common')})()`}))`)
@@ -121,4 +121,23 @@ t.test('the WebSocket close-code reporter, installed as production installs it, 
   const refused = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'b' && c.closeCode !== undefined, 10_000)
   t.equal(refused.closeCode, 1008)
   t.equal(await page.evaluate('WebSocket.name'), 'Watched', 'the page\'s WebSocket is the watched one')
+})
+
+t.test('the fleet lease kept by the page: it leaves for about:blank once its deadline passes, and an extension moves the deadline', async (t) => {
+  const browser = await fileBrowser(t)
+  const { page } = await freshPage(t, browser)
+  await page.goto('data:text/html,<p>game</p>')
+  const now = await page.evaluate('Date.now()') as number
+  await page.evaluate(pageFunction('game', 'lease'), now + 60_000)
+  await page.evaluate(pageFunction('game', 'lease'), now + 300)
+  t.equal(await page.evaluate('globalThis.__fsLeaseUntil'), now + 60_000, 'an earlier deadline never shortens the lease')
+  await page.evaluate(pageFunction('game', 'lease'), now + 120_000)
+  t.equal(await page.evaluate('globalThis.__fsLeaseUntil'), now + 120_000, 'a later one extends it')
+  t.match(page.url(), /^data:/, 'the page stays while its lease runs')
+  const { page: short } = await freshPage(t, browser)
+  await short.goto('data:text/html,<p>game</p>')
+  const navigated = short.waitForNavigation({ timeout: 20_000 })
+  await short.evaluate(pageFunction('game', 'lease'), (await short.evaluate('Date.now()') as number) + 200)
+  await navigated
+  t.equal(short.url(), 'about:blank', 'past the deadline the page left for about:blank')
 })

@@ -273,3 +273,16 @@ t.test('a first login is never retried, whatever its cause', async (t) => {
     t.match(transition(initialState(0), fail(code), 5, DEFAULT_MACHINE), { state: { status: 'failed' }, effects: [{ type: 'finish' }] }, code)
   }
 })
+
+t.test('fenced (the fleet: this machine\'s lease is half gone): the page closes, no login until it acts again', async (t) => {
+  const fenced: MachineEvent = { type: 'fenced', reason: 'cut off from the fleet' }
+  const active = drive([[10, ok]]).state
+  const { state, effects } = transition(active, fenced, 50, CONFIG)
+  t.match(state, { status: 'reconnecting', statusReason: 'cut off from the fleet', statusChangedAt: 50, module: { connected: false, since: 50 } })
+  t.same(effects, [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: CONFIG.reloginBaseMs }], 'the browser closes; relogin-due comes back later (the executor holds logins while fenced)')
+  t.match(transition(state, fenced, 60, CONFIG).state, { status: 'reconnecting', statusReason: 'cut off from the fleet' }, 'fenced again while reconnecting: still reconnecting')
+  const starting = transition(initialState(0), fenced, 5, CONFIG)
+  t.match(starting.state, { status: 'failed', statusReason: /cut off from the fleet while it was logging in: start it again/ })
+  t.same(starting.effects, [{ type: 'finish' }], 'a login in progress is cancelled')
+  t.same(transition({ ...active, status: 'ended' }, fenced, 70, CONFIG).effects, [], 'over is over')
+})

@@ -31,5 +31,25 @@
     return common.users().some((u) => u.id !== me && u.active && u.role === 4 && u.id < me)
   }
 
-  return { ready, info, otherPrimaryGm }
+  /**
+   * The fleet's lease, kept by the page itself: leave for about:blank (which
+   * closes Foundry's socket and the module's relay connection) once `until`
+   * (ms, this machine's clock) has passed without a later one arriving. It
+   * runs in Chromium, so it holds while the service's Node process is
+   * stalled. One timer, moved by each extension; none while nothing is due.
+   */
+  function lease (until) {
+    const w = globalThis
+    w.__fsLeaseUntil = Math.max(w.__fsLeaseUntil || 0, until)
+    if (w.__fsLeaseTimer !== undefined) clearTimeout(w.__fsLeaseTimer)
+    const check = () => {
+      const left = w.__fsLeaseUntil - Date.now()
+      if (left > 0) { w.__fsLeaseTimer = setTimeout(check, left); return }
+      w.__fsLeaseTimer = undefined
+      location.replace('about:blank')
+    }
+    check()
+  }
+
+  return { ready, info, otherPrimaryGm, lease }
 }
