@@ -53,6 +53,13 @@ async function start (name: string, root: string): Promise<Svc> {
 const stage = await startStage(1, 0)
 const foundryUrl = stage.running[0]!.standin.url
 const svcs = [await start('base', base), await start('this', join(BENCH_DIR, '..'))]
+// Both JIT-warm before any round counts.
+for (const s of svcs) {
+  for (const [path, method, headers] of [
+    ['/health', 'GET', {}],
+    ['/session-handshake', 'POST', { 'x-api-key': BENCH_KEY, 'x-foundry-url': foundryUrl, 'x-username': 'Gamemaster 0' }]
+  ] as const) await load({ port: s.port, method, path, headers, connections: 10, durationMs: 1500, warmupMs: 0 })
+}
 const load0 = loadavg()[0]!
 type Row = { health: number[], hs: number[], healthRps: number[], hsRps: number[] }
 const res = new Map<string, Row>()
