@@ -6,6 +6,8 @@
 // over the rounds, and each service's handshake ÷ `/health` CPU.
 //   git archive <commit> | tar -x -C /tmp/base && ln -s $PWD/node_modules /tmp/base/
 //   BASE=/tmp/base BENCH_QUICK=1 npx tsx bench/handshake-ab.ts
+// BENCH_HANDSHAKE_RATE_MAX=1000000000: with the handshake rate limit on (as in
+// production, never reached) instead of off.
 import { fork } from 'node:child_process'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
@@ -24,7 +26,10 @@ async function start (name: string, root: string): Promise<Svc> {
   const proc = fork(join(root, 'bench', 'service-proc.ts'), [], {
     cwd: root,
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ...serviceEnv() },
+    env: {
+      ...process.env,
+      ...serviceEnv(process.env.BENCH_HANDSHAKE_RATE_MAX !== undefined ? { HANDSHAKE_RATE_MAX: process.env.BENCH_HANDSHAKE_RATE_MAX } : {})
+    },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
   const ready = await new Promise<{ port: number }>((resolve, reject) => {
