@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { isFinal, reconnectInfo, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
 import { ScreenshotNotFound } from '../lib/errors.js'
+import { rememberChecks } from '../lib/access/checked-urls.js'
 import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
 import {
   EndQuery, EndReply, ScreenshotParams, HandshakeHeaders, HandshakeReply, ListReply, StartBody, StartReply
@@ -10,6 +11,9 @@ import {
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { keystore, sessions, config, urlPolicy, screenshots, fleet, webhooks } = fastify
   const instanceIdJson = JSON.stringify(config.instanceId)
+  // The policy's check of x-foundry-url, a passed one reused for a second
+  // (lib/access/checked-urls.ts): the same URL comes handshake after handshake.
+  const checkFoundryUrl = rememberChecks(async (raw) => await urlPolicy.check(raw))
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.post('/session-handshake', {
@@ -29,11 +33,11 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { accessLog: 'debug' }
   }, async function (request, reply) {
     const headers = request.headers
-    const url = await urlPolicy.check(headers['x-foundry-url'])
+    const foundryUrl = await checkFoundryUrl(headers['x-foundry-url'])
     const worldName = headers['x-world-name']?.trim()
     const h = keystore.create({
       ownerId: request.ownerId,
-      foundryUrl: url.href,
+      foundryUrl,
       username: headers['x-username'],
       ...(worldName !== undefined && worldName !== '' ? { worldName } : {})
     })

@@ -3,7 +3,7 @@
 // hash-table lookup keyed by the secret), and the digest doubles as the owner
 // id that scopes handshakes and sessions. Keys can be configured in plain or
 // as their digest (`sha256:<hex>`), so a key file need not hold secrets.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 
 export interface ApiKeys {
@@ -51,7 +51,8 @@ export function createApiKeys (entries: string[]): ApiKeys {
   const digests = [...new Set(entries.map(entryDigest))].map((hex) => ({ hex, bytes: Buffer.from(hex, 'hex') }))
   return {
     verify (key) {
-      const presented = createHash('sha256').update(key, 'utf8').digest()
+      // One-shot digest: no Hash object per request (~1–2 µs less a request).
+      const presented = hash('sha256', key, 'buffer')
       let owner: string | null = null
       // Every digest is compared, whatever matched: the time does not depend
       // on which key (if any) was presented.

@@ -11,6 +11,15 @@ export class WindowStore {
   constructor (private readonly maxKeys = 10_000, private readonly now: () => number = Date.now) {}
 
   incr (key: string, cb: (err: Error | null, res?: WindowCount) => void, timeWindow: number): void {
+    cb(null, this.hit(key, timeWindow))
+  }
+
+  read (key: string, cb: (err: Error | null, res?: WindowCount) => void, timeWindow: number): void {
+    cb(null, this.peek(key, timeWindow))
+  }
+
+  /** incr without the callback: count one and answer the count at this call. */
+  hit (key: string, timeWindow: number): WindowCount {
     const t = this.now()
     let w = this.windows.get(key)
     if (w === undefined || w.start + timeWindow <= t) {
@@ -20,14 +29,15 @@ export class WindowStore {
       this.windows.set(key, w)
     }
     w.count++
-    cb(null, { current: w.count, ttl: w.start + timeWindow - t })
+    return { current: w.count, ttl: w.start + timeWindow - t }
   }
 
-  read (key: string, cb: (err: Error | null, res?: WindowCount) => void, timeWindow: number): void {
+  /** read without the callback: the count so far, counting nothing. */
+  peek (key: string, timeWindow: number): WindowCount {
     const t = this.now()
     const w = this.windows.get(key)
-    if (w === undefined || w.start + timeWindow <= t) cb(null, { current: 0, ttl: 0 })
-    else cb(null, { current: w.count, ttl: w.start + timeWindow - t })
+    if (w === undefined || w.start + timeWindow <= t) return { current: 0, ttl: 0 }
+    return { current: w.count, ttl: w.start + timeWindow - t }
   }
 
   child (): WindowStore {

@@ -141,15 +141,16 @@ export function createKeystore (opts: KeystoreOptions): Keystore {
         foundryUrl: input.foundryUrl,
         username: input.username,
         worldName: input.worldName,
-        token: random.take(32).toString('hex'),
-        nonce: random.take(16).toString('hex'),
+        token: random.hex(32),
+        nonce: random.hex(16),
         publicKey: key.publicKey,
         publicKeyJson: key.publicKeyJson,
         privateKey: key.privateKey,
         createdAt: t,
         expires: t + opts.ttlMs
       }
-      if (h.worldName === undefined) delete h.worldName
+      // worldName stays (undefined) on the stored one: a delete would turn it
+      // into a slow dictionary object; publicPart leaves it out.
       handshakes.set(h.token, h)
       perOwner.set(h.ownerId, (perOwner.get(h.ownerId) ?? 0) + 1)
       return publicPart(h)
@@ -243,12 +244,13 @@ function open (h: StoredHandshake, field: string, name: string, ciphertext: stri
 const random = {
   pool: Buffer.alloc(0),
   offset: 0,
-  take (n: number): Buffer {
+  /** n bytes as hex, read straight from the pool (no Buffer view made). */
+  hex (n: number): string {
     if (this.offset + n > this.pool.length) {
       this.pool = randomBytes(48 * 128)
       this.offset = 0
     }
-    const out = this.pool.subarray(this.offset, this.offset + n)
+    const out = this.pool.toString('hex', this.offset, this.offset + n)
     this.offset += n
     return out
   }

@@ -21,6 +21,8 @@ t.test('lib', async (t) => {
   t.equal(keys.verify('plain-on'), null)
   t.equal(keys.verify(''), null)
   t.equal(createApiKeys([]).verify('anything'), null)
+  t.equal(createApiKeys(['clé-ünïcode-🔑']).verify('clé-ünïcode-🔑'), hashKey('clé-ünïcode-🔑'), 'a non-ASCII key: the digest of its UTF-8 bytes, as configured')
+  t.equal(createApiKeys([`sha256:${hashKey('clé')}`]).verify('cle\u0301'), null, 'no normalisation: other bytes are another key')
   t.equal(createApiKeys([`sha256:${hashKey('k')}`]).verify('k'), createApiKeys(['k']).verify('k'), 'same owner whichever way the key is configured')
 
   t.throws(() => readApiKeysFile('/nonexistent/keys'), /API_KEYS_FILE \/nonexistent\/keys cannot be read \(ENOENT\)/)
