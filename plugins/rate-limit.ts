@@ -69,22 +69,6 @@ const rateLimits: FastifyPluginAsync = async (fastify) => {
   })
   const noLimit: preHandlerAsyncHookHandler = async () => {}
   const limit = fastify.rateLimit({ max, timeWindow, keyGenerator: byOwner }) as preHandlerAsyncHookHandler
-  // Without Redis, the same limit counted here, synchronously, with the same
-  // answers as @fastify/rate-limit's (headers and 429, test/security/
-  // handshake-rate-limit.test.ts), without its per-call route-options
-  // object, promise and awaits on every handshake.
-  const windows = new WindowStore(10_000)
-  const localLimit: preHandlerAsyncHookHandler = async function (request, reply) {
-    const { current, ttl } = windows.hit(byOwner(request), timeWindow)
-    const reset = Math.ceil(ttl / 1000)
-    if (current <= max) {
-      void reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', max - current).header('x-ratelimit-reset', reset)
-      return
-    }
-    void reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', reset).header('retry-after', reset)
-    const s = seconds(ttl)
-    throw withContext(new RateLimited(`Too many handshakes for this API key (at most ${max} every ${Math.round(timeWindow / 1000)} s): retry in ${s} s`), { retryAfter: s })
-  }
   const fleetLimit: preHandlerAsyncHookHandler = async function (request, reply) {
     try {
       await limit.call(this, request, reply)
@@ -93,7 +77,7 @@ const rateLimits: FastifyPluginAsync = async (fastify) => {
       throw withContext(new FleetUnavailable(), { retryAfter: RETRY_AFTER_S })
     }
   }
-  fastify.decorate('handshakeRateLimit', max === 0 ? noLimit : redis !== null ? fleetLimit : localLimit)
+  fastify.decorate('handshakeRateLimit', max === 0 ? noLimit : redis !== null ? fleetLimit : limit)
 
   // Its own store (createRateLimit takes a child of the plugin's): failures
   // only, counted per address; `increment: false` reads without counting.
