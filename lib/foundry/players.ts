@@ -5,7 +5,7 @@ import type { Driver } from './driver.js'
 
 export async function playersGate (d: Driver): Promise<void> {
   d.enter('join')
-  const submitted = await d.call<boolean>('players', 'submit')
+  const submitted = await d.call('players', 'submit')
   if (!submitted) {
     throw d.fail(FoundryError, 'Foundry shows the user setup page of a world launched for the first time (/players): open the world once in a browser and press "Save and Continue"')
   }

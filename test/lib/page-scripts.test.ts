@@ -8,7 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WebSocketServer } from 'ws'
-import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource, type PageScript } from '../../lib/foundry/page-scripts.js'
+import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource } from '../../lib/foundry/page-scripts.js'
+import { PAGE_FUNCTIONS } from '../../lib/foundry/page-api.js'
 import { watchWebSockets } from '../../lib/browser/websockets.js'
 import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
 
@@ -58,19 +59,11 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   const { page } = await freshPage(t, browser)
   await page.goto('about:blank')
 
-  // Every exported function exists: evaluate each script's export list.
-  const expected: Record<PageScript, string[]> = {
-    common: ['errorCount', 'lastError', 'users', 'userCount', 'status', 'postJson', 'clearPasswords'],
-    document: ['reportCloseCodes', 'setNoCanvas', 'seedConnectionToken'],
-    auth: ['probe', 'submit', 'error'],
-    setup: ['ready', 'worlds', 'dismissOverlays', 'errorCount', 'launch', 'outcome', 'declineMigration'],
-    players: ['submit'],
-    join: ['worldTitle', 'probe', 'users', 'postJson', 'status'],
-    game: ['ready', 'info', 'otherPrimaryGm']
-  }
+  // Every function page-api.ts declares (and types the driver's calls by)
+  // exists, and no other: evaluate each script's export list.
   for (const name of PAGE_SCRIPTS) {
     const keys = await page.evaluate(`Object.keys((${pageScriptSource(name)})(${name === 'common' ? '' : `(${pageScriptSource('common')})()`}))`)
-    t.same(keys, expected[name], `${name}.js exports what the driver calls`)
+    t.same(keys, Object.keys(PAGE_FUNCTIONS[name]), `${name}.js exports what page-api.ts declares`)
   }
 
   // Probes on a page that is none of Foundry's answer "nothing here", not an error.
