@@ -43,6 +43,7 @@ export interface PageApi {
     declineMigration: () => boolean
   }
   players: {
+    ready: () => boolean
     submit: () => boolean
   }
   join: {
@@ -73,7 +74,7 @@ export const PAGE_FUNCTIONS: { [S in PageScript]: { [F in PageFn<S>]: true } } =
   document: { reportCloseCodes: true, setNoCanvas: true, seedConnectionToken: true },
   auth: { probe: true, submit: true, error: true },
   setup: { ready: true, worlds: true, dismissOverlays: true, errorCount: true, launch: true, outcome: true, declineMigration: true },
-  players: { submit: true },
+  players: { ready: true, submit: true },
   join: { worldTitle: true, probe: true, users: true, postJson: true, status: true },
   game: { ready: true, info: true, otherPrimaryGm: true }
 }

@@ -73,6 +73,7 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   t.same(await page.evaluate(pageFunction('setup', 'worlds')), [])
   t.equal(await page.evaluate(pageFunction('setup', 'dismissOverlays')), 0)
   t.equal(await page.evaluate(pageFunction('setup', 'launch'), 'w'), false)
+  t.equal(await page.evaluate(pageFunction('players', 'ready')), false)
   t.equal(await page.evaluate(pageFunction('players', 'submit')), false)
   t.equal(await page.evaluate(pageFunction('game', 'ready')), false)
   t.match(await page.evaluate(pageFunction('game', 'info')), { userId: '', role: 0, foundryVersion: '' })
@@ -92,6 +93,10 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   t.equal(await page.evaluate(pageFunction('setup', 'errorCount')), 1)
   await page.evaluate(pageFunction('common', 'clearPasswords'))
   t.equal(await page.evaluate('document.querySelector("input[type=password]").value'), '', 'password fields emptied')
+
+  // The /players gate is ready once loaded with its form and button.
+  await page.setContent('<form id="players-config"><button type="submit" data-action="save">Save and Continue</button></form>')
+  t.equal(await page.evaluate(pageFunction('players', 'ready')), true)
 })
 
 t.test('the WebSocket close-code reporter, installed as production installs it, reports 4004 and 1008', async (t) => {

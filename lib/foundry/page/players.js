@@ -6,6 +6,16 @@
   const FORM = 'form#players-config, main form, form'
   const SUBMIT = 'button[type=submit], button[data-action=submit]'
 
+  /**
+   * True once the page has loaded (its own script, which posts the form,
+   * has run) and shows the form. Pressed earlier, the browser would submit
+   * the form natively and Foundry would show the page again.
+   */
+  function ready () {
+    const form = document.querySelector(FORM)
+    return document.readyState === 'complete' && form !== null && form.querySelector(SUBMIT) !== null
+  }
+
   /** Press "Save and Continue"; false when the page has no such form. */
   function submit () {
     const form = document.querySelector(FORM)
@@ -15,5 +25,5 @@
     return true
   }
 
-  return { submit }
+  return { ready, submit }
 }
