@@ -90,7 +90,7 @@ t.test('lib: the request guard and the address check in Chromium', async (t) => 
     // is checked as it is created instead.
     const { page } = await guardedPage(t, b, 'public-only', rebinding)
     await page.goto('data:text/html,<script>new WebSocket("ws://127.0.0.1:9/internal")</script>')
-    t.ok(await eventually(() => page.isClosed(), 5000), 'the page was closed')
+    t.ok(await eventually(() => page.isClosed(), 20_000), 'the page was closed')
   })
 
   t.test('public-only: DNS rebinding (Node saw a public address, Chromium connected to loopback) closes the page', async (t) => {
@@ -100,7 +100,7 @@ t.test('lib: the request guard and the address check in Chromium', async (t) => 
     })
     const { page } = await guardedPage(t, b, 'public-only', rebinding)
     await page.goto(`http://localhost:${site.port}/`).catch(() => {})
-    t.ok(await eventually(() => page.isClosed(), 5000), 'the page was closed')
+    t.ok(await eventually(() => page.isClosed(), 20_000), 'the page was closed')
     await new Promise((resolve) => setTimeout(resolve, 200))
     t.notOk(site.hits.includes('/exfiltrate'), 'no request left the page after the refused response')
   })
