@@ -8,7 +8,7 @@ import accessLog from './plugins/access-log.js'
 import securityHeaders from './plugins/helmet.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import urlPolicy, { type UrlPolicyPluginOptions } from './plugins/url-policy.js'
-import rateLimits from './plugins/rate-limit.js'
+import rateLimits, { type RateLimitOptions } from './plugins/rate-limit.js'
 import swagger from './plugins/swagger.js'
 import keystore from './plugins/keystore.js'
 import browserPool from './plugins/browser-pool.js'
@@ -22,7 +22,7 @@ import healthRoutes from './routes/health.js'
 import eventRoutes from './routes/events.js'
 import consoleRoutes from './routes/console.js'
 
-export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPluginOptions {}
+export interface ServiceOptions extends ConfigOptions, AuthOptions, UrlPolicyPluginOptions, RateLimitOptions {}
 
 const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(config, opts)
@@ -31,7 +31,7 @@ const service: FastifyPluginAsync<ServiceOptions> = async (fastify, opts) => {
   await fastify.register(errorHandler)
   await fastify.register(accessLog)
   await fastify.register(securityHeaders) // before any route: headers on everything served
-  await fastify.register(rateLimits)
+  await fastify.register(rateLimits, opts)
   await fastify.register(auth, opts)
   await fastify.register(urlPolicy, opts)
   await fastify.register(swagger) // before any route, or routes miss the document

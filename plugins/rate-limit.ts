@@ -43,7 +43,13 @@ declare module 'fastify' {
 
 const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
 
-const rateLimits: FastifyPluginAsync = async (fastify) => {
+export interface RateLimitOptions {
+  /** The in-memory counters' clock (default Date.now); tests move it instead of waiting out a window. */
+  now?: () => number
+}
+
+const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (fastify, opts) => {
+  const now = opts.now ?? Date.now
   const {
     HANDSHAKE_RATE_MAX: max, HANDSHAKE_RATE_WINDOW_MS: timeWindow,
     API_KEY_FAIL_MAX: failMax, API_KEY_FAIL_WINDOW_MS: failWindow
@@ -60,7 +66,7 @@ const rateLimits: FastifyPluginAsync = async (fastify) => {
     ...(redis !== null
       ? { redis, nameSpace: KEY.rateLimit }
       // Bounded counters (lib/access/rate-limit-store.ts says why not the built-in store).
-      : { store: class extends WindowStore { constructor () { super(10_000) } } }),
+      : { store: class extends WindowStore { constructor () { super(10_000, now) } } }),
     keyGenerator: byOwner,
     errorResponseBuilder (_request, context) {
       const s = seconds(context.ttl)

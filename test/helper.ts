@@ -37,6 +37,8 @@ export interface BuildOptions {
   resolve?: Resolver
   /** Node's http server options (its timers), with the service's own server options. */
   http?: ServerOptions
+  /** The rate limits' clock (rate-limit tests move it instead of waiting out a window). */
+  now?: () => number
 }
 
 /**
@@ -51,7 +53,7 @@ export async function build (t: TestContext, env: Partial<Record<keyof Env, stri
   })
   const merged = { ...testEnv, ...env }
   const app = Fastify({ ...serverOptions, ...(options.http !== undefined ? { http: options.http } : {}), logger: { level: String(merged.LOG_LEVEL), redact: REDACT, stream } })
-  await app.register(service, { env: merged, processEnv: false, ...(options.resolve !== undefined ? { resolve: options.resolve } : {}) })
+  await app.register(service, { env: merged, processEnv: false, ...(options.resolve !== undefined ? { resolve: options.resolve } : {}), ...(options.now !== undefined ? { now: options.now } : {}) })
   t.after(async () => { await app.close() })
   await app.ready()
   return { app, logs: () => lines.join('') }

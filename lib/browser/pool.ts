@@ -7,13 +7,7 @@ import type { Browser, BrowserContext } from 'puppeteer-core'
 import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium, type ChromiumLaunchOptions, type ResolvedChromium } from './chromium.js'
 import type { EgressGate, EgressSession } from './egress.js'
 import { BrowserUnavailable, ServiceClosing } from '../errors.js'
-
-export interface Logger {
-  info: (obj: object, msg?: string) => void
-  warn: (obj: object, msg?: string) => void
-  error: (obj: object, msg?: string) => void
-  debug: (obj: object, msg?: string) => void
-}
+import type { Logger } from '../logger.js'
 
 export interface BrowserPoolOptions extends ChromiumLaunchOptions {
   /** Logins allowed to run at once. */

@@ -10,7 +10,8 @@ import type { Credentials, Session } from '../session/types.js'
 import { isFinal } from '../session/types.js'
 import { ended } from '../session/machine.js'
 import type { RedisSessionRegistry } from './registry.js'
-import type { Fleet, FleetLogger, MachineState } from './machines.js'
+import type { Fleet, MachineState } from './machines.js'
+import type { Logger } from '../logger.js'
 import type { Handover } from './handover.js'
 import { isMachineId } from './messages.js'
 import { openCredentials, type Sealer } from './seal.js'
@@ -39,7 +40,7 @@ export interface CoordinatorDeps {
   sealer: Sealer | null
   /** This machine is shutting down. */
   closing: () => boolean
-  log: FleetLogger & { error?: (obj: object, msg: string) => void }
+  log: Logger
   metrics?: CoordinatorMetrics
 }
 

@@ -16,11 +16,7 @@
 import type { Redis } from 'ioredis'
 import { signMessage, verifyMessage, type FleetMessage, type Unsigned } from './messages.js'
 import { channel } from './keys.js'
-
-export interface HandoverLogger {
-  info: (obj: object, msg: string) => void
-  warn: (obj: object, msg: string) => void
-}
+import type { Logger } from '../logger.js'
 
 export interface HandoverOptions {
   /** Publishes (the registry's client). */
@@ -28,7 +24,7 @@ export interface HandoverOptions {
   /** A connection of its own for the subscription (ioredis: a subscriber connection does nothing else). */
   sub: Redis
   instanceId: string
-  log: HandoverLogger
+  log: Logger
   /** Message keys (messages.ts messageKeys): the first signs, any verifies. None: no message is sent or accepted. */
   keys: Buffer[]
   /**

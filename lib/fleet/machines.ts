@@ -14,6 +14,7 @@ import type { Redis } from 'ioredis'
 import { FleetUnavailable, withContext } from '../errors.js'
 import { KEY, digest } from './keys.js'
 import { isMachineId } from './messages.js'
+import type { Logger } from '../logger.js'
 
 export interface MachineState {
   id: string
@@ -26,19 +27,13 @@ export interface MachineState {
   at: number
 }
 
-export interface FleetLogger {
-  info: (obj: object, msg: string) => void
-  warn: (obj: object, msg: string) => void
-  debug?: (obj: object, msg: string) => void
-}
-
 export interface FleetOptions {
   redis: Redis
   instanceId: string
   heartbeatMs: number
   /** This machine's state now, for its heartbeat. */
   state: () => Omit<MachineState, 'id' | 'at'>
-  log: FleetLogger
+  log: Logger
   /**
    * A machine's heartbeat lapsed (SIGKILL, OOM, lost host) and this machine
    * won the claim to deal with its sessions (exactly one claimer). Also

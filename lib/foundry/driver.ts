@@ -13,6 +13,7 @@ import type { WsWatcher } from '../browser/websockets.js'
 import { chromiumNetError } from '../browser/egress.js'
 import { foundryBase } from './names.js'
 import { pageFunction, type PageScript } from './page-scripts.js'
+import type { PageArgs, PageFn, PageResult } from './page-api.js'
 import type { LoginOptions, LoginParams, Stage } from './types.js'
 
 /**
@@ -116,13 +117,14 @@ export class Driver {
   }
 
   /** Run `fn` of page script `script` in the page once. */
-  async call<T> (script: PageScript, fn: string, ...args: unknown[]): Promise<T> {
-    return await this.page.evaluate(pageFunction(script, fn), ...args) as T
+  async call<S extends PageScript, F extends PageFn<S>> (script: S, fn: F, ...args: PageArgs<S, F>): Promise<PageResult<S, F>> {
+    // puppeteer knows nothing of the page's code; page-api.ts does.
+    return await this.page.evaluate(pageFunction(script, fn), ...args) as PageResult<S, F>
   }
 
   /** GET /api/status from inside the page (no auth; null when it does not answer JSON). */
   async status (): Promise<FoundryStatus | null> {
-    return await this.call<FoundryStatus | null>('common', 'status', this.url('api/status'))
+    return await this.call('common', 'status', this.url('api/status'))
   }
 
   /** POST JSON from inside the page, with its cookies, as Foundry's own pages do. */
@@ -132,7 +134,7 @@ export class Driver {
 
   /** The newest error Foundry shows (toast or inline form error), '' when none. */
   async errorNotice (): Promise<string> {
-    return await this.call<string>('common', 'lastError', true).catch(() => '')
+    return await this.call('common', 'lastError', true).catch(() => '')
   }
 
   /**
@@ -141,7 +143,7 @@ export class Driver {
    * when the page navigates; with `w.stayOn`, a main-frame navigation away
    * from that route ends the wait at once: the login was lost.
    */
-  async waitFor<T> (script: PageScript, fn: string, w: Wait, ...args: unknown[]): Promise<T> {
+  async waitFor<S extends PageScript, F extends PageFn<S>> (script: S, fn: F, w: Wait, ...args: PageArgs<S, F>): Promise<Exclude<PageResult<S, F>, false>> {
     const deadline = Date.now() + w.timeout
     const stop = new AbortController()
     let leftFor: string | null = null
@@ -164,7 +166,7 @@ export class Driver {
           const handle = await this.page.waitForFunction(pageFunction(script, fn), { timeout: Math.min(left, WAIT_SLICE_MS), polling: w.polling ?? 100, signal: stop.signal }, ...args)
           const value = await handle.jsonValue().catch(() => true)
           await handle.dispose().catch(() => {})
-          return value as T
+          return value as Exclude<PageResult<S, F>, false>
         } catch (err) {
           if (leftFor !== null) {
             throw this.fail(LoginLost, `Foundry sent the browser from ${w.stayOn} to ${leftFor as string} while ${this.what()}: the login was lost (the world may have shut down, or another login replaced this one)`)

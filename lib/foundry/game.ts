@@ -9,7 +9,7 @@ import type { WorldInfo } from './types.js'
 export async function game (d: Driver): Promise<WorldInfo> {
   d.enter('game-load')
   await d.waitFor('game', 'ready', { timeout: d.opts.timeouts.gameReady, what: 'game.ready', stayOn: '/game' })
-  const info = await d.call<WorldInfo>('game', 'info')
+  const info = await d.call('game', 'info')
   const { worldName } = d.params
   if (worldName !== undefined && worldName !== '' &&
       matchWorld([{ id: info.worldId, title: info.worldTitle }], worldName) === undefined) {
@@ -24,5 +24,5 @@ export async function game (d: Driver): Promise<WorldInfo> {
 
 /** Module 2.x connects only for the primary GM: does another active GM come before `userId`? */
 export async function otherPrimaryGm (d: Driver, userId: string): Promise<boolean> {
-  return await d.call<boolean>('game', 'otherPrimaryGm', userId).catch(() => false)
+  return await d.call('game', 'otherPrimaryGm', userId).catch(() => false)
 }

@@ -24,7 +24,7 @@ export async function join (d: Driver): Promise<JoinOutcome> {
   d.enter('join')
   const { username, password, worldName } = d.params
   if (worldName !== undefined && worldName !== '') {
-    const running = await d.call<string>('join', 'worldTitle')
+    const running = await d.call('join', 'worldTitle')
     const status = await d.status()
     if (status !== null && status.active === false) {
       // /join without a world ("no active game session"): go through setup.
@@ -36,7 +36,7 @@ export async function join (d: Driver): Promise<JoinOutcome> {
     }
   }
   // Built by script after Foundry's socket answers getJoinData.
-  const form = await d.waitFor<JoinForm>('join', 'probe', { timeout: d.opts.timeouts.joinForm, what: 'the join form' })
+  const form = await d.waitFor('join', 'probe', { timeout: d.opts.timeouts.joinForm, what: 'the join form' })
   if (form.kind === 'inactive') {
     throw d.fail(WorldNotRunning, 'Foundry\'s join page says no world is running: name the world in x-world-name to launch it')
   }
@@ -44,7 +44,7 @@ export async function join (d: Driver): Promise<JoinOutcome> {
     const version = (await d.status())?.version ?? 'this version'
     throw d.fail(JoinFormUnknown, `Foundry ${version}'s join page has a login form this service does not recognise (neither a user list nor a user name field): please report it with your Foundry version`)
   }
-  const user = matchUser(await d.call<JoinUser[]>('join', 'users'), username)
+  const user = matchUser(await d.call('join', 'users'), username)
   if (user === undefined) {
     throw d.fail(UserNotFound, `User "${username}" does not exist in this world: use the user name exactly as Foundry's join page shows it`)
   }

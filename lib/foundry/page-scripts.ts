@@ -14,6 +14,7 @@
 // written, and arguments travel as the protocol's call arguments.
 // `npm run build` copies ./page/ next to the compiled module (dist/…/page/).
 import { readFileSync } from 'node:fs'
+import type { PageFn } from './page-api.js'
 
 export const PAGE_SCRIPTS = ['common', 'document', 'auth', 'setup', 'players', 'join', 'game'] as const
 export type PageScript = typeof PAGE_SCRIPTS[number]
@@ -42,7 +43,7 @@ export function pageCallSource (script: PageScript, fn: string): string {
 }
 
 /** A function for page.evaluate / waitForFunction / evaluateOnNewDocument that runs `fn` of `script` in the page. */
-export function pageFunction (script: PageScript, fn: string): PageFunction {
+export function pageFunction<S extends PageScript> (script: S, fn: PageFn<S>): PageFunction {
   const key = `${script}.${fn}`
   let f = functions.get(key)
   if (f === undefined) {

@@ -23,7 +23,7 @@ export async function adminAuth (d: Driver): Promise<void> {
   if (adminPassword === undefined || adminPassword === '') {
     throw d.fail(AdminPasswordRequired, `No world is running and Foundry asks for its administrator password to launch "${worldName}": send it as encryptedAdminPassword (encrypted like the password), or launch the world in Foundry yourself`)
   }
-  const form = await d.waitFor<AuthForm>('auth', 'probe', { timeout: d.opts.timeouts.joinForm, what: 'the administrator password form' })
+  const form = await d.waitFor('auth', 'probe', { timeout: d.opts.timeouts.joinForm, what: 'the administrator password form' })
   if (d.adminAuthTried) {
     const flash = await d.errorNotice()
     const why = flash !== '' ? ` (${flash})` : ''

@@ -26,7 +26,7 @@ export async function launchWorld (d: Driver): Promise<void> {
   }
   d.enter('world-launch')
   await d.waitFor('setup', 'ready', { timeout: d.opts.timeouts.joinForm, what: 'the setup page\'s world list' })
-  const worlds = await d.call<SetupWorld[]>('setup', 'worlds')
+  const worlds = await d.call('setup', 'worlds')
   const world = matchWorld(worlds, worldName)
   if (world === undefined) {
     const titles = worlds.map((w) => `"${w.title}"`).join(', ')
@@ -35,12 +35,12 @@ export async function launchWorld (d: Driver): Promise<void> {
   await d.call('setup', 'dismissOverlays')
   // The world's own play control, so that Foundry's client runs its checks
   // (a world that needs migrating opens a dialog instead).
-  const errorsBefore = await d.call<number>('setup', 'errorCount')
-  if (!await d.call<boolean>('setup', 'launch', world.id)) {
+  const errorsBefore = await d.call('setup', 'errorCount')
+  if (!await d.call('setup', 'launch', world.id)) {
     throw d.fail(FoundryError, `The setup page shows world "${world.title}" without a launch control this service knows: launch the world in Foundry yourself`)
   }
   // The setup page navigates by itself when the launch completes; the wait follows it.
-  const outcome = await d.waitFor<LaunchOutcome>('setup', 'outcome',
+  const outcome = await d.waitFor('setup', 'outcome',
     { timeout: d.opts.timeouts.worldLaunch, what: `world "${world.title}" to finish launching`, polling: 250 },
     d.url('api/status'), world.id, errorsBefore)
   switch (outcome.kind) {

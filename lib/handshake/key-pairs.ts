@@ -1,6 +1,8 @@
 // The RSA key pairs behind handshakes, generated ahead of need: one serves
 // new handshakes for `rotateMs` while the next is generated in libuv's
-// thread pool, so no key pair is ever generated on the request path. Also
+// thread pool, so no key pair is ever generated on the request path. The
+// spare is started by the first handshake a key serves, so a service no one
+// asks for a handshake makes one key pair, not two. Also
 // RSA-OAEP decryption with one of them. Private keys are KeyObjects that
 // never leave this process's memory.
 import { constants, generateKeyPair, privateDecrypt, type KeyObject } from 'node:crypto'
@@ -25,7 +27,7 @@ export interface KeyPairPoolOptions {
 export interface KeyPairPool {
   /** Resolves once the first key pair exists. */
   ready: () => Promise<void>
-  /** The key pair for a new handshake, rotated to the spare once rotateMs has passed. */
+  /** The key pair for a new handshake, rotated to the spare once rotateMs has passed; starts the next spare when there is none. */
   current: () => KeyPair
   /** Key pairs generated so far. */
   generations: () => number
@@ -55,8 +57,7 @@ export function createKeyPairPool (opts: KeyPairPoolOptions): KeyPairPool {
       else next = pair
     }).finally(() => {
       generating = undefined
-      // Keep one spare ready behind the current key.
-      if (!closed && (current === undefined || next === undefined)) void refill()
+      if (!closed && current === undefined) void refill()
     })
     return generating
   }
@@ -70,8 +71,9 @@ export function createKeyPairPool (opts: KeyPairPoolOptions): KeyPairPool {
       if (next !== undefined && now() - current.createdAt >= opts.rotateMs) {
         current = { ...next, createdAt: now() }
         next = undefined
-        void refill()
       }
+      // Keep one spare ready behind the key in use.
+      if (next === undefined) void refill()
       return current
     },
     generations: () => generations,

@@ -2,7 +2,7 @@
 // started, ended or failed — who (the API key's short digest, never the
 // key), which Foundry origin, world and user. No secrets: a session record
 // holds none, and only these fields are written.
-import type { Logger } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import type { SessionEventListener } from './types.js'
 
 export type AuditEvent = 'session.started' | 'session.ended' | 'session.failed'

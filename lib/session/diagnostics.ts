@@ -1,7 +1,7 @@
 // Diagnostics of a failed first login: a screenshot of its page, every
 // password field emptied first, kept in the screenshot store for the owner.
 import type { Page } from 'puppeteer-core'
-import type { Logger } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import { pageFunction } from '../foundry/page-scripts.js'
 import type { ScreenshotStore } from '../browser/screenshots.js'
 

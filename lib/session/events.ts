@@ -2,7 +2,7 @@
 // per-session listeners (the console's event stream). Ownership is checked
 // by the manager before a per-session listener is added. A listener that
 // throws is logged and does not stop the others.
-import type { Logger } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import type { Session, SessionEvent, SessionEventListener } from './types.js'
 
 export interface SessionEvents {

@@ -6,7 +6,8 @@
 // page, finishing. Records go to the registry after every change, and every
 // change is an event. The public API on top is manager.ts.
 import type { Page } from 'puppeteer-core'
-import type { BrowserPool, Logger } from '../browser/pool.js'
+import type { BrowserPool } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import { SessionCancelled, type ServiceError } from '../errors.js'
 import { loginToFoundry, type LoginResult, type LoginTimeouts } from '../foundry/index.js'
 import { probeFoundry } from '../foundry/probe.js'

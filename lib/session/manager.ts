@@ -3,7 +3,8 @@
 // the login slots), end, list, subscribe, counts, endAll, and the fleet's
 // hooks (running, takeOver, release, beforeShutdown, keepAgain). Records come
 // from the registry; the sessions this instance runs from the executor.
-import type { BrowserPool, Logger } from '../browser/pool.js'
+import type { BrowserPool } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import { SessionNotFound } from '../errors.js'
 import type { LoginTimeouts } from '../foundry/index.js'
 import type { PageSetupOptions } from '../browser/page-setup.js'

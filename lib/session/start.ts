@@ -4,7 +4,8 @@
 // the first login. Two starts of the same login, here or anywhere in the
 // fleet, log in once: the later one answers with the first one's session.
 import { randomUUID } from 'node:crypto'
-import type { BrowserPool, Logger } from '../browser/pool.js'
+import type { BrowserPool } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import { AtCapacity, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.js'
 import { foundryBase, matchWorld } from '../foundry/index.js'
 import { snapshot } from './entry.js'

@@ -11,7 +11,7 @@
 // service starts without it.
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Logger } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import { openCredentials, sealCredentials, type Sealer } from '../fleet/seal.js'
 import { isFinal, type Credentials, type Session } from './types.js'
 

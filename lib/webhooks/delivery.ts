@@ -13,7 +13,7 @@ import { request as httpsRequest } from 'node:https'
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
 import { isIP } from 'node:net'
 import { Webhook } from 'standardwebhooks'
-import type { Logger } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 
 export interface Target {
   /** 'session': the session's own webhook; 'instance': the operator's (WEBHOOK_URL). For log lines. */

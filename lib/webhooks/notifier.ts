@@ -19,7 +19,7 @@
 // gets a Discord message ({content, embeds}); any other URL the Standard
 // Webhooks payload {type, timestamp, data}. No Fastify here.
 import { createHash } from 'node:crypto'
-import type { Logger } from '../browser/pool.js'
+import type { Logger } from '../logger.js'
 import type { Tracker } from '../session/executor.js'
 import { keyDigest } from '../session/audit.js'
 import type { Session, SessionEvent, SessionEventListener } from '../session/types.js'

@@ -13,8 +13,11 @@ import { GM, PLAYER, WORLD, endSession, foundry, listSessions, startSession } fr
 
 const ASSISTANT = { id: 'cC4sT6uV8wX0yZ2c', name: 'Assistant', role: 3 as const, password: 'assistant-secret-Pw' }
 
+// One service (one Chromium) for the tests that use the default settings:
+// each test has its own stand-in, so its sessions are its own, and ends them.
+const { app, logs } = await build(t)
+
 t.test('every Foundry generation logs in the way its own join page does', async (t) => {
-  const { app } = await build(t)
   for (const [version, key] of [['11.315', 'userid'], ['12.331', 'userid'], ['13.351', 'userid'], ['14.365', 'userid'], ['14.367', 'userId']] as const) {
     t.test(version, async (t) => {
       const { standin, relay } = await foundry(t, { version })
@@ -25,25 +28,23 @@ t.test('every Foundry generation logs in the way its own join page does', async 
       const joins = standin.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/join'))
       t.equal(joins.length, 1, 'one POST /join: the right key the first time')
       t.match(joins[0]?.body, { [key]: GM.id, action: 'join' })
-      t.match((await listSessions(app)).activeSessions[0], { foundryVersion: version })
+      t.match((await listSessions(app)).activeSessions.find((s) => s.id === res.json().sessionId), { foundryVersion: version })
       t.equal((await endSession(app, res.json().sessionId)).statusCode, 200)
     })
   }
 })
 
 t.test('Foundry behind a route prefix', async (t) => {
-  const { app } = await build(t)
   const { standin } = await foundry(t, { routePrefix: 'foundry', activeWorld: null })
   t.match(standin.url, /\/foundry\/$/)
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password, world: WORLD.title })
   t.equal(res.statusCode, 200, res.body)
   t.equal(res.json().clientId, `foundry-${GM.id}`)
   t.ok(standin.requests.every((r) => r.path.startsWith('/foundry/')), 'every request carried the prefix')
+  await endSession(app, res.json().sessionId)
 })
 
 t.test('the setup page: launch by title, case-insensitively or by id; telemetry; migration; lock', async (t) => {
-  const { app } = await build(t)
-
   t.test('match by id, with the telemetry prompt showing', async (t) => {
     const { standin } = await foundry(t, { activeWorld: null, telemetryPrompt: true })
     const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password, world: WORLD.id })
@@ -86,7 +87,6 @@ t.test('the setup page: launch by title, case-insensitively or by id; telemetry;
 })
 
 t.test('an admin password guards the setup page', async (t) => {
-  const { app, logs } = await build(t)
   const ADMIN = 'admin-secret-Pa55!'
   const { standin } = await foundry(t, { activeWorld: null, adminPassword: ADMIN })
   const args = { foundryUrl: standin.url, username: GM.name, password: GM.password, world: WORLD.title }
@@ -109,11 +109,10 @@ t.test('an admin password guards the setup page', async (t) => {
     t.notOk(logs().includes(secret), 'no admin password or password in the log')
     t.notOk([none.body, wrong.body, ok.body].some((b) => b.includes(secret)), 'nor in a response')
   }
+  await endSession(app, ok.json().sessionId)
 })
 
 t.test('users: already active elsewhere, Assistant GM, not needing the module', async (t) => {
-  const { app } = await build(t)
-
   t.test('a user shown as active needs loginIfActive', async (t) => {
     const { standin } = await foundry(t, { activeUserIds: [GM.id] })
     const args = { foundryUrl: standin.url, username: GM.name, password: GM.password }
@@ -148,7 +147,6 @@ t.test('users: already active elsewhere, Assistant GM, not needing the module', 
 })
 
 t.test('the same world and user twice returns the existing session', async (t) => {
-  const { app } = await build(t)
   const { standin } = await foundry(t)
   const args = { foundryUrl: standin.url, username: GM.name, password: GM.password }
   const [a, b] = await Promise.all([startSession(app, args), startSession(app, { ...args, username: 'gamemaster', world: WORLD.title })])
@@ -160,6 +158,8 @@ t.test('the same world and user twice returns the existing session', async (t) =
   const other = await startSession(app, { ...args, apiKey: OTHER_KEY, body: { loginIfActive: true, requireModule: false } })
   t.equal(other.statusCode, 200, other.body)
   t.not(other.json().sessionId, a.json().sessionId, 'another key gets its own session')
+  await endSession(app, a.json().sessionId)
+  await endSession(app, other.json().sessionId, OTHER_KEY)
 })
 
 t.test('module 3.x: a seeded connection token, auth-success, and refusals', async (t) => {
@@ -191,7 +191,6 @@ t.test('module 3.x: a seeded connection token, auth-success, and refusals', asyn
 })
 
 t.test('module 2.x: the relay says another browser holds the connection (4004)', async (t) => {
-  const { app } = await build(t)
   const { standin } = await foundry(t, {}, { rejectIds: [`foundry-${GM.id}`] })
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
   expectError(t, res, 409, 'MODULE_CONNECTION_TAKEN')
@@ -199,7 +198,6 @@ t.test('module 2.x: the relay says another browser holds the connection (4004)',
 })
 
 t.test('TLS failures have their own code', async (t) => {
-  const { app } = await build(t)
   const dir = mkdtempSync(join(tmpdir(), 'fs-tls-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
@@ -213,7 +211,6 @@ t.test('TLS failures have their own code', async (t) => {
 })
 
 t.test('a failure screenshot, for its API key only, with no typed secret', async (t) => {
-  const { app } = await build(t)
   const { standin } = await foundry(t)
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: 'wrong-password-77', body: { screenshotOnFailure: true } })
   expectError(t, res, 422, 'FOUNDRY_LOGIN_REJECTED')
@@ -227,3 +224,7 @@ t.test('a failure screenshot, for its API key only, with no typed secret', async
   expectError(t, await app.inject({ method: 'GET', url, headers: { 'x-api-key': OTHER_KEY } }), 404, 'SCREENSHOT_NOT_FOUND')
   expectError(t, await app.inject({ method: 'GET', url }), 401, 'API_KEY_MISSING')
 })
+
+// Ends the file once the tests above are done, so the shared service (and
+// its Chromium) is closed then rather than keeping the process alive.
+t.end()

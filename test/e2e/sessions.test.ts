@@ -168,22 +168,24 @@ t.test('world not found lists the worlds', async (t) => {
   expectError(t, none, 409, 'WORLD_NOT_RUNNING')
 })
 
-t.test('the module never connects → 504 that explains why', async (t) => {
+t.test('the module does not connect → 504', async (t) => {
   const { app } = await build(t, { MODULE_CONNECT_TIMEOUT_MS: 2500 })
-  const { standin } = await foundry(t, { worlds: [{ ...WORLD, moduleActive: false }] })
-  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
-  expectError(t, res, 504, 'MODULE_NOT_CONNECTED')
-  t.match(res.json(), { error: /module is not active in this world.*another Gamemaster/, stage: 'module-connection', page: '/game' })
-  t.equal(app.browserPool.health().contexts, 0)
-})
 
-t.test('another GM holds the module connection (v2 primary GM rule) → 504', async (t) => {
-  const { app } = await build(t, { MODULE_CONNECT_TIMEOUT_MS: 2500 })
-  const lowerGm = { id: 'AAAAAAAAAAAAAAAA', name: 'Other GM', role: 4 as const, password: 'x' }
-  const { standin, relay } = await foundry(t, { worlds: [{ ...WORLD, users: [...WORLD.users, lowerGm] }], activeUserIds: [lowerGm.id] })
-  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
-  expectError(t, res, 504, 'MODULE_NOT_CONNECTED')
-  t.equal(relay.connections.length, 0, 'the module did not connect for a non-primary GM')
+  t.test('the module never connects → 504 that explains why', async (t) => {
+    const { standin } = await foundry(t, { worlds: [{ ...WORLD, moduleActive: false }] })
+    const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
+    expectError(t, res, 504, 'MODULE_NOT_CONNECTED')
+    t.match(res.json(), { error: /module is not active in this world.*another Gamemaster/, stage: 'module-connection', page: '/game' })
+    t.equal(app.browserPool.health().contexts, 0)
+  })
+
+  t.test('another GM holds the module connection (v2 primary GM rule) → 504', async (t) => {
+    const lowerGm = { id: 'AAAAAAAAAAAAAAAA', name: 'Other GM', role: 4 as const, password: 'x' }
+    const { standin, relay } = await foundry(t, { worlds: [{ ...WORLD, users: [...WORLD.users, lowerGm] }], activeUserIds: [lowerGm.id] })
+    const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
+    expectError(t, res, 504, 'MODULE_NOT_CONNECTED')
+    t.equal(relay.connections.length, 0, 'the module did not connect for a non-primary GM')
+  })
 })
 
 t.test('unreachable, not Foundry, and silent servers', async (t) => {

@@ -14,7 +14,7 @@ import { startRedis } from './redis.js'
 const redis = await startRedis(t)
 const KEY = randomBytes(32).toString('base64')
 const CAPS = { maxSessions: 10, maxPerOwner: 10 }
-const quiet = { info: () => {}, warn: () => {}, debug: () => {} }
+const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} }
 let n = 0
 
 function setup (opts: { key?: string, machines?: MachineState[], offer?: boolean } = {}) {

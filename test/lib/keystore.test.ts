@@ -92,11 +92,12 @@ t.test('the store is bounded', async (t) => {
 t.test('no key pair is generated on the request path; keys rotate to a pre-generated one', async (t) => {
   let now = 0
   const ks = await store(t, { rotateMs: 1000, now: () => now })
-  // Let the spare key finish.
+  t.equal(ks.keyGenerations(), 1, 'ready with one key pair; no spare before a handshake needs one')
+  const first = ks.create(input)
+  // The first handshake started the spare; let it finish.
   for (let i = 0; i < 200 && ks.keyGenerations() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20))
   t.equal(ks.keyGenerations(), 2, 'the current key and one spare')
   const before = ks.keyGenerations()
-  const first = ks.create(input)
   for (let i = 0; i < 50; i++) ks.create(input)
   t.equal(ks.keyGenerations(), before, 'creating handshakes generated no key')
   now += 1000
@@ -139,8 +140,11 @@ t.test('key pairs rotate on demand: an idle service generates none', async (t) =
   const pool = createKeyPairPool({ rotateMs: 1000, modulusLength: 1024, now: () => clock })
   t.teardown(() => { pool.close() })
   await pool.ready()
-  const first = pool.current()
   const until = async (n: number): Promise<void> => { while (pool.generations() < n) await new Promise((resolve) => setTimeout(resolve, 10)) }
+  // Time enough for a 1024-bit spare, were one started, to be made.
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal(pool.generations(), 1, 'ready with one key pair: the spare waits for a first handshake')
+  const first = pool.current()
   await until(2)
   t.equal(pool.generations(), 2, 'the current key pair and one spare')
   clock += 60_000

@@ -8,7 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WebSocketServer } from 'ws'
-import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource, type PageScript } from '../../lib/foundry/page-scripts.js'
+import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource } from '../../lib/foundry/page-scripts.js'
+import { PAGE_FUNCTIONS } from '../../lib/foundry/page-api.js'
 import { watchWebSockets } from '../../lib/browser/websockets.js'
 import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
 
@@ -58,19 +59,11 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   const { page } = await freshPage(t, browser)
   await page.goto('about:blank')
 
-  // Every exported function exists: evaluate each script's export list.
-  const expected: Record<PageScript, string[]> = {
-    common: ['errorCount', 'lastError', 'users', 'userCount', 'status', 'postJson', 'clearPasswords'],
-    document: ['reportCloseCodes', 'setNoCanvas', 'seedConnectionToken'],
-    auth: ['probe', 'submit', 'error'],
-    setup: ['ready', 'worlds', 'dismissOverlays', 'errorCount', 'launch', 'outcome', 'declineMigration'],
-    players: ['ready', 'submit'],
-    join: ['worldTitle', 'probe', 'users', 'postJson', 'status'],
-    game: ['ready', 'info', 'otherPrimaryGm', 'lease']
-  }
+  // Every function page-api.ts declares (and types the driver's calls by)
+  // exists, and no other: evaluate each script's export list.
   for (const name of PAGE_SCRIPTS) {
     const keys = await page.evaluate(`Object.keys((${pageScriptSource(name)})(${name === 'common' ? '' : `(${pageScriptSource('common')})()`}))`)
-    t.same(keys, expected[name], `${name}.js exports what the driver calls`)
+    t.same(keys, Object.keys(PAGE_FUNCTIONS[name]), `${name}.js exports what page-api.ts declares`)
   }
 
   // Probes on a page that is none of Foundry's answer "nothing here", not an error.
@@ -80,6 +73,7 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   t.same(await page.evaluate(pageFunction('setup', 'worlds')), [])
   t.equal(await page.evaluate(pageFunction('setup', 'dismissOverlays')), 0)
   t.equal(await page.evaluate(pageFunction('setup', 'launch'), 'w'), false)
+  t.equal(await page.evaluate(pageFunction('players', 'ready')), false)
   t.equal(await page.evaluate(pageFunction('players', 'submit')), false)
   t.equal(await page.evaluate(pageFunction('game', 'ready')), false)
   t.match(await page.evaluate(pageFunction('game', 'info')), { userId: '', role: 0, foundryVersion: '' })
@@ -99,6 +93,10 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   t.equal(await page.evaluate(pageFunction('setup', 'errorCount')), 1)
   await page.evaluate(pageFunction('common', 'clearPasswords'))
   t.equal(await page.evaluate('document.querySelector("input[type=password]").value'), '', 'password fields emptied')
+
+  // The /players gate is ready once loaded with its form and button.
+  await page.setContent('<form id="players-config"><button type="submit" data-action="save">Save and Continue</button></form>')
+  t.equal(await page.evaluate(pageFunction('players', 'ready')), true)
 })
 
 t.test('the WebSocket close-code reporter, installed as production installs it, reports 4004 and 1008', async (t) => {

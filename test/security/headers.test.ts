@@ -5,7 +5,6 @@
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { ConsoleMessage, HTTPResponse } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
 import { API_KEY, build } from '../helper.js'
 
 function expectSecurityHeaders (t: Test, headers: Record<string, unknown>, what: string): void {
@@ -21,8 +20,10 @@ function expectSecurityHeaders (t: Test, headers: Record<string, unknown>, what:
   t.equal(headers['referrer-policy'], 'no-referrer', `${what}: Referrer-Policy`)
 }
 
+// One service for both tests; its own Chromium shows the docs page.
+const { app, logs } = await build(t)
+
 t.test('every answer carries the headers', async (t) => {
-  const { app } = await build(t)
   for (const [method, url, headers] of [
     ['GET', '/docs/', {}],
     ['GET', '/docs', {}],
@@ -41,12 +42,11 @@ t.test('every answer carries the headers', async (t) => {
 })
 
 t.test('the docs page works under its CSP in Chromium', async (t) => {
-  const { app, logs } = await build(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  const browser = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
-  t.teardown(async () => { await browser.close().catch(() => {}) })
-  const context = await browser.createBrowserContext()
+  // A context of the service's Chromium (none of its sessions' page set-up applies).
+  const context = await app.browserPool.newContext()
+  t.teardown(async () => { await context.close().catch(() => {}) })
   const page = await context.newPage()
 
   // Every CSP violation, as the page sees it and as Chromium logs it.
@@ -98,3 +98,6 @@ t.test('the docs page works under its CSP in Chromium', async (t) => {
   t.same(consoleErrors, [], 'no console error at all')
   t.notOk(logs().includes(API_KEY), 'the key did not reach the log')
 })
+
+// Ends the file once both tests are done, which closes the shared service.
+t.end()

@@ -1,5 +1,6 @@
 // Chromium runs sandboxed when the service is not root, and never with
-// --disable-web-security. The real check launches Chromium as `nobody`.
+// --disable-web-security. The real check launches Chromium as a user that is
+// not root: `nobody` when the tests run as root, else the tests' own user.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, chmodSync, rmSync } from 'node:fs'
@@ -9,7 +10,9 @@ import { promisify } from 'node:util'
 import { resolveChromium } from '../../lib/browser/chromium.js'
 
 const runuser = ['/usr/sbin/runuser', '/sbin/runuser'].find((p) => existsSync(p))
-const canProbe = process.getuid?.() === 0 && runuser !== undefined
+const uid = process.getuid?.()
+const isRoot = uid === 0
+const canProbe = uid !== undefined && (!isRoot || runuser !== undefined)
 
 const asUid = async <T>(uid: number, fn: () => Promise<T>): Promise<T> => {
   const original = process.getuid
@@ -36,19 +39,22 @@ t.test('launch flags', async (t) => {
   t.ok(escape.args.includes('--no-sandbox'), 'CHROMIUM_ARGS=--no-sandbox still works where user namespaces are off')
 })
 
-t.test('as nobody, Chromium starts and its renderers are sandboxed', { skip: canProbe ? false : 'needs root and runuser to switch to nobody' }, async (t) => {
+t.test('not root, Chromium starts and its renderers are sandboxed', { skip: canProbe ? false : 'as root, needs runuser to switch to nobody' }, async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'sandbox-probe-'))
   chmodSync(home, 0o777)
   t.teardown(() => { rmSync(home, { recursive: true, force: true }) })
   const tsx = resolve('node_modules/.bin/tsx')
   const probe = resolve('test/security/sandbox-probe.ts')
-  const { stdout } = await promisify(execFile)(runuser!, ['-u', 'nobody', '--', 'env', `HOME=${home}`, `TMPDIR=${home}`, tsx, probe], {
+  const asUser = isRoot ? [runuser!, '-u', 'nobody', '--'] : []
+  const [cmd, ...args] = [...asUser, 'env', `HOME=${home}`, `TMPDIR=${home}`, tsx, probe]
+  const { stdout } = await promisify(execFile)(cmd, args, {
     timeout: 90_000,
     // A private copy of @sparticuz/chromium's binary lands in TMPDIR, owned by nobody.
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CHROMIUM_PATH: '' }
   })
   const report = JSON.parse(stdout.trim().split('\n').pop()!) as { uid: number, args: string[], renderers: string[] }
-  t.equal(report.uid, 65534, 'ran as nobody')
+  t.equal(report.uid, isRoot ? 65534 : uid, isRoot ? 'ran as nobody' : 'ran as the tests\' user')
+  t.not(report.uid, 0, 'not as root')
   t.notOk(report.args.includes('--no-sandbox'))
   t.ok(report.renderers.length > 0, 'a renderer ran')
   t.ok(report.renderers.every((s) => s === '2'), `renderers under seccomp-bpf: ${report.renderers.join(',')}`)

@@ -88,7 +88,9 @@ t.test('check(): syntax, credentials and addresses', async (t) => {
   const slow = createUrlPolicy({ mode: 'default', resolve: async () => await new Promise<string[]>(() => {}), resolveTimeoutMs: 50 })
   const t0 = Date.now()
   await t.rejects(slow.check('http://slow.test/'), { code: 'INVALID_FOUNDRY_URL' })
-  t.ok(Date.now() - t0 < 2000, 'resolution timed out')
+  // The resolver never answers, so the refusal itself shows the bound; the
+  // time shows it was the configured 50 ms, not the default 5 s.
+  t.ok(Date.now() - t0 < 4000, 'resolution timed out at resolveTimeoutMs')
 })
 
 t.test('checkUrl and resolveChecked: one resolution, every address checked, reasons', async (t) => {

@@ -98,7 +98,7 @@ t.test('v13 join and game', async (t) => {
     await page.select('select[name=userid]', GM.id)
     await page.type('#join-game input[name=password]', 'wrong')
     await page.click('#join-game button[name=join]')
-    await until(async () => await lastError(page), 5000, 'error notification')
+    await until(async () => await lastError(page), 20_000, 'error notification')
     t.equal(await lastError(page), 'JOIN.ErrorInvalidPassword')
     t.match(page.url(), /\/join$/)
     await page.$eval('#join-game input[name=password]', (e) => { (e as HTMLInputElement).value = '' })
@@ -150,7 +150,7 @@ t.test('v13 join and game', async (t) => {
 
     // GET /join logs the browser out.
     await page.goto(s.url + 'join')
-    await until(() => s.state().activeUsers.length === 0, 3000, 'user inactive')
+    await until(() => s.state().activeUsers.length === 0, 20_000, 'user inactive')
     const back = await page.goto(s.url + 'game')
     t.match(page.url(), /\/join$/, '/game after visiting /join → /join')
     t.equal(back?.status(), 200)

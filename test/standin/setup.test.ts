@@ -40,7 +40,7 @@ t.test('setup and auth', async (t) => {
       play!.click()
     ])
     // /game → /join once the launch completes
-    await until(() => /\/join$/.test(page.url()), 5000, 'URL /join')
+    await until(() => /\/join$/.test(page.url()), 20_000, 'URL /join')
     t.equal(s.state().activeWorld, 'world-two')
     await page.waitForSelector('#join-game-form select[name=userid]', { timeout: 5000 })
     t.same(launchPosts(s).map((r) => r.body), [{ action: 'launchWorld', world: 'world-two' }])
@@ -71,7 +71,7 @@ t.test('setup and auth', async (t) => {
     const play = await li!.$('a.control.play')
     t.not(await play!.evaluate((a) => getComputedStyle(a).display), 'none', 'v14 shows the play link')
     await play!.click()
-    await until(() => /\/join$/.test(page.url()), 5000, 'URL /join')
+    await until(() => /\/join$/.test(page.url()), 20_000, 'URL /join')
     t.equal(s.state().activeWorld, 'world-one')
   })
 
@@ -95,7 +95,7 @@ t.test('setup and auth', async (t) => {
     await play.click()
     await play.evaluate((a) => { (a as HTMLElement).click() })
     await page.click('#telemetry-overlay button[data-action=no]')
-    await until(() => s.requests.some((r) => r.method === 'POST' && (r.body as { action?: string } | undefined)?.action === 'telemetry'), 3000, 'telemetry answer')
+    await until(() => s.requests.some((r) => r.method === 'POST' && (r.body as { action?: string } | undefined)?.action === 'telemetry'), 20_000, 'telemetry answer')
     t.equal(await page.$('#telemetry-overlay'), null)
     t.ok(await page.$('.tour-overlay .tour-center-step [data-action=exit]'), 'a tour overlay is still up')
     t.equal(await covered(), 'tour-overlay', 'the tour covers it too')
@@ -107,7 +107,7 @@ t.test('setup and auth', async (t) => {
 
     const locked = await tile(page, 'locked')
     await (await locked!.$('a.control.play'))!.click()
-    await until(async () => await page.$('#notifications .notification.error'), 3000, 'error')
+    await until(async () => await page.$('#notifications .notification.error'), 20_000, 'error')
     t.equal(await page.$eval('#notifications .notification.error', (e) => e.textContent), 'PACKAGE.LaunchLocked')
     // That later launch was answered: the clicks made while an overlay was
     // up, pointer or script, would have been posted before it.
@@ -135,7 +135,7 @@ t.test('setup and auth', async (t) => {
     await page.goto(s.url)
     const li = await tile(page, 'world-one')
     await (await li!.$('a.control.play'))!.click()
-    await until(() => /\/players$/.test(page.url()), 5000, 'URL /players')
+    await until(() => /\/players$/.test(page.url()), 20_000, 'URL /players')
     const joinStatus = await page.evaluate(async () => (await fetch('/join', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ userid: 'aaaaaaaaaaaaaaa1', password: 'gm-pass', action: 'join' }) })).status)
     t.equal(joinStatus, 403, 'no login before the gate is passed')
     await Promise.all([page.waitForNavigation(), page.click('#players-config button[data-action=save]')])

@@ -80,7 +80,7 @@ t.test('a launch that fails after it started: SETUP.WorldLaunchFailure with the 
   await page.goto(s.url)
   await page.waitForSelector('#worlds-list li[data-package-id=world-one] a.control.play')
   await page.evaluate('document.querySelector("#worlds-list li[data-package-id=world-one] a.control.play").click()')
-  t.equal(await until(async () => await lastError(page), 5000, 'error toast'), 'SETUP.WorldLaunchFailure: System "pf2e" is not installed')
+  t.equal(await until(async () => await lastError(page), 20_000, 'error toast'), 'SETUP.WorldLaunchFailure: System "pf2e" is not installed')
   t.match(s.state(), { activeWorld: null, launching: null })
 })
 
@@ -89,7 +89,7 @@ t.test('any launch that bypasses the setup page\'s dialog migrates an old world'
   const cookie = await session(s.url)
   const res = await fetch(s.url + 'setup', { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: JSON.stringify({ action: 'launchWorld', world: 'world-one' }) })
   t.equal(res.status, 200)
-  await until(() => s.state().activeWorld === 'world-one', 5000, 'launched')
+  await until(() => s.state().activeWorld === 'world-one', 20_000, 'launched')
   t.same(s.state().migratedWorlds, ['world-one'], 'migrated without asking')
 })
 
@@ -105,7 +105,7 @@ t.test('/game with the canvas on needs WebGL', async (t) => {
     await page.goto(s.url)
     await loginWithForm(page, GM.id, GM.password)
     await waitReady(page)
-    const report = await until(() => s.canvas[0], 5000, 'canvas report')
+    const report = await until(() => s.canvas[0], 20_000, 'canvas report')
     t.match(report, { userId: GM.id, ready: webgl }, webgl ? 'a WebGL context: the canvas starts' : 'no WebGL: the canvas cannot start')
     t.equal(await page.evaluate('window.canvas.ready'), webgl)
     if (!webgl) t.equal(await lastError(page), 'ERROR.NoWebGL')

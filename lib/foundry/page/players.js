@@ -7,12 +7,13 @@
   const SUBMIT = 'button[type=submit], button[data-action=submit]'
 
   /**
-   * The page's own scripts have run (deferred scripts run before the
-   * document leaves "loading"): before that, a submit is the browser's own
-   * form submission, which Foundry's handler never sees.
+   * True once the page has loaded (its own script, which posts the form,
+   * has run) and shows the form. Pressed earlier, the browser would submit
+   * the form natively and Foundry would show the page again.
    */
   function ready () {
-    return document.readyState !== 'loading'
+    const form = document.querySelector(FORM)
+    return document.readyState === 'complete' && form !== null && form.querySelector(SUBMIT) !== null
   }
 
   /** Press "Save and Continue"; false when the page has no such form. */
