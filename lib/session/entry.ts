@@ -40,6 +40,14 @@ export interface Entry {
   retryTimer: NodeJS.Timeout | null
   /** Registry writes, in order. */
   saving: Promise<void>
+  /**
+   * Until then (ms) a login back in does not replace a login Foundry shows
+   * as active: the session was just taken over from another machine, whose
+   * page may still be connected (a stalled process holds its sockets open,
+   * its egress gate with them). Foundry showing the user active is then
+   * waited out (USER_ALREADY_ACTIVE, a transient cause), never doubled.
+   */
+  yieldToActiveUntil: number
 }
 
 export const snapshot = (s: Session): Session => structuredClone(s)
@@ -99,12 +107,13 @@ export function newEntry (record: Session, credentials: Credentials): Entry {
     ready,
     settle,
     retryTimer: null,
-    saving: Promise.resolve()
+    saving: Promise.resolve(),
+    yieldToActiveUntil: 0
   }
 }
 
 /** What the driver gets: relogin, a login back into a session that had one. */
-export function loginParams (entry: Entry, relogin: boolean): LoginParams {
+export function loginParams (entry: Entry, relogin: boolean, now: number): LoginParams {
   const { options: o, secrets } = entry
   return {
     foundryUrl: o.foundryUrl,
@@ -116,8 +125,10 @@ export function loginParams (entry: Entry, relogin: boolean): LoginParams {
     connectionToken: secrets.connectionToken?.toString('utf8'),
     requireModule: o.requireModule,
     // Logging back in replaces this session's own stale login, unless
-    // Foundry logged it out: then another login may hold the user.
-    loginIfActive: relogin ? !entry.session.loggedOut : o.loginIfActive,
+    // Foundry logged it out (another login may hold the user), or the
+    // session was just taken over from another machine (its page may still
+    // be connected: wait for Foundry to let it go rather than log in twice).
+    loginIfActive: relogin ? !entry.session.loggedOut && now >= entry.yieldToActiveUntil : o.loginIfActive,
     launchWorld: !relogin || o.relaunchWorld
   }
 }

@@ -262,7 +262,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     })
     // The login shares this watcher; the session keeps it to follow the module.
     entry.ws = await watchWebSockets(page)
-    const result = await loginToFoundry(page, loginParams(entry, relogin), {
+    const result = await loginToFoundry(page, loginParams(entry, relogin, now()), {
       timeouts: opts.timeouts,
       signal: abort.signal,
       refusedAddress: () => (gate?.stats().refused ?? 0) > 0,
@@ -309,6 +309,11 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     if (probe.verdict === 'wait') {
       log.debug({ sessionId: entry.session.id, attempt: entry.session.attempts + 1, code: probe.code }, 'Foundry is not back yet (HTTP probe): not logging in')
       await dispatch(entry, { type: 'login-failed', code: probe.code, message: probe.message })
+      return
+    }
+    // Asked again: the fleet may have fenced this machine during the probe.
+    if (opts.mayLogIn?.() === false) {
+      await dispatch(entry, { type: 'no-login-slot' })
       return
     }
     const release = pool.tryAcquireLogin()

@@ -103,6 +103,14 @@ export interface SessionManager {
   onLeave: (listener: (id: string) => void) => () => void
 }
 
+/**
+ * How long a session taken over from another machine waits for Foundry to
+ * drop the previous machine's login before replacing it: past Foundry's own
+ * socket timeout (socket.io's ping interval and timeout, 45 s), so only a
+ * stale "active" flag is ever replaced.
+ */
+export const TAKEOVER_YIELD_MS = 60_000
+
 export function createSessionManager (opts: SessionManagerOptions): SessionManager {
   const { pool, log } = opts
   const now = opts.now ?? Date.now
@@ -212,6 +220,10 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
 
     takeOver (record, credentials, reason) {
       const entry = executor.track(takenOver(record, reason, now()), credentials)
+      // Its previous machine's page may still hold the login (a stalled
+      // process keeps its sockets open): for a while, wait for Foundry to
+      // let that login go instead of replacing it (never two logins at once).
+      entry.yieldToActiveUntil = now() + TAKEOVER_YIELD_MS
       // Its first login here is a login back in: same id, clientId, counts.
       entry.settle.resolve(snapshot(entry.session))
       void dispatch(entry, { type: 'relogin-due' })
