@@ -89,7 +89,9 @@ t.test('the console fits every width; it shows the events webhooks tell of', asy
   t.test('the events list shows reconnecting, recovered and ended as they happen; the webhook verifies with the secret shown', async (t) => {
     await page.setViewport({ width: 1280, height: 800 })
     const sessionId = ((await listSessions(app)).activeSessions[0]!.id) as string
-    await standin.restart({ downMs: 1500 })
+    // Down long enough (several backoff steps) that the reconnecting state is
+    // seen on a loaded machine too, even by a stream the console reopens.
+    await standin.restart({ downMs: 6000 })
     await page.waitForFunction(`[...document.querySelectorAll('#events li')].some((li) => li.dataset.sessionId === ${JSON.stringify(sessionId)} && li.textContent.includes('reconnecting:'))`, { timeout: 30_000 })
     await page.waitForFunction('[...document.querySelectorAll(\'#events li\')].some((li) => li.textContent.includes(\'recovered:\'))', { timeout: 60_000 })
     await page.locator(`::-p-aria(End ${WORLD.title} ${GM.name})`).click()
