@@ -6,7 +6,10 @@
 //   API module's relay WebSocket upgraded (101). Pages are taken as loaded
 //   at DOMContentLoaded and conditions polled at every animation frame
 //   (puppeteer's defaults for waitForFunction), the fastest a script can see them.
-import type { Page } from 'puppeteer-core'
+import type { Browser, Page } from 'puppeteer-core'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
+import { cpuSeconds } from './lib.js'
 
 export interface BareLogin {
   url: string
@@ -96,4 +99,23 @@ export async function bareLogin (page: Page, a: BareLogin): Promise<{ clientId: 
   }
   await cdp.detach().catch(() => {})
   return { clientId: conn.id, connectedAt }
+}
+
+/**
+ * One heavy-/game login in a bare browser launched like the service's
+ * (lib/browser/chromium.ts, plus `flags`), its page set up like the
+ * service's: what bench/flag-screen.ts and bench/renderer-memory.ts measure.
+ */
+export async function bareSession (foundry: { url: string, username: string, password: string }, flags: string[]): Promise<{
+  browser: Browser, page: Page, browserPid: number, clientId: string, loginMs: number, loginCpuS: number
+}> {
+  const browser = await launchChromium(await resolveChromium({ args: flags }))
+  for (const p of await browser.pages()) await p.close()
+  const page = await (await browser.createBrowserContext()).newPage()
+  await preparePage(page, DEFAULT_PAGE_SETUP)
+  const browserPid = browser.process()!.pid!
+  const c0 = cpuSeconds(browserPid)
+  const t0 = performance.now()
+  const { clientId } = await bareLogin(page, { ...foundry, timeoutMs: 180_000 })
+  return { browser, page, browserPid, clientId, loginMs: performance.now() - t0, loginCpuS: cpuSeconds(browserPid) - c0 }
 }

@@ -5,26 +5,15 @@
 // login's wall and CPU time, and 8 module requests (round trip, CPU).
 //   FLAGS='--js-flags=--max-semi-space-size=1' npx tsx bench/flag-screen.ts
 // Prints one JSON line. docs/benchmarks.md has the flags tried this way.
-import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
-import { bareLogin } from './bare-login.js'
+import { bareSession } from './bare-login.js'
 import { startStage, tree, sleep, median, cpuSeconds } from './lib.js'
 import { moduleRequest } from './module-request.js'
 import { readFileSync } from 'node:fs'
 const stage = await startStage(1)
 const extra = (process.env.FLAGS ?? '').split(' ').filter(Boolean)
-const b = await launchChromium(await resolveChromium({ args: extra }))
-for (const p of await b.pages()) await p.close()
-const ctx = await b.createBrowserContext()
-const page = await ctx.newPage()
-await preparePage(page, DEFAULT_PAGE_SETUP)
 const f = stage.running[0]!
-const bpid = b.process()!.pid!
-const c0 = cpuSeconds(bpid)
-const t0 = performance.now()
-const r = await bareLogin(page, { url: f.standin.url, username: f.user.name, password: f.user.password, timeoutMs: 180000 })
-const loginMs = performance.now() - t0
-const loginCpu = cpuSeconds(bpid) - c0
+const { browser: b, page, browserPid: bpid, clientId, loginMs, loginCpuS: loginCpu } = await bareSession({ url: f.standin.url, username: f.user.name, password: f.user.password }, extra)
+const r = { clientId }
 const cdp = await page.createCDPSession()
 await cdp.send('HeapProfiler.collectGarbage')
 await sleep(2000)

@@ -20,27 +20,16 @@
 // Prints one JSON object per reading.
 import { readFileSync } from 'node:fs'
 import type { Browser, CDPSession, Page } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
-import { bareLogin } from './bare-login.js'
+import { bareSession } from './bare-login.js'
 import { cpuSeconds, median, sleep, startStage, tree } from './lib.js'
 import { moduleRequest } from './module-request.js'
 
 const stage = await startStage(1, 0)
 const extra = (process.env.FLAGS ?? '').split(' ').filter(Boolean)
 const levers = (process.env.LEVERS ?? '').split(',').filter(Boolean)
-const b = await launchChromium(await resolveChromium({ args: extra }))
-for (const p of await b.pages()) await p.close()
-const ctx = await b.createBrowserContext()
-const page = await ctx.newPage()
-await preparePage(page, DEFAULT_PAGE_SETUP)
 const f = stage.running[0]!
-const bpid = b.process()!.pid!
-const c0 = cpuSeconds(bpid)
-const t0 = performance.now()
-const r = await bareLogin(page, { url: f.standin.url, username: f.user.name, password: f.user.password, timeoutMs: 180_000 })
-const loginMs = performance.now() - t0
-const loginCpu = cpuSeconds(bpid) - c0
+const { browser: b, page, browserPid: bpid, clientId, loginMs, loginCpuS: loginCpu } = await bareSession({ url: f.standin.url, username: f.user.name, password: f.user.password }, extra)
+const r = { clientId }
 const cdp = await page.createCDPSession()
 await cdp.send('Performance.enable')
 
