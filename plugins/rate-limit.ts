@@ -111,7 +111,7 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (fastify, opts) =
   // promise, three awaits) was ~5 µs of each handshake. Same counts, same
   // budget and window; while no address has sent a wrong key there is
   // nothing to read.
-  const local = redis === null ? new WindowStore(10_000) : null
+  const local = redis === null ? new WindowStore(10_000, now) : null
   fastify.decorate('apiKeyThrottle', failMax <= 0
     ? { async check () {}, async failed () {} }
     : local !== null
