@@ -166,10 +166,17 @@ function follow (ids: string[]): void {
     void (async () => {
       try {
         // Each event changes what the list shows: fetch it again. The first
-        // one is where the session is now, not news.
+        // one is where the session is now: news only when it differs from
+        // what was last shown of the session (a stream opened again after a
+        // drop catches up); otherwise it is the baseline.
         let first = true
         for await (const e of client().events(id, { signal: stop.signal })) {
           if (!first) logEvent(e)
+          else if (e.type === 'status') {
+            const last = lastLogged.get(e.sessionId)
+            if (last?.status !== undefined) logEvent(e)
+            else lastLogged.set(e.sessionId, { ...last, status: e.status })
+          }
           first = false
           scheduleRefresh()
         }
