@@ -80,6 +80,14 @@ for line in $lines; do
   set -e
   # tap's summary, as the plain line CI reads: "N passed, N failed".
   summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1 || true)
+  # Every failure again at the end, with its file and tap's diagnostic,
+  # where a CI log cut to its last lines still shows it.
+  failures=$(awk '
+    /^# Subtest: / { file = substr($0, 12) }
+    /^ *not ok / { print "# FAILED in " file ": " $0; if (++n <= 10) { inyaml = 1; lines = 0 }; next }
+    inyaml && lines < 30 { print "#   " $0; lines++; if ($0 ~ /^ *\.\.\.$/) inyaml = 0 }
+  ' "$log")
+  if [ -n "$failures" ]; then echo "# ---- failures on Node $line ----"; echo "$failures"; fi
   rm -f "$log"
   pass=$(grep -oE 'pass: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
   fail=$(grep -oE 'fail: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || echo 0)
