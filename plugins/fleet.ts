@@ -86,7 +86,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     state: () => ({ sessions: load(), maxSessions: config.MAX_SESSIONS, closing }),
     onMachineGone: async (machine) => { await coordinator.machineGone(machine) },
     // Half the lease gone: every page closes now, before any other machine may take a session.
-    onFenced: () => { void sessions.fence(`cut off from the fleet: machine ${me} could not reach the fleet registry (Redis) for half its lease; the session waits until it does`) },
+    onFenced: () => { void sessions.fence(`cut off from the fleet: machine ${me} could not reach the fleet registry (Redis) for half its lease`) },
     onRenewed: async () => { await coordinator.comeBack() },
     // Each page stops by itself when the lease is half gone (this process may stall while Chromium runs on).
     onLease: (until) => { sessions.extendPageLeases(until) }

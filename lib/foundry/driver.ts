@@ -6,8 +6,8 @@
 // game.ts and module-connection.ts.
 import type { Frame, HTTPResponse, Page } from 'puppeteer-core'
 import {
-  FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost, SessionCancelled,
-  withContext, type ServiceError
+  FleetCutOff, FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost,
+  SessionCancelled, withContext, type ServiceError
 } from '../errors.js'
 import type { WsWatcher } from '../browser/websockets.js'
 import { chromiumNetError } from '../browser/egress.js'
@@ -22,6 +22,9 @@ import type { LoginOptions, LoginParams, Stage } from './types.js'
  * Longer waits (game-ready 120 s, world launch 180 s) are slices of this.
  */
 const WAIT_SLICE_MS = 20_000
+
+/** Retry-After of a login cut short by the fleet lease (the next heartbeat renews it). */
+const LEASE_RETRY_AFTER_S = 5
 
 const STAGE_WHAT: Record<Stage, string> = {
   reach: 'reaching Foundry',
@@ -46,6 +49,8 @@ export class Driver {
   ws: WsWatcher | undefined
   /** /auth was submitted once already: seeing it again means the password was refused. */
   adminAuthTried = false
+  /** A page of Foundry was loaded: about:blank from then on is the fleet lease's doing (./page/game.js `lease`). */
+  private loaded = false
 
   constructor (readonly page: Page, readonly params: LoginParams, readonly opts: LoginOptions) {
     this.base = foundryBase(params.foundryUrl)
@@ -89,6 +94,13 @@ export class Driver {
   }
 
   fail (E: new (msg: string) => Error, message: string): ServiceError {
+    // Foundry never sends a browser to about:blank; the fleet lease does, when
+    // this machine's heartbeat to Redis came late (a stall or a cut): say so,
+    // not that Foundry lost the login.
+    if (this.loaded && this.page.url() === 'about:blank') {
+      return withContext(new FleetCutOff(`This machine's fleet lease ran out while ${this.what()} (its heartbeat to the fleet registry, Redis, came late): the page left Foundry so that no other machine's login could overlap it; retry in a few seconds`) as ServiceError,
+        { stage: this.stage, retryAfter: LEASE_RETRY_AFTER_S })
+    }
     return withContext(new E(message) as ServiceError, { stage: this.stage, page: this.pagePath() ?? undefined })
   }
 
@@ -102,6 +114,7 @@ export class Driver {
       if (!/net::ERR_ABORTED/.test((err as Error).message)) throw err
       res = await this.page.goto(url, { waitUntil: 'domcontentloaded' })
     }
+    this.loaded = true
     const status = res?.status() ?? 0
     if (status >= 500) {
       // For plain http:// the egress gate answers a failed connection with

@@ -40,6 +40,7 @@ export const CAUSES = {
   MODULE_NOT_CONNECTED: wait('The REST API module did not reach its relay (relay down): waits and tries again'),
   MODULE_CONNECTION_TAKEN: wait('The relay still holds the module\'s id for an earlier page: waits until it lets go'),
   // The browser.
+  FLEET_UNAVAILABLE: wait('Fleet: this machine was cut off from the registry (Redis) for half its lease, so its page left Foundry: logs in again once it is back'),
   BROWSER_UNAVAILABLE: wait('Chromium could not be started: tries again'),
   // What no waiting fixes.
   FOUNDRY_LOGIN_REJECTED: stop('Foundry rejected the password (changed?): failed at once'),

@@ -272,9 +272,12 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
       return status === 'reconnecting' ? { state, effects: [{ type: 'login' }] } : stay(state)
 
     case 'fenced':
-      if (status === 'starting') return finish(state, 'failed', `${event.reason} while it was logging in: start it again`, now)
+      if (status === 'starting') {
+        // The start request answers 503 FLEET_UNAVAILABLE with this reason (start.ts): retry, elsewhere or later.
+        return { state: to(state, 'failed', `${event.reason} while it was logging in: start it again`, now, { endedAt: now, cause: 'FLEET_UNAVAILABLE' }), effects: [{ type: 'finish' }] }
+      }
       return {
-        state: { ...leaving(state, event.reason, now, 'not connected: its machine is cut off from the fleet'), nextAttemptAt: now + config.reloginBaseMs },
+        state: { ...leaving(state, `${event.reason}: the session waits until it can act again`, now, 'not connected: its machine is cut off from the fleet'), nextAttemptAt: now + config.reloginBaseMs },
         effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: config.reloginBaseMs }]
       }
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import type { BrowserPool } from '../browser/pool.js'
 import type { Logger } from '../logger.js'
-import { AtCapacity, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.js'
+import { AtCapacity, FleetCutOff, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.js'
 import { foundryBase, matchWorld } from '../foundry/index.js'
 import { snapshot } from './entry.js'
 import type { Executor } from './executor.js'
@@ -32,6 +32,7 @@ export interface StartDeps {
 }
 
 const LOGIN_SLOTS_RETRY_AFTER_S = 5
+const FENCED_RETRY_AFTER_S = 5
 
 /** Another start of the same login holds the start lock (registry insert). */
 class StartLockHeld extends Error {
@@ -129,9 +130,17 @@ export function createStart (deps: StartDeps): (req: StartRequest) => Promise<St
       return { session: done, existing: false }
     } catch (err) {
       const cancelled = isFinal(session.status) || entry.abort.signal.aborted
+      const cutShort = (): Error => {
+        if (executor.closing()) return new ServiceClosing()
+        // Fenced: this machine lost its fleet lease while logging in (machine.ts 'fenced').
+        if (session.status === 'failed' && session.cause === 'FLEET_UNAVAILABLE') {
+          return withContext(new FleetCutOff(session.statusReason), { retryAfter: FENCED_RETRY_AFTER_S })
+        }
+        return new SessionCancelled()
+      }
       // A login cut short by the service closing was not the client's doing:
       // tell it to retry (elsewhere), not that it cancelled.
-      const e = (cancelled ? (executor.closing() ? new ServiceClosing() : new SessionCancelled()) : err) as ServiceError
+      const e = (cancelled ? cutShort() : err) as ServiceError
       if (!cancelled && options.screenshotOnFailure) {
         const url = await executor.screenshot(entry)
         if (url !== undefined) withContext(e, { screenshot: url })

@@ -132,4 +132,44 @@ t.test('a machine cut off or stalled never runs a session twice', async (t) => {
     t.same(twice.seen, [], `never twice (${twice.samples()} samples): no two Foundry logins, no two module connections, no 4004`)
     for (const m of f.machines) t.notOk(m.out().includes(GM.password) || m.err().includes(GM.password), `no password in ${m.id}'s logs`)
   })
+
+  t.test('cut off while logging in: the start answers 503 FLEET_UNAVAILABLE with Retry-After, and leaves no page', async (t) => {
+    // Foundry's sockets held back: the login waits for the game while m3's lease runs out.
+    const seen = f.standin.requests.length
+    const blocked = f.standin.blockSockets(4 * LEASE_MS)
+    const starting = f.start({ hsAt: m3.url, startAt: m3.url })
+    t.ok(await eventually(async () => f.standin.requests.slice(seen).some((r) => r.method === 'GET' && r.path.endsWith('/join')), 20_000), 'the login reached Foundry\'s /join (its form waits for the socket)')
+    gate.hold()
+    const started = await starting
+    gate.release()
+    t.equal(started.status, 503, JSON.stringify(started.body))
+    t.match(started.body, { code: 'FLEET_UNAVAILABLE', error: /cut off from the fleet|fleet lease ran out/ }, 'says the machine was cut off, not that Foundry lost the login or the client cancelled')
+    t.ok(Number(started.retryAfter) > 0, `Retry-After: ${String(started.retryAfter)}`)
+    await blocked
+    t.ok(await eventually(async () => {
+      const hs = await Promise.all(f.machines.map(async (m) => (await health(m)).body))
+      return hs.every((h) => pages(h) === 0) && f.standin.liveLogins(GM.id) === 0
+    }, 20_000), 'no page on any machine, no Foundry login')
+  })
+
+  t.test('stalled while logging in (SIGSTOP for 2× the lease): the start answers 503 FLEET_UNAVAILABLE once it runs again', async (t) => {
+    const m1 = f.byId('m1')
+    const seen = f.standin.requests.length
+    const blocked = f.standin.blockSockets(4 * LEASE_MS)
+    const starting = f.start({ hsAt: m1.url, startAt: m1.url })
+    t.ok(await eventually(async () => f.standin.requests.slice(seen).some((r) => r.method === 'GET' && r.path.endsWith('/join')), 20_000), 'the login reached Foundry\'s /join')
+    m1.child.kill('SIGSTOP')
+    await sleep(2 * LEASE_MS)
+    m1.child.kill('SIGCONT')
+    const started = await starting
+    t.equal(started.status, 503, JSON.stringify(started.body))
+    // The page left by itself at the lease's end (./page/game.js lease), or the watchdog fenced first on waking.
+    t.match(started.body, { code: 'FLEET_UNAVAILABLE', error: /cut off from the fleet|fleet lease ran out/ }, 'says the machine lost its lease, not that Foundry lost the login')
+    t.ok(Number(started.retryAfter) > 0, `Retry-After: ${String(started.retryAfter)}`)
+    await blocked
+    t.ok(await eventually(async () => {
+      const hs = await Promise.all(f.machines.map(async (m) => (await health(m)).body))
+      return hs.every((h) => pages(h) === 0) && f.standin.liveLogins(GM.id) === 0
+    }, 20_000), 'no page on any machine, no Foundry login')
+  })
 })

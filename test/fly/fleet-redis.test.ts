@@ -25,11 +25,11 @@ t.test('the handshake rate limit counts across the fleet', async (t) => {
 
 t.test('machines heartbeat with a TTL and say who they are', async (t) => {
   const redis = await startRedis(t)
-  const a = await build(t, { REDIS_URL: redis.url, INSTANCE_ID: 'beat-a', FLEET_HEARTBEAT_MS: 200 })
+  const a = await build(t, { REDIS_URL: redis.url, INSTANCE_ID: 'beat-a', FLEET_HEARTBEAT_MS: 1000 })
   const beat = JSON.parse(await redis.client.get('fs:machine:beat-a') ?? '{}') as Record<string, unknown>
   t.match(beat, { id: 'beat-a', sessions: 0, maxSessions: 50, closing: false })
   const ttl = await redis.client.pttl('fs:machine:beat-a')
-  t.ok(ttl > 0 && ttl <= 600, `expires (${ttl} ms left, 3 heartbeats)`)
+  t.ok(ttl > 0 && ttl <= 3000, `expires (${ttl} ms left, 3 heartbeats)`)
   const hs = await a.app.inject({ method: 'POST', url: '/session-handshake', headers: hsHeaders })
   t.equal(hs.json().instanceId, 'beat-a', 'instanceId in replies')
   await a.app.close()
@@ -38,7 +38,7 @@ t.test('machines heartbeat with a TTL and say who they are', async (t) => {
 
 t.test('Redis lost while running: fleet requests get 503 FLEET_UNAVAILABLE with Retry-After; back, the machine re-registers', async (t) => {
   const redis = await startRedis(t)
-  const a = await build(t, { REDIS_URL: redis.url, INSTANCE_ID: 'lost-a', FLEET_HEARTBEAT_MS: 200 })
+  const a = await build(t, { REDIS_URL: redis.url, INSTANCE_ID: 'lost-a', FLEET_HEARTBEAT_MS: 1000 })
   t.equal((await a.app.inject({ method: 'POST', url: '/session-handshake', headers: hsHeaders })).statusCode, 200)
   t.match((await a.app.inject({ method: 'GET', url: '/health' })).json(), { fleet: { registry: 'connected' } })
   await redis.kill()

@@ -75,7 +75,7 @@ t.test('handshake on one machine, start-session landing on another: the session 
 
 t.test('a handshake whose machine stopped: a clear 401 on the others, not a replay to nowhere', async (t) => {
   const redis = await startRedis(t)
-  const env = { API_KEYS: KEY, REDIS_URL: redis.url, FLEET_HEARTBEAT_MS: '300' }
+  const env = { API_KEYS: KEY, REDIS_URL: redis.url, FLEET_HEARTBEAT_MS: '1000' }
   const [a, b] = await Promise.all([startMachine('machine-a', env, t), startMachine('machine-b', env, t)])
   const hs = await (await fetch(`${a.url}/session-handshake`, {
     method: 'POST', headers: { ...headers, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': GM.name }
@@ -95,7 +95,7 @@ t.test('a handshake whose machine stopped: a clear 401 on the others, not a repl
 t.test('placement: a full machine sends handshakes elsewhere; 429 only when the whole fleet is full', async (t) => {
   const redis = await startRedis(t)
   const { standin } = await foundry(t)
-  const env = { API_KEYS: KEY, REDIS_URL: redis.url, MAX_SESSIONS: '1', FLEET_HEARTBEAT_MS: '200' }
+  const env = { API_KEYS: KEY, REDIS_URL: redis.url, MAX_SESSIONS: '1', FLEET_HEARTBEAT_MS: '1000' }
   const [a, b] = await Promise.all([startMachine('machine-a', env, t), startMachine('machine-b', env, t)])
   const proxy = await startFlyProxy([a, b])
   t.teardown(proxy.close)

@@ -25,7 +25,7 @@ t.test('one delivery per event on three machines, through a handover', async (t)
   const operatorPath = `/op/${OPERATOR_TOKEN}`
   const f: Fleet = await startFleet(t, {
     SESSION_SEAL_KEY: SEAL_KEY,
-    FLEET_HEARTBEAT_MS: '500',
+    FLEET_HEARTBEAT_MS: '1000',
     RELOGIN_BASE_MS: '200',
     WEBHOOK_URL: `${r.url}${operatorPath}`,
     WEBHOOK_SECRET: OPERATOR_SECRET,

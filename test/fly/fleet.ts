@@ -13,7 +13,7 @@ import { startMachine, type MachineProc } from './machines.js'
 
 export interface Listed { sessionId: string, instanceId: string, status: string, statusReason: string, clientId: string, lastActivity: number, relogins: number }
 export interface List { activeSessions: Listed[], endedSessions: Listed[], pendingSessions: Listed[] }
-export interface Answer { status: number, body: Record<string, unknown> }
+export interface Answer { status: number, body: Record<string, unknown>, retryAfter: string | null }
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -83,7 +83,7 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
         headers: { ...headers, 'content-type': 'application/json' },
         body: JSON.stringify({ handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: user.password, nonce: hs.nonce }), ...opts.body })
       })
-      return { status: res.status, body: await res.json() as Record<string, unknown> }
+      return { status: res.status, body: await res.json() as Record<string, unknown>, retryAfter: res.headers.get('retry-after') }
     },
     list: async (at) => await (await fetch(`${at}/session`, { headers })).json() as List,
     async find (at, sessionId) {
