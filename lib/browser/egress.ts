@@ -20,9 +20,10 @@
 // and port and the reason, never a path or query (the module's v2 relay URL
 // carries `token=`) and never a header. No Fastify here.
 import http from 'node:http'
-import { isIP, type LookupFunction } from 'node:net'
+import type { LookupFunction } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { RequestError, Server } from 'proxy-chain'
+import { pinnedLookup } from '../access/pinned-lookup.js'
 import { classifyAddress, type RefusalReason, type Verdict } from '../access/url-policy.js'
 
 export interface EgressLogger {
@@ -111,16 +112,6 @@ export function chromiumNetError (code: string): string {
   return NET_ERRORS[code] ?? 'ERR_CONNECTION_FAILED'
 }
 
-/** A lookup that answers with the one address the gate checked, whatever it is asked. */
-function pinnedLookup (address: string): LookupFunction {
-  const family = isIP(address)
-  return ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-    if (typeof options === 'function') { callback = options; options = {} }
-    if (options?.all === true) callback(null, [{ address, family }])
-    else callback(null, address, family)
-  }) as unknown as LookupFunction
-}
-
 function bare (host: string): string {
   return host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase()
 }
@@ -190,7 +181,7 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
         const target = `${hostname}:${port}`
         const d = await decideTarget(hostname, port)
         if (!d.ok) refuse(target, d.reason)
-        return { dnsLookup: pinnedLookup(d.address) as never, httpAgent: agent }
+        return { dnsLookup: pinnedLookup([d.address]) as never, httpAgent: agent }
       }
     })
     server.on('connectionClosed', ({ stats: s }: { stats?: { trgRxBytes: number | null, trgTxBytes: number | null } }) => {
@@ -219,7 +210,7 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
           stats.refused++
           return d
         }
-        return { ok: true, lookup: pinnedLookup(d.address) }
+        return { ok: true, lookup: pinnedLookup([d.address]) }
       },
       async close () {
         done ??= (async () => {
