@@ -243,7 +243,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     const abort = entry.abort = new AbortController()
     session.stage = null
     const gone = (): boolean => abort.signal.aborted || isFinal(session.status)
-    const context = await pool.newContext(session.id)
+    const context = await pool.newContext(session.id, { foundryUrl: entry.options.foundryUrl })
     if (gone()) {
       await context.close().catch(() => {})
       throw new SessionCancelled()
