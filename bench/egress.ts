@@ -6,19 +6,60 @@
 // module's relay WebSocket through it). Interleaved round by round, order
 // rotated. The service itself always runs the gate (it has no switch to go
 // without), so this isolates what the gate adds.
+//
+// The figure is the side-by-side ratio: gated ÷ plain within each round
+// (the two logins ran back to back, so the host's load of the moment weighs
+// on both), its median over the rounds and the middle half of them. The
+// host's 1-minute load average is sampled after every round and printed
+// beside it; a run whose load reached the number of cores is inconclusive
+// (goals.ts's HIGH_LOAD): other work is in every figure.
+import { loadavg } from 'node:os'
 import type { Browser } from 'puppeteer-core'
 import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../lib/browser/chromium.js'
 import { createEgressGate, type EgressGate } from '../lib/browser/egress.js'
 import { createUrlPolicy } from '../lib/access/url-policy.js'
 import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
 import { bareLogin } from './bare-login.js'
+import { HIGH_LOAD } from './goals.js'
 import { fmt, log, median, p99, QUICK, ratio, table, type Foundry, type Stage } from './lib.js'
 
 type Variant = 'plain' | 'gated'
 
 export interface EgressResult {
   ms: Record<Variant, number[]>
+  /** gated ÷ plain of each round, in round order. */
+  ratios: number[]
+  /** 1-minute load average at the start and after each round. */
+  loads: number[]
+  /** The side-by-side ratio's verdict: 'no measurable cost', 'gated slower', 'gated faster', or 'inconclusive' (high load). */
+  verdict: 'no measurable cost' | 'gated slower' | 'gated faster' | 'inconclusive'
   markdown: string
+}
+
+/** The q-quantile (0–1) of xs, interpolated between neighbours. */
+function quantile (xs: number[], q: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const i = (s.length - 1) * q
+  const lo = Math.floor(i)
+  return s[lo]! + (s[Math.ceil(i)]! - s[lo]!) * (i - lo)
+}
+
+/**
+ * Judge the paired ratios: inconclusive when the load average reached
+ * HIGH_LOAD; otherwise no measurable cost when the middle half of the
+ * rounds' ratios spans 1.00×, else slower or faster.
+ */
+export function egressVerdict (ratios: number[], loads: number[], highLoad = HIGH_LOAD): { verdict: EgressResult['verdict'], why: string } {
+  const peak = Math.max(...loads)
+  if (ratios.length === 0) return { verdict: 'inconclusive', why: 'no round measured' }
+  if (peak >= highLoad) return { verdict: 'inconclusive', why: `load average reached ${fmt(peak, 1)} (≥ ${highLoad}, the number of cores): the host's other work is in these figures` }
+  const q1 = quantile(ratios, 0.25)
+  const q3 = quantile(ratios, 0.75)
+  if (q1 <= 1 && q3 >= 1) return { verdict: 'no measurable cost', why: `the middle half of the rounds' ratios (${q1.toFixed(2)}–${q3.toFixed(2)}×) spans 1.00×` }
+  return q1 > 1
+    ? { verdict: 'gated slower', why: `gated slower in the middle half of the rounds (${q1.toFixed(2)}–${q3.toFixed(2)}×)` }
+    : { verdict: 'gated faster', why: `gated faster in the middle half of the rounds (${q1.toFixed(2)}–${q3.toFixed(2)}×)` }
 }
 
 async function login (browser: Browser, f: Foundry, gate: EgressGate | null): Promise<number> {
@@ -44,6 +85,7 @@ export async function benchEgress (stage: Stage): Promise<EgressResult> {
   const plain = await launchChromium(resolved)
   const gated = await launchChromium({ ...resolved, args: [...resolved.args, ...egressArgs(gate.browserProxy)] })
   const ms: Record<Variant, number[]> = { plain: [], gated: [] }
+  const loads = [loadavg()[0]!]
   try {
     let next = 0
     const foundry = (): Foundry => stage.running[next++ % stage.running.length]!
@@ -53,17 +95,32 @@ export async function benchEgress (stage: Stage): Promise<EgressResult> {
     for (let r = 0; r < rounds; r++) {
       const order: Variant[] = r % 2 === 0 ? ['plain', 'gated'] : ['gated', 'plain']
       for (const v of order) ms[v].push(await login(v === 'plain' ? plain : gated, foundry(), v === 'gated' ? gate : null))
-      log(`egress: round ${r + 1}/${rounds}`)
+      loads.push(loadavg()[0]!)
+      log(`egress: round ${r + 1}/${rounds}: gated ÷ plain ${ratio(ms.gated[r]!, ms.plain[r]!)}, load ${fmt(loads[loads.length - 1]!, 1)}`)
     }
   } finally {
     await plain.close().catch(() => {})
     await gated.close().catch(() => {})
     await gate.close()
   }
-  const row = (what: string, xs: number[]): string[] => [what, String(xs.length), fmt(median(xs), 0), fmt(p99(xs), 0), ratio(median(xs), median(ms.plain))]
-  const markdown = table('2c. Login latency with and without the egress gate (bare script, tuned page, world running)', ['variant', 'n', 'median ms', 'p99 ms', 'ratio to plain'], [
-    row('Chromium straight to the network', ms.plain),
-    row('Chromium through the egress gate (as the service runs it)', ms.gated)
-  ])
-  return { ms, markdown }
+  const ratios = ms.gated.map((g, i) => g / ms.plain[i]!)
+  const { verdict, why } = egressVerdict(ratios, loads)
+  const row = (what: string, xs: number[]): string[] => [what, String(xs.length), fmt(median(xs), 0), fmt(p99(xs), 0)]
+  const slower = ratios.filter((x) => x > 1).length
+  const markdown = [
+    table('2c. Login latency with and without the egress gate (bare script, tuned page, world running)', ['variant', 'n', 'median ms', 'p99 ms'], [
+      row('Chromium straight to the network', ms.plain),
+      row('Chromium through the egress gate (as the service runs it)', ms.gated)
+    ]),
+    table('2c. Side by side: gated ÷ plain within each round (interleaved, order alternating)', ['rounds', 'median ratio', 'middle half', 'gated slower in', 'load average (start → end, peak)', 'verdict'], [[
+      String(ratios.length),
+      `${fmt(median(ratios), 2)}×`,
+      `${fmt(quantile(ratios, 0.25), 2)}–${fmt(quantile(ratios, 0.75), 2)}×`,
+      `${slower} of ${ratios.length}`,
+      `${fmt(loads[0]!, 1)} → ${fmt(loads[loads.length - 1]!, 1)}, peak ${fmt(Math.max(...loads), 1)} (${HIGH_LOAD} cores)`,
+      `**${verdict}**: ${why}`
+    ]]),
+    `Per round (ms, plain / gated / ratio / load after): ${ratios.map((x, i) => `${fmt(ms.plain[i]!, 0)} / ${fmt(ms.gated[i]!, 0)} / ${x.toFixed(2)} / ${fmt(loads[i + 1]!, 1)}`).join('; ')}.`
+  ].join('\n\n')
+  return { ms, ratios, loads, verdict, markdown }
 }

@@ -26,6 +26,10 @@ const browserPool: FastifyPluginAsync = async (fastify) => {
   })
   fastify.decorate('browserPool', pool)
   fastify.decorate('egress', egress)
+  // The service's own port: no session's page may call its API through the gate.
+  fastify.addHook('onListen', async () => {
+    for (const a of fastify.addresses()) if (typeof a !== 'string') egress.refuseService(a.address, a.port)
+  })
   // Start Chromium with the service, so the first session does not pay for
   // it; a failure is reported by /health and retried by the next session.
   fastify.addHook('onReady', async () => {

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { createServer } from 'node:http'
 import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ServiceError } from '../lib/errors.js'
 
@@ -50,7 +51,7 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
     recoveries: new Counter({ name: 'foundry_recoveries_total', help: 'Sessions of a machine that stopped without handing them over (crash, or this machine\'s previous life): taken over (ok), or ended because no sealed credentials were kept (no_seal_key) or they did not open (failed)', labelNames: ['result'], registers: [registry] }),
     replays: new Counter({ name: 'foundry_replays_total', help: 'Requests answered with fly-replay: instance (to the owner) or elsewhere (placement)', labelNames: ['kind'], registers: [registry] }),
     registryErrors: new Counter({ name: 'foundry_registry_errors_total', help: 'Requests refused because the fleet registry (Redis) could not be reached', registers: [registry] }),
-    egressRefused: new Counter({ name: 'foundry_egress_refused_total', help: 'Connections of the session browser the egress gate refused, by reason: deny-list (FOUNDRY_URL_DENY), policy-<kind> (FOUNDRY_URL_POLICY: policy-loopback, policy-private, policy-metadata …), metadata-host, unresolvable, gate-port, bad-target', labelNames: ['reason'], registers: [registry] }),
+    egressRefused: new Counter({ name: 'foundry_egress_refused_total', help: 'Connections of the session browser the egress gate refused, by reason: deny-list (FOUNDRY_URL_DENY), policy-<kind> (FOUNDRY_URL_POLICY: policy-loopback, policy-private, policy-metadata …), metadata-host, unresolvable, gate-port, service-port, bad-target', labelNames: ['reason'], registers: [registry] }),
     egressBytes: new Counter({ name: 'foundry_egress_bytes_total', help: 'Bytes the session browser exchanged with sites through the egress gate (in: from sites, out: to sites), counted when a session\'s browser context closes', labelNames: ['direction'], registers: [registry] })
   }
   for (const reason of ['deny-list', 'unresolvable']) m.egressRefused.inc({ reason }, 0)
@@ -125,6 +126,9 @@ const metricsPlugin: FastifyPluginAsync = async (fastify) => {
     })
     server.listen(config.METRICS_PORT, config.HOST)
     await once(server, 'listening')
+    // No session's page may read the metrics through the egress gate.
+    const { address, port } = server.address() as AddressInfo
+    fastify.egress.refuseService(address, port)
     fastify.log.info({ port: config.METRICS_PORT }, 'Prometheus metrics at GET /metrics on this port')
     fastify.addHook('onClose', async () => {
       server.closeAllConnections()

@@ -70,7 +70,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
       moduleConnect: config.MODULE_CONNECT_TIMEOUT_MS,
       moduleStable: config.MODULE_STABLE_MS
     },
-    allowUrl: async (url) => (await fastify.urlPolicy.checkUrl(url)).ok,
+    checkUrl: fastify.urlPolicy.checkUrl,
     page: {
       blockResources: parseBlockResources(config.PAGE_BLOCK_RESOURCES),
       noCanvas: config.PAGE_NO_CANVAS

@@ -31,9 +31,8 @@ const webhooks: FastifyPluginAsync = async (fastify) => {
     attempts: config.WEBHOOK_ATTEMPTS,
     baseDelayMs: config.WEBHOOK_RETRY_BASE_MS,
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-    // A session's URL came from a client: the URL policy before each attempt, and on the address connected to.
-    checkUrl: async (url) => { await urlPolicy.check(url) },
-    allowAddress: urlPolicy.allowAddress
+    // A session's URL came from a client: the URL policy before each attempt, connecting to the address it checked.
+    checkUrl: urlPolicy.checkUrl
   })
   // The operator's URL is the operator's: no policy on it.
   const operator = createDelivery({

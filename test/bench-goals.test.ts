@@ -2,6 +2,7 @@
 // flags figures that got worse than the last committed results (bench/goals.ts).
 import t from 'tap'
 import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.js'
+import { egressVerdict } from '../bench/egress.js'
 
 const http = (connections: number, hsRps: number, hsP99: number, non2xx = 0): NonNullable<RunResults['handshake']>['http'] => [
   { target: 'GET /health (reference)', connections, rps: 10_000, p50: 1, p99: 10, non2xx: 0, requests: 1000, cpuUs: 50 },
@@ -39,4 +40,15 @@ t.test('a figure more than 10 % worse than the committed one is flagged, on the 
   const other = regressionTable(now, { ...then, machine: { cpu: '8 × Intel', memory: '16 GB' } }, 'HEAD')
   t.same(other.regressions, [])
   t.match(other.markdown, /another kind of machine/)
+})
+
+t.test('the egress bench judges its side-by-side ratios, and not under high load', async (t) => {
+  const quiet = [0.3, 0.4, 0.5, 0.4, 0.3]
+  t.equal(egressVerdict([0.97, 1.02, 1.01, 0.99], quiet, 2).verdict, 'no measurable cost', 'the middle half spans 1.00×')
+  t.equal(egressVerdict([1.08, 1.12, 1.1, 1.2], quiet, 2).verdict, 'gated slower')
+  t.equal(egressVerdict([0.9, 0.92, 0.88, 0.95], quiet, 2).verdict, 'gated faster')
+  const high = egressVerdict([0.97, 1.02, 1.01, 0.99], [0.5, 1.2, 2.4, 1.9, 1.1], 2)
+  t.equal(high.verdict, 'inconclusive', 'a load peak at the number of cores, mid-run')
+  t.match(high.why, /reached 2\.4/)
+  t.equal(egressVerdict([], quiet, 2).verdict, 'inconclusive', 'no round')
 })

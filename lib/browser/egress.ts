@@ -16,13 +16,22 @@
 // the plain-HTTP request use, which is the pre-resolved-address hook this
 // needs. No HTTP proxy code of our own.
 //
+// The service's own listening sockets (its API port, METRICS_PORT) are
+// refused to every session: a world's module script could otherwise call the
+// service's API or read its metrics from inside the GM's browser. Only those
+// ports on this machine's addresses are refused (loopback stays reachable:
+// a Foundry next to the service), and not to a session whose Foundry URL
+// names that very host and port.
+//
 // What it logs and counts names the session (its label), the target's host
 // and port and the reason, never a path or query (the module's v2 relay URL
 // carries `token=`) and never a header. No Fastify here.
 import http from 'node:http'
-import { isIP, type LookupFunction } from 'node:net'
+import type { LookupFunction } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import type { Duplex } from 'node:stream'
 import { RequestError, Server } from 'proxy-chain'
+import { pinnedLookup } from '../access/pinned-lookup.js'
 import { classifyAddress, type RefusalReason, type Verdict } from '../access/url-policy.js'
 
 export interface EgressLogger {
@@ -32,7 +41,7 @@ export interface EgressLogger {
 }
 
 /** Why the gate refused a connection: the policy's reason, or one of its own. */
-export type EgressReason = RefusalReason | 'gate-port' | 'bad-target'
+export type EgressReason = RefusalReason | 'gate-port' | 'service-port' | 'bad-target'
 
 export interface EgressRefusal {
   /** The session (or 'browser' for connections outside any session's context). */
@@ -74,11 +83,21 @@ export interface EgressSession {
   close: () => Promise<void>
 }
 
+export interface EgressOpenOptions {
+  /** The session's Foundry URL: its own host:port is not refused as the service's port. */
+  foundryUrl?: string | undefined
+}
+
 export interface EgressGate {
   /** The browser-wide proxy (--proxy-server): anything outside a session's context. */
   readonly browserProxy: string
   /** A proxy port for one browser context, named `label` in logs and counts. */
-  open: (label: string) => Promise<EgressSession>
+  open: (label: string, opts?: EgressOpenOptions) => Promise<EgressSession>
+  /**
+   * A socket the service listens on (address as listened on, 0.0.0.0 / ::
+   * for every address): refused to every session from now on ('service-port').
+   */
+  refuseService: (address: string, port: number) => void
   /** Every refusal of every session (metrics). */
   onRefused: (fn: (r: EgressRefusal) => void) => void
   /** A session's totals when it closes (metrics, logs). */
@@ -93,6 +112,8 @@ export interface EgressGateOptions {
   log: EgressLogger
   /** Distinct refusals per session logged at warn; later ones at debug (default 20). */
   warnRefusals?: number
+  /** This machine's addresses (default: every network interface's), for a service listening on all of them. */
+  localAddresses?: () => string[]
 }
 
 const PROXY_HOST = '127.0.0.1'
@@ -111,30 +132,57 @@ export function chromiumNetError (code: string): string {
   return NET_ERRORS[code] ?? 'ERR_CONNECTION_FAILED'
 }
 
-/** A lookup that answers with the one address the gate checked, whatever it is asked. */
-function pinnedLookup (address: string): LookupFunction {
-  const family = isIP(address)
-  return ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-    if (typeof options === 'function') { callback = options; options = {} }
-    if (options?.all === true) callback(null, [{ address, family }])
-    else callback(null, address, family)
-  }) as unknown as LookupFunction
-}
-
 function bare (host: string): string {
   return host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase()
+}
+
+/** An address for comparison: no brackets or zone, an IPv4-mapped IPv6 address as IPv4. */
+function plain (address: string): string {
+  return bare(address).replace(/%.*$/, '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1')
+}
+
+function interfaceAddresses (): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::'])
+
+/** host:port of a Foundry URL as the gate names targets, or undefined. */
+function foundryTarget (url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  try {
+    const u = new URL(url)
+    return `${bare(u.hostname)}:${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
+  } catch {
+    return undefined
+  }
 }
 
 export async function createEgressGate (opts: EgressGateOptions): Promise<EgressGate> {
   const { decide, log } = opts
   const warnMax = opts.warnRefusals ?? 20
+  const localAddresses = opts.localAddresses ?? interfaceAddresses
   const ports = new Set<number>()
+  /** The service's own listening sockets: port → addresses listened on. */
+  const service = new Map<number, Set<string>>()
   const sessions = new Set<EgressSession>()
   const refusedListeners: Array<(r: EgressRefusal) => void> = []
   const closedListeners: Array<(label: string, stats: EgressStats) => void> = []
   let closed = false
 
-  async function decideTarget (hostname: string, port: number): Promise<{ ok: true, address: string } | { ok: false, reason: EgressReason }> {
+  /** Whether a connection to address:port would reach one of the service's own listening sockets. */
+  function reachesService (address: string, port: number): boolean {
+    const listened = service.get(port)
+    if (listened === undefined) return false
+    const a = plain(address)
+    const kind = classifyAddress(a)
+    // 0.0.0.0 and :: as a destination are this machine.
+    if (kind === 'unspecified' || listened.has(a)) return true
+    if (![...listened].some((l) => WILDCARDS.has(l))) return false
+    return kind === 'loopback' || localAddresses().some((l) => plain(l) === a)
+  }
+
+  async function decideTarget (hostname: string, port: number, foundry?: string): Promise<{ ok: true, address: string } | { ok: false, reason: EgressReason }> {
     if (!Number.isInteger(port) || port < 1 || port > 65535) return { ok: false, reason: 'bad-target' }
     const v = await decide(bare(hostname))
     if (!v.ok) return { ok: false, reason: v.reason }
@@ -143,11 +191,14 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
     // A page may not use another session's identity (or the browser's) by
     // tunnelling to its proxy port.
     if (ports.has(port) && (classifyAddress(address) === 'loopback' || classifyAddress(address) === 'unspecified')) return { ok: false, reason: 'gate-port' }
+    // Nor call the service's own API or metrics, unless that is the session's Foundry.
+    if (reachesService(address, port) && foundry !== `${bare(hostname)}:${port}`) return { ok: false, reason: 'service-port' }
     return { ok: true, address }
   }
 
-  async function open (label: string): Promise<EgressSession> {
+  async function open (label: string, openOpts: EgressOpenOptions = {}): Promise<EgressSession> {
     if (closed) throw new Error('the egress gate is closed')
+    const foundry = foundryTarget(openOpts.foundryUrl)
     const stats: EgressStats = { requests: 0, refused: 0, bytesIn: 0, bytesOut: 0 }
     const failures = new Map<string, string>()
     const listeners = new Set<(r: EgressRefusal) => void>()
@@ -188,9 +239,9 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
       prepareRequestFunction: async ({ hostname, port }) => {
         stats.requests++
         const target = `${hostname}:${port}`
-        const d = await decideTarget(hostname, port)
+        const d = await decideTarget(hostname, port, foundry)
         if (!d.ok) refuse(target, d.reason)
-        return { dnsLookup: pinnedLookup(d.address) as never, httpAgent: agent }
+        return { dnsLookup: pinnedLookup([d.address]) as never, httpAgent: agent }
       }
     })
     server.on('connectionClosed', ({ stats: s }: { stats?: { trgRxBytes: number | null, trgTxBytes: number | null } }) => {
@@ -214,12 +265,12 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
         return () => { listeners.delete(fn) }
       },
       async pin (host, port) {
-        const d = await decideTarget(host, port)
+        const d = await decideTarget(host, port, foundry)
         if (!d.ok) {
           stats.refused++
           return d
         }
-        return { ok: true, lookup: pinnedLookup(d.address) }
+        return { ok: true, lookup: pinnedLookup([d.address]) }
       },
       async close () {
         done ??= (async () => {
@@ -245,6 +296,11 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
   return {
     browserProxy: browserSession.proxyServer,
     open,
+    refuseService (address, port) {
+      let listened = service.get(port)
+      if (listened === undefined) service.set(port, listened = new Set())
+      listened.add(plain(address))
+    },
     onRefused (fn) { refusedListeners.push(fn) },
     onClosed (fn) { closedListeners.push(fn) },
     async close () {

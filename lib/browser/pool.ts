@@ -37,9 +37,10 @@ export interface BrowserPool {
   /**
    * A fresh, isolated browser context; with an egress gate, on a proxy
    * port of its own named `label` (the session id) in the gate's logs and
-   * counts. Closing the context closes its port.
+   * counts; `foundryUrl` is the session's Foundry (not refused as the
+   * service's own port). Closing the context closes its port.
    */
-  newContext: (label?: string) => Promise<BrowserContext>
+  newContext: (label?: string, opts?: { foundryUrl?: string }) => Promise<BrowserContext>
   /** The gate's session of a context made by newContext (undefined without a gate). */
   egressOf: (ctx: BrowserContext) => EgressSession | undefined
   /** Reserve a login slot; returns its release function, or null when all are taken. */
@@ -115,9 +116,9 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
   return {
     async start () { await getBrowser() },
 
-    async newContext (label = 'context') {
+    async newContext (label = 'context', ctxOpts = {}) {
       const b = await getBrowser()
-      const gate = opts.egress !== undefined ? await opts.egress.open(label) : undefined
+      const gate = opts.egress !== undefined ? await opts.egress.open(label, ctxOpts) : undefined
       let ctx: BrowserContext
       try {
         ctx = await b.createBrowserContext(gate !== undefined ? { proxyServer: gate.proxyServer, proxyBypassList: EGRESS_BYPASS } : {})

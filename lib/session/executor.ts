@@ -14,6 +14,7 @@ import { probeFoundry } from '../foundry/probe.js'
 import { pageFunction } from '../foundry/page-scripts.js'
 import { preparePage, type PageSetupOptions } from '../browser/page-setup.js'
 import type { ScreenshotStore } from '../browser/screenshots.js'
+import type { Verdict } from '../access/url-policy.js'
 import { watchWebSockets } from '../browser/websockets.js'
 import { failureScreenshot } from './diagnostics.js'
 import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
@@ -31,8 +32,8 @@ export interface ExecutorOptions {
   machine: MachineConfig
   timeouts: LoginTimeouts
   page?: PageSetupOptions | undefined
-  /** The URL policy (with FOUNDRY_URL_ALLOW/DENY) for the HTTP probe's address; the browser's own connections pass the egress gate. */
-  allowUrl?: ((url: URL) => Promise<boolean>) | undefined
+  /** The URL policy (with FOUNDRY_URL_ALLOW/DENY) for the HTTP probe: resolves and checks once, the probe connects to what passed; the browser's own connections pass the egress gate. */
+  checkUrl?: ((url: URL) => Promise<Verdict>) | undefined
   screenshots?: { store: ScreenshotStore, url: (id: string) => string } | undefined
   now: () => number
   timers: Timers
@@ -242,7 +243,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     const abort = entry.abort = new AbortController()
     session.stage = null
     const gone = (): boolean => abort.signal.aborted || isFinal(session.status)
-    const context = await pool.newContext(session.id)
+    const context = await pool.newContext(session.id, { foundryUrl: entry.options.foundryUrl })
     if (gone()) {
       await context.close().catch(() => {})
       throw new SessionCancelled()
@@ -303,7 +304,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       relaunchWorld: entry.options.relaunchWorld,
       worldId: entry.session.info?.worldId ?? null,
       timeoutMs: Math.min(10_000, opts.timeouts.navigation),
-      allowRequest: opts.allowUrl
+      checkUrl: opts.checkUrl
     })
     if (closing || isFinal(entry.session.status) || entries.get(entry.session.id) !== entry) return
     if (probe.verdict === 'wait') {

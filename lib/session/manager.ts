@@ -9,6 +9,7 @@ import { SessionNotFound } from '../errors.js'
 import type { LoginTimeouts } from '../foundry/index.js'
 import type { PageSetupOptions } from '../browser/page-setup.js'
 import type { ScreenshotStore } from '../browser/screenshots.js'
+import type { Verdict } from '../access/url-policy.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor, type Tracker } from './executor.js'
@@ -27,8 +28,8 @@ export interface SessionManagerOptions {
   timeouts: LoginTimeouts
   /** Page tuning for every session (default: DEFAULT_PAGE_SETUP). */
   page?: PageSetupOptions
-  /** The URL policy for the executor's HTTP probe of Foundry. */
-  allowUrl?: (url: URL) => Promise<boolean>
+  /** The URL policy for the executor's HTTP probe of Foundry (resolves and checks once; the probe connects to what passed). */
+  checkUrl?: (url: URL) => Promise<Verdict>
   screenshots?: ScreenshotStore
   /** The URL a screenshot id is served at (required with screenshots). */
   screenshotUrl?: (id: string) => string
@@ -142,7 +143,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     machine,
     timeouts: opts.timeouts,
     page: opts.page,
-    allowUrl: opts.allowUrl,
+    checkUrl: opts.checkUrl,
     screenshots: screenshots !== undefined && screenshotUrl !== undefined ? { store: screenshots, url: screenshotUrl } : undefined,
     now,
     timers: opts.timers ?? { setTimeout, clearTimeout },

@@ -7,12 +7,20 @@
 // only enqueues. The URL is a secret (a Discord URL carries its token): it
 // is never logged, and no error text that could contain it is either — log
 // lines name the target's kind, the session, the event and the HTTP status
-// or the error code only. No Fastify here.
+// or the error code only.
+//
+// A session's URL came from a client: before each attempt the URL policy
+// resolves its host once and checks every address (checkUrl), and the
+// request connects to exactly those addresses (the socket's lookup is pinned
+// to them: access/pinned-lookup.ts), so a name that changes its answer after
+// the check (DNS rebinding) is never connected to at its new address. No
+// Fastify here.
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
-import { isIP } from 'node:net'
+import type { LookupFunction } from 'node:net'
 import { Webhook } from 'standardwebhooks'
+import { pinnedLookup } from '../access/pinned-lookup.js'
+import type { Verdict } from '../access/url-policy.js'
 import type { Logger } from '../logger.js'
 
 export interface Target {
@@ -41,10 +49,12 @@ export interface DeliveryOptions {
   maxDelayMs?: number
   /** One attempt, connection to last byte of the answer. */
   timeoutMs: number
-  /** The URL policy, before each attempt (throws when refused). */
-  checkUrl?: ((url: string) => Promise<void>) | undefined
-  /** The URL policy on the address actually connected to (DNS rebinding). */
-  allowAddress?: ((ip: string) => boolean) | undefined
+  /**
+   * The URL policy, before each attempt: the host resolved once and every
+   * address checked; the attempt connects to those addresses only. Without
+   * it (the operator's own URL) Node resolves the name, unchecked.
+   */
+  checkUrl?: ((url: URL) => Promise<Verdict>) | undefined
   /** Most messages waiting in one queue; the oldest waiting one is dropped past it. */
   maxQueued?: number
 }
@@ -59,8 +69,6 @@ export interface Delivery {
 
 /** How one attempt ended. */
 type Outcome = { ok: true, status: number } | { ok: false, retry: boolean, status?: number, code?: string, retryAfterMs?: number }
-
-class Refused extends Error { code = 'URL_POLICY_REFUSED' }
 
 export function createDelivery (opts: DeliveryOptions): Delivery {
   const { log } = opts
@@ -94,27 +102,15 @@ export function createDelivery (opts: DeliveryOptions): Delivery {
     return h
   }
 
-  /** Resolve with Node, and refuse an address the URL policy refuses (the one connected to). */
-  function guardedLookup (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void): void {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err !== null) { callback(err, []); return }
-      const list = addresses
-      if (opts.allowAddress !== undefined && list.some((a) => !opts.allowAddress!(a.address))) {
-        callback(new Refused('refused address'), [])
-        return
-      }
-      if (options.all === true) callback(null, list)
-      else callback(null, list[0]!.address, list[0]!.family)
-    })
-  }
-
   async function attempt (target: Target, m: Message): Promise<Outcome> {
-    if (opts.checkUrl !== undefined) {
-      try { await opts.checkUrl(target.url) } catch { return { ok: false, retry: true, code: 'URL_POLICY_REFUSED' } }
-    }
     const url = new URL(target.url)
-    const host = url.hostname.replace(/^\[|\]$/g, '')
-    if (isIP(host) !== 0 && opts.allowAddress !== undefined && !opts.allowAddress(host)) return { ok: false, retry: false, code: 'URL_POLICY_REFUSED' }
+    let lookup: LookupFunction | undefined
+    if (opts.checkUrl !== undefined) {
+      const v = await opts.checkUrl(url)
+      // A name that does not resolve now may later; an address the policy refuses stays refused.
+      if (!v.ok) return v.reason === 'unresolvable' ? { ok: false, retry: true, code: 'UNRESOLVABLE' } : { ok: false, retry: false, code: 'URL_POLICY_REFUSED' }
+      lookup = pinnedLookup(v.addresses)
+    }
     const abort = new AbortController()
     aborts.add(abort)
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest
@@ -126,7 +122,7 @@ export function createDelivery (opts: DeliveryOptions): Delivery {
           method: 'POST',
           headers: headers(target, m),
           signal: abort.signal,
-          lookup: guardedLookup as never,
+          ...(lookup !== undefined ? { lookup } : {}),
           agent: false
         }, (res: IncomingMessage) => {
           res.resume() // the answer's body is not read, only drained
@@ -140,8 +136,8 @@ export function createDelivery (opts: DeliveryOptions): Delivery {
           res.on('error', () => { done({ ok: false, retry: true, status: res.statusCode ?? 0, code: 'ANSWER_CUT' }) })
         })
         req.on('error', (err: NodeJS.ErrnoException) => {
-          const code = err instanceof Refused ? 'URL_POLICY_REFUSED' : abort.signal.aborted ? (closed ? 'CLOSED' : 'TIMEOUT') : (err.code ?? 'ERROR')
-          done({ ok: false, retry: code !== 'URL_POLICY_REFUSED' && code !== 'CLOSED', code })
+          const code = abort.signal.aborted ? (closed ? 'CLOSED' : 'TIMEOUT') : (err.code ?? 'ERROR')
+          done({ ok: false, retry: code !== 'CLOSED', code })
         })
         req.end(m.body)
       })

@@ -2,9 +2,13 @@
 // that the standardwebhooks library's verifier accepts it, retried after
 // 500s with the same webhook-id, bounded, never blocking one queue on
 // another (a receiver that never answers), refused addresses never
-// contacted, and the URL (it carries a token) in no log line.
+// contacted (a name that changes its answer included), and the URL (it
+// carries a token) in no log line.
 import t from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Webhook } from 'standardwebhooks'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
 import { createDelivery, type Target } from '../../lib/webhooks/delivery.js'
 import { newWebhookSecret } from '../../lib/webhooks/url.js'
 import { startReceiver } from './receiver.js'
@@ -91,12 +95,50 @@ t.test('a refused connection is retried, then given up; an address the policy re
   await d.close(0)
 
   const r2 = await startReceiver(t)
-  const guarded = createDelivery({ log, attempts: 2, baseDelayMs: 20, timeoutMs: 2000, allowAddress: (ip) => !ip.startsWith('127.') })
+  const guarded = createDelivery({ log, attempts: 2, baseDelayMs: 20, timeoutMs: 2000, checkUrl: createUrlPolicy({ mode: 'public-only' }).checkUrl })
   guarded.send({ kind: 'session', url: `${r2.url}/x/${TOKEN}`, secret: newWebhookSecret() }, { id: 'msg_d', type: 'session.ended', sessionId: 'a', body: '{}' })
   guarded.send({ kind: 'session', url: `${r2.url.replace('127.0.0.1', 'localhost')}/y/${TOKEN}`, secret: newWebhookSecret() }, { id: 'msg_e', type: 'session.ended', sessionId: 'b', body: '{}' })
   for (let i = 0; i < 200 && guarded.pending() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(r2.received.length, 0, 'neither the IP literal nor a name resolving to it was contacted')
   t.match(text(), /URL_POLICY_REFUSED/)
   await guarded.close(0)
+  t.notOk(text().includes(TOKEN), 'the URL is in no log line')
+})
+
+t.test('DNS rebinding: each attempt connects to the address the policy checked, never to a later answer', async (t) => {
+  const r = await startReceiver(t)
+  const port = Number(new URL(r.url).port)
+  // A canary on 127.0.0.2 (denied), same port.
+  const canaryHits: string[] = []
+  const canary = createServer((_req, res) => { canaryHits.push('request'); res.end() })
+  canary.on('connection', () => { canaryHits.push('tcp') })
+  await new Promise<void>((resolve) => canary.listen(port, '127.0.0.2', resolve))
+  t.teardown(() => { canary.closeAllConnections(); canary.close() })
+  t.equal((canary.address() as AddressInfo).port, port)
+
+  let lookups = 0
+  const rebinding: Resolver = async (host) => {
+    if (host !== 'hooks.test') throw new Error(`ENOTFOUND ${host}`)
+    return ++lookups === 1 ? ['127.0.0.1'] : ['127.0.0.2']
+  }
+  const policy = createUrlPolicy({ mode: 'default', resolve: rebinding, cacheMs: 0, deny: parseAddressList('FOUNDRY_URL_DENY', '127.0.0.2') })
+  const { log, text } = memoryLog()
+  const d = createDelivery({ log, attempts: 3, baseDelayMs: 20, timeoutMs: 2000, checkUrl: policy.checkUrl })
+  t.teardown(() => d.close(0))
+  const target: Target = { kind: 'session', url: `http://hooks.test:${port}/h/${TOKEN}`, secret: newWebhookSecret() }
+
+  d.send(target, { id: 'msg_r1', type: 'session.started', sessionId: 'r', body: '{}' })
+  const first = await r.wait(`/h/${TOKEN}`)
+  t.equal(first.headers.host, `hooks.test:${port}`, 'delivered at the checked address (127.0.0.1), the name as Host')
+  t.equal(lookups, 1, 'one resolution: the policy\'s')
+
+  // The name now answers with the denied address.
+  d.send(target, { id: 'msg_r2', type: 'session.ended', sessionId: 'r', body: '{}' })
+  for (let i = 0; i < 200 && d.pending() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(d.pending(), 0)
+  t.equal(r.received.length, 1, 'nothing more at the allowed address')
+  t.same(canaryHits, [], 'the denied address saw no connection')
+  t.match(text(), /"webhookId":"msg_r2".*"code":"URL_POLICY_REFUSED".*no retry/, 'refused once, not retried')
+  t.equal(lookups, 2, 'one resolution for the refused attempt, none more')
   t.notOk(text().includes(TOKEN), 'the URL is in no log line')
 })
