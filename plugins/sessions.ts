@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { auditListener, createMemoryRegistry, createSessionManager, isFinal, type SessionManager } from '../lib/session/index.js'
-import { sameKey } from '../lib/session/registry.js'
+import { sameKey, type FleetRegistry } from '../lib/session/registry.js'
 import { createStateFile, type StateFile } from '../lib/session/state-file.js'
 import { parseBlockResources } from '../lib/browser/page-setup.js'
 import { createScreenshotStore, type ScreenshotStore } from '../lib/browser/screenshots.js'
-import { createRedisRegistry, type RedisSessionRegistry } from '../lib/fleet/registry.js'
+import { createRedisRegistry } from '../lib/fleet/registry.js'
 import { createSealer, sealCredentials, type Sealer } from '../lib/fleet/seal.js'
 
 declare module 'fastify' {
@@ -13,7 +13,7 @@ declare module 'fastify' {
     sessions: SessionManager
     screenshots: ScreenshotStore
     /** The session registry in Redis (REDIS_URL), shared by the fleet; null on a single machine. */
-    fleetRegistry: RedisSessionRegistry | null
+    fleetRegistry: FleetRegistry | null
     /** SESSION_SEAL_KEY's sealer, or null: nothing secret is kept outside this process. */
     sealer: Sealer | null
     /** One machine with SESSION_SEAL_KEY (no REDIS_URL): the state file its sessions outlive a restart in; else null. */

@@ -9,7 +9,7 @@
 import type { Credentials, Session } from '../session/types.js'
 import { isFinal } from '../session/types.js'
 import { ended } from '../session/machine.js'
-import type { RedisSessionRegistry } from './registry.js'
+import type { FleetRegistry } from '../session/registry.js'
 import type { Fleet, MachineState } from './machines.js'
 import type { Logger } from '../logger.js'
 import type { Handover } from './handover.js'
@@ -33,7 +33,7 @@ export interface CoordinatorMetrics {
 export interface CoordinatorDeps {
   me: string
   maxSessions: number
-  registry: RedisSessionRegistry
+  registry: FleetRegistry
   heartbeat: Pick<Fleet, 'machines' | 'acting'>
   handover: Pick<Handover, 'offer'>
   sessions: CoordinatedSessions
