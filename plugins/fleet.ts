@@ -182,7 +182,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (r.to === 'gone' && session !== undefined) {
       // Its machine's lease ran out (it no longer acts, its page is closed) and nobody took it over
       // yet: end the record here — only if it is still that machine's (else someone took it: retry).
-      if (await registry.finishOn(ended(session, 'ended', `ended by the client (its machine ${r.machine} had stopped)`, Date.now()), r.machine)) {
+      if (await registry.finishOn(ended(session, 'ended', `ended by the client (its machine ${r.machine} had stopped)`, Date.now()), r.machine, true)) {
         return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
       }
       throw withContext(new ReplayMissed('This session is moving to another machine of the fleet: retry in a moment'), { retryAfter: 1 })

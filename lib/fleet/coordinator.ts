@@ -73,15 +73,18 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
   const handedOver = (owner: string): string => `handed over by machine ${owner} (shutting down) to machine ${me}`
 
   /**
-   * End a live record, saying why: one this machine runs now (claimed), or
-   * one of machine `on` (a lapsed machine: its lease ran out, it no longer acts).
+   * End a live record, saying why: one this machine runs now (claimed, with
+   * its token), or one of machine `on` (a lapsed machine: its lease ran out,
+   * it no longer acts, and only while its heartbeat is still gone; or this
+   * machine's previous life, whose tokens this process never held).
    */
-  async function fail (id: string, reason: string, on = me): Promise<void> {
+  async function fail (id: string, reason: string, on = me): Promise<boolean> {
     const s = await registry.get(id)
-    if (s === undefined || isFinal(s.status)) return
+    if (s === undefined || isFinal(s.status)) return false
     const over = ended(s, 'failed', reason, Date.now())
-    if (on === me) await registry.finish(over)
-    else await registry.finishOn(over, on)
+    if (!(await registry.holds([id])).has(id)) return await registry.finishOn(over, on, on !== me)
+    await registry.finish(over)
+    return true
   }
 
   /** A session's record and its sealed credentials, opened here; null when there are none or they do not open with this machine's keys. */
@@ -123,15 +126,16 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
       for (const id of await registry.liveOn(machine)) {
         const s = await registry.get(id)
         if (s === undefined || isFinal(s.status)) continue
+        // A failure refused: the machine is back (its heartbeat renewed), or another machine took the session.
         if (sealer === null) {
-          await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`, machine)
-          d.metrics?.recovery('no_seal_key')
-          log.warn({ sessionId: id, machine }, 'session of a stopped machine marked failed')
+          if (await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`, machine)) {
+            d.metrics?.recovery('no_seal_key')
+            log.warn({ sessionId: id, machine }, 'session of a stopped machine marked failed')
+          }
           continue
         }
         if (s.status === 'starting') {
-          await fail(id, `${why} while it was logging in: start it again`, machine)
-          d.metrics?.recovery('failed')
+          if (await fail(id, `${why} while it was logging in: start it again`, machine)) d.metrics?.recovery('failed')
           continue
         }
         const reason = `${why}: taken over by machine ${me}`
@@ -147,8 +151,7 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
           if (await d.handover.offer(id, machine, other, async () => {}, `${why}: taken over by machine ${other}`)) { taken = true; break }
         }
         // Taken: the taker counts it.
-        if (!taken) {
-          await fail(id, `${why}, and no machine of the fleet could take it over: start it again`, machine)
+        if (!taken && await fail(id, `${why}, and no machine of the fleet could take it over: start it again`, machine)) {
           d.metrics?.recovery('failed')
         }
       }

@@ -48,7 +48,7 @@ export function createRedisRegistry (opts: RedisRegistryOptions): FleetRegistry 
   async function writeEnd (session: Session, tok: string): Promise<void> {
     let r: unknown
     try {
-      r = await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, me, tok))
+      r = await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, me, tok, '0'))
     } catch (err) {
       unwritten.set(session.id, { session, tok })
       throw err
@@ -100,9 +100,9 @@ export function createRedisRegistry (opts: RedisRegistryOptions): FleetRegistry 
       tokens.delete(session.id)
       await writeEnd(session, tok)
     },
-    async finishOn (session, machine) {
+    async finishOn (session, machine, lapsed = false) {
       if (!isFinal(session.status)) throw new Error(`finish: session ${session.id} is ${session.status}`)
-      return await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, machine, '')) === 1
+      return await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, machine, '', lapsed ? '1' : '0')) === 1
     },
     async remove (id) {
       mine.delete(id)

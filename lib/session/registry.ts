@@ -85,10 +85,12 @@ export interface FleetRegistry extends SessionRegistry {
   holds: (ids: string[]) => Promise<Set<string>>
   /**
    * End the record of a live session that machine `machine` runs (a lapsed
-   * machine, whose lease ran out: it no longer acts), only if it still runs
-   * it. False when refused.
+   * machine, whose lease ran out: it no longer acts; or this machine's
+   * previous life), only if it still runs it — and, lapsed, only while its
+   * heartbeat is gone (a machine back from a stall keeps its sessions). False
+   * when refused.
    */
-  finishOn: (session: Session, machine: string) => Promise<boolean>
+  finishOn: (session: Session, machine: string, lapsed?: boolean) => Promise<boolean>
   /** Keep a session's sealed credentials (deleted with the record); only while this machine runs it with its token. */
   putSealed: (id: string, sealed: string) => Promise<void>
   sealed: (id: string) => Promise<string | null>
@@ -238,9 +240,10 @@ export function createMemoryRegistry (opts: MemoryRegistryOptions): FleetRegistr
       held.delete(session.id)
       end(session)
     },
-    async finishOn (session, machine) {
+    async finishOn (session, machine, lapsed = false) {
       final(session)
       if (runner(session.id) !== machine) return false
+      if (lapsed && st.heartbeats.has(machine)) return false
       end(session)
       return true
     },

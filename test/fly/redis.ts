@@ -123,8 +123,8 @@ export function redisFleet (client: Redis): FleetBackend & { prefix: string } {
   const machines = new Map<string, FleetRegistry>()
   return {
     prefix,
-    on (machine) {
-      let r = machines.get(machine)
+    on (machine, fresh = false) {
+      let r = fresh ? undefined : machines.get(machine)
       if (r === undefined) { r = createRedisRegistry({ redis: client, instanceId: machine, retainEndedMs: 60_000, prefix }); machines.set(machine, r) }
       return r
     },

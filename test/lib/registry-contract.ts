@@ -15,8 +15,11 @@ export type MakeRegistry = (opts: ContractOptions) => SessionRegistry | Promise<
 
 /** One fleet's shared store, fresh: the registry of each machine on it, and the machines' heartbeats (their leases). */
 export interface FleetBackend {
-  /** The registry of machine `machine` (one per machine; every machine of a backend sees the same records). */
-  on: (machine: string) => FleetRegistry
+  /**
+   * The registry of machine `machine` (one per machine; every machine of a backend sees the same records);
+   * fresh: a new one in its place (the machine's process restarted: it holds no token).
+   */
+  on: (machine: string, fresh?: boolean) => FleetRegistry
   /** Machine `machine`'s heartbeat alive (its lease held) or gone. */
   heartbeat: (machine: string, alive: boolean) => Promise<void>
 }
@@ -27,8 +30,8 @@ export function memoryFleet (): FleetBackend {
   const store = createMemoryStore()
   const machines = new Map<string, FleetRegistry>()
   return {
-    on (machine) {
-      let r = machines.get(machine)
+    on (machine, fresh = false) {
+      let r = fresh ? undefined : machines.get(machine)
       if (r === undefined) { r = createMemoryRegistry({ retainEndedMs: 60_000, instanceId: machine, store }); machines.set(machine, r) }
       return r
     },
@@ -308,7 +311,10 @@ export function fleetContract (t: Tap, make: MakeFleet): void {
     await a.insert(other, caps)
     t.notOk(await b.finishOn({ ...other, status: 'ended', statusReason: 'x', endedAt: 1 }, 'c'), 'not on c: refused')
     await t.rejects(b.finishOn({ ...other, status: 'active' }, 'a'), 'only a final record')
-    t.ok(await b.finishOn({ ...other, status: 'ended', statusReason: 'ended by the client', endedAt: 1 }, 'a'), 'on a: ended')
+    await f.heartbeat('a', true)
+    t.notOk(await b.finishOn({ ...other, status: 'ended', statusReason: 'x', endedAt: 1 }, 'a', true), 'lapsed, but a renewed its heartbeat: refused')
+    await f.heartbeat('a', false)
+    t.ok(await b.finishOn({ ...other, status: 'ended', statusReason: 'ended by the client', endedAt: 1 }, 'a', true), 'on a, its heartbeat gone: ended')
     t.match(await a.get(other.id), { status: 'ended', statusReason: 'ended by the client' })
     t.ok(await b.claim(s.id, 'a', 10, 'taken over', true), 'gone: claimed')
     t.match(await a.get(s.id), { status: 'reconnecting', statusReason: 'taken over' })
