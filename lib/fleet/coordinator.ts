@@ -8,7 +8,7 @@
 // facts). Every status change goes through lib/session/machine.ts.
 import type { Credentials, Session } from '../session/types.js'
 import { isFinal } from '../session/types.js'
-import { ended } from '../session/machine.js'
+import { next } from '../session/machine.js'
 import type { FleetRegistry } from '../session/registry.js'
 import type { Fleet, MachineState } from './machines.js'
 import type { Logger } from '../logger.js'
@@ -81,7 +81,7 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
   async function fail (id: string, reason: string, on = me): Promise<boolean> {
     const s = await registry.get(id)
     if (s === undefined || isFinal(s.status)) return false
-    const over = ended(s, 'failed', reason, Date.now())
+    const over = next(s, { type: 'over', status: 'failed', reason }, Date.now())
     if (!(await registry.holds([id])).has(id)) return await registry.finishOn(over, on, on !== me)
     await registry.finish(over)
     return true

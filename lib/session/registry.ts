@@ -14,7 +14,7 @@
 // registries on one MemoryStore are the machines of one fleet.
 import { createHash } from 'node:crypto'
 import { AtCapacity, withContext } from '../errors.js'
-import { leaving } from './machine.js'
+import { next } from './machine.js'
 import { isFinal, type Session } from './types.js'
 
 export interface Caps {
@@ -100,7 +100,7 @@ export interface FleetRegistry extends SessionRegistry {
 
 /** The record a claim with a reason writes: the session leaving its machine, reconnecting with the reason. */
 export function claimedRecord (s: Session, reason: string, now: number): Session {
-  return leaving(s, reason, now, 'not connected: the session is moving to another machine')
+  return next(s, { type: 'leave', reason, moduleReason: 'not connected: the session is moving to another machine' }, now)
 }
 
 /** The start lock's value for `insert`: one live session per key, Foundry, user and world. */
