@@ -106,7 +106,9 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     metrics: {
       recovery: (result) => { metrics.recoveries.inc({ result }) },
       handover: (direction, result) => { metrics.handovers.inc({ direction, result }) }
-    }
+    },
+    // A failure this machine decided and wrote: session.failed once, from here.
+    onFailed: (session, webhook) => { fastify.webhooks.notifier.decided(session, webhook) }
   })
   // A write refused (stale fencing token, or the session runs elsewhere now): drop the session here at once.
   registry.onRefused(coordinator.refused)
@@ -207,4 +209,4 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   })
 }
 
-export default fp(fleetPlugin, { name: 'fleet', fastify: '5.x', dependencies: ['config', 'redis', 'keystore', 'sessions', 'metrics'] })
+export default fp(fleetPlugin, { name: 'fleet', fastify: '5.x', dependencies: ['config', 'redis', 'keystore', 'sessions', 'metrics', 'webhooks'] })

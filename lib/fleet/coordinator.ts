@@ -42,6 +42,13 @@ export interface CoordinatorDeps {
   closing: () => boolean
   log: Logger
   metrics?: CoordinatorMetrics
+  /**
+   * A session this machine failed (its record written here, so by this
+   * machine only), with its own webhook when its sealed credentials open
+   * here (nothing else of them): session.failed goes out once
+   * (lib/webhooks/notifier.ts decided).
+   */
+  onFailed?: (session: Session, webhook: { webhookUrl?: string, webhookSecret?: string } | null) => void
 }
 
 export interface Coordinator {
@@ -81,20 +88,28 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
   async function fail (id: string, reason: string, on = me): Promise<boolean> {
     const s = await registry.get(id)
     if (s === undefined || isFinal(s.status)) return false
+    // Opened before the write, which deletes them: the session's own webhook is in them.
+    const opened = d.onFailed !== undefined ? await credentialsOf(id, true) : null
     const over = next(s, { type: 'over', status: 'failed', reason }, Date.now())
-    if (!(await registry.holds([id])).has(id)) return await registry.finishOn(over, on, on !== me)
-    await registry.finish(over)
-    return true
+    const written = (await registry.holds([id])).has(id)
+      ? await registry.finish(over).then(() => true)
+      : await registry.finishOn(over, on, on !== me)
+    // Written here and nowhere else (a refused write tells nothing): told once, by this machine.
+    if (written) {
+      const secrets = opened?.credentials.secrets
+      d.onFailed?.(over, secrets === undefined ? null : { webhookUrl: secrets.webhookUrl, webhookSecret: secrets.webhookSecret })
+    }
+    return written
   }
 
   /** A session's record and its sealed credentials, opened here; null when there are none or they do not open with this machine's keys. */
-  async function credentialsOf (id: string): Promise<{ session: Session, credentials: Credentials } | null> {
+  async function credentialsOf (id: string, quiet = false): Promise<{ session: Session, credentials: Credentials } | null> {
     const [s, sealed] = await Promise.all([registry.get(id), registry.sealed(id)])
     if (s === undefined || isFinal(s.status) || sealer === null || sealed === null) return null
     try {
       return { session: s, credentials: openCredentials(sealer, id, sealed, { ownerId: s.ownerId, foundryUrl: s.foundryUrl, username: s.username }) }
     } catch (err) {
-      log.warn({ sessionId: id, err: (err as Error).message }, 'sealed credentials do not open here (is every SESSION_SEAL_KEY of the fleet in this machine\'s keyring?)')
+      if (!quiet) log.warn({ sessionId: id, err: (err as Error).message }, 'sealed credentials do not open here (is every SESSION_SEAL_KEY of the fleet in this machine\'s keyring?)')
       return null
     }
   }

@@ -17,12 +17,14 @@ export const KEY = randomBytes(32).toString('base64')
 const CAPS = { maxSessions: 10, maxPerOwner: 10 }
 export const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} }
 
-/** A live session on machine x, its credentials sealed there with `key`. */
-export async function onX (x: FleetRegistry, key = KEY): Promise<Session> {
-  const s = record({ status: 'active', clientId: 'foundry-x' })
+export const HOOK = 'https://hooks.example/session-x'
+
+/** A live session on machine x (active unless told), its credentials (with its own webhook) sealed there with `key`. */
+export async function onX (x: FleetRegistry, key = KEY, over: Partial<Session> = {}): Promise<Session> {
+  const s = record({ status: 'active', clientId: 'foundry-x', ...over })
   await x.insert(s, CAPS)
   const options = startOptions({ foundryUrl: s.foundryUrl, username: s.username }, {})
-  await x.putSealed(s.id, sealCredentials(createSealer(key), s.id, { options, secrets: { password: 'pw-x' } }, s.ownerId))
+  await x.putSealed(s.id, sealCredentials(createSealer(key), s.id, { options, secrets: { password: 'pw-x', webhookUrl: HOOK, webhookSecret: 'whsec_x' } }, s.ownerId))
   return s
 }
 
@@ -36,6 +38,8 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
     const taken: Array<{ id: string, reason: string, password: string }> = []
     const released: string[] = []
     const offers: string[] = []
+    /** What onFailed was told: the record written, and the session's webhook when its credentials opened here. */
+    const failed: Array<{ id: string, status: string, reason: string, webhookUrl: string | null }> = []
     let running: Session[] = []
     const sessions: CoordinatedSessions = {
       takeOver: (s, c, reason) => { taken.push({ id: s.id, reason, password: c.secrets.password }); running.push(s) },
@@ -53,9 +57,10 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
       sessions,
       sealer,
       closing: () => false,
-      log: quiet
+      log: quiet,
+      onFailed: (s, webhook) => { failed.push({ id: s.id, status: s.status, reason: s.statusReason, webhookUrl: webhook?.webhookUrl ?? null }) }
     })
-    return { fleet, here, there, coordinator, taken, released, offers }
+    return { fleet, here, there, coordinator, taken, released, offers, failed }
   }
 
   t.test('a lapsed machine\'s session is claimed and adopted here, with its credentials', async (t) => {
@@ -99,6 +104,53 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
     t.same(c.taken, [], 'not taken here')
     t.same(c.offers, [`${s.id}→y`], 'offered to the machine with room')
     t.match(await c.here.get(s.id), { status: 'failed', statusReason: /no machine of the fleet could take it over/ }, 'nobody took it: failed, saying why')
+    t.match(c.failed, [{ id: s.id, status: 'failed', reason: /no machine of the fleet could take it over/, webhookUrl: null }], 'told once (to the operator\'s webhook: its own is sealed with a key this machine lacks)')
+    t.equal(c.failed.length, 1)
+  })
+
+  t.test('a failure this machine writes is told once, with the session\'s webhook when its credentials open here; one it could not write, never', async (t) => {
+    const c = await setup()
+    const starting = await onX(c.there, KEY, { status: 'starting' })
+    await c.coordinator.machineGone('x')
+    t.match(await c.here.get(starting.id), { status: 'failed', statusReason: /machine x stopped.*while it was logging in/ })
+    t.same(c.failed.map((f) => [f.id, f.status, f.webhookUrl]), [[starting.id, 'failed', HOOK]], 'told once, to its own webhook too')
+    await c.coordinator.machineGone('x')
+    t.equal(c.failed.length, 1, 'dealt with again: nothing more (it is over)')
+
+    // Two machines deal with the same lapsed machine at once (the sweep's claim lets one; the
+    // registry's write lets one too): both decide, and both write only once both have decided.
+    const fleet = await make()
+    const both = await onX(fleet.on('x'), randomBytes(32).toString('base64'))
+    let arrived = 0
+    let open = (): void => {}
+    const gate = new Promise<void>((resolve) => { open = resolve })
+    const told: string[] = []
+    const racer = (id: string) => {
+      const r = fleet.on(id)
+      return createCoordinator({
+        me: id,
+        maxSessions: 10,
+        registry: { ...r, finishOn: async (s, m, lapsed) => { if (++arrived === 2) open(); await gate; return await r.finishOn(s, m, lapsed) } },
+        heartbeat: { machines: async () => [], acting: () => true },
+        handover: { offer: async () => false },
+        sessions: { takeOver: () => {}, release: async () => true, running: () => [], ids: () => [], keepAgain: async () => 0 },
+        sealer: null,
+        closing: () => false,
+        log: quiet,
+        onFailed: (s) => { told.push(`${id}: ${s.id}`) }
+      })
+    }
+    await Promise.all([racer('y').machineGone('x'), racer('z').machineGone('x')])
+    t.equal(arrived, 2, 'both machines decided to fail it')
+    t.match(await fleet.on('x').get(both.id), { status: 'failed' })
+    t.equal(told.length, 1, `told once, by the machine whose write went through (${told.join(', ')})`)
+
+    // Its machine is back: nothing written, nothing told.
+    const c3 = await setup({ key: null })
+    await onX(c3.there)
+    await c3.fleet.heartbeat('x', true)
+    await c3.coordinator.machineGone('x')
+    t.same(c3.failed, [])
   })
 
   t.test('offers: only from the machine running the session, or for one closing or gone; declined when the credentials do not open', async (t) => {
