@@ -1,11 +1,12 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { auditListener, createMemoryRegistry, createSessionManager, isFinal, type SessionManager } from '../lib/session/index.js'
-import { sameKey } from '../lib/session/registry.js'
+import { sameKey, type FleetRegistry } from '../lib/session/registry.js'
+import { next } from '../lib/session/machine.js'
 import { createStateFile, type StateFile } from '../lib/session/state-file.js'
 import { parseBlockResources } from '../lib/browser/page-setup.js'
 import { createScreenshotStore, type ScreenshotStore } from '../lib/browser/screenshots.js'
-import { createRedisRegistry, type RedisSessionRegistry } from '../lib/fleet/registry.js'
+import { createRedisRegistry } from '../lib/fleet/registry.js'
 import { createSealer, sealCredentials, type Sealer } from '../lib/fleet/seal.js'
 
 declare module 'fastify' {
@@ -13,7 +14,7 @@ declare module 'fastify' {
     sessions: SessionManager
     screenshots: ScreenshotStore
     /** The session registry in Redis (REDIS_URL), shared by the fleet; null on a single machine. */
-    fleetRegistry: RedisSessionRegistry | null
+    fleetRegistry: FleetRegistry | null
     /** SESSION_SEAL_KEY's sealer, or null: nothing secret is kept outside this process. */
     sealer: Sealer | null
     /** One machine with SESSION_SEAL_KEY (no REDIS_URL): the state file its sessions outlive a restart in; else null. */
@@ -100,7 +101,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
       for (const { record, reason } of failed) {
         const t = Date.now()
         await registry.insert(record, unlimited)
-        await registry.finish({ ...record, status: 'failed', statusReason: reason, statusChangedAt: t, endedAt: t, stage: null })
+        await registry.finish(next(record, { type: 'over', status: 'failed', reason }, t))
       }
       const caps = { maxSessions: config.MAX_SESSIONS, maxPerOwner: config.MAX_SESSIONS_PER_KEY }
       for (const { record, credentials } of back) {
@@ -111,7 +112,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
           // The caps were lowered since: what does not fit is listed as failed, saying so.
           const t = Date.now()
           await registry.insert(record, unlimited)
-          await registry.finish({ ...record, status: 'failed', statusReason: `the service restarted, but ${(err as Error).message}: start it again`, statusChangedAt: t, endedAt: t, stage: null })
+          await registry.finish(next(record, { type: 'over', status: 'failed', reason: `the service restarted, but ${(err as Error).message}: start it again` }, t))
           continue
         }
         stateFile.keep(record.id, credentials)

@@ -8,8 +8,8 @@
 // facts). Every status change goes through lib/session/machine.ts.
 import type { Credentials, Session } from '../session/types.js'
 import { isFinal } from '../session/types.js'
-import { ended } from '../session/machine.js'
-import type { RedisSessionRegistry } from './registry.js'
+import { next } from '../session/machine.js'
+import type { FleetRegistry } from '../session/registry.js'
 import type { Fleet, MachineState } from './machines.js'
 import type { Logger } from '../logger.js'
 import type { Handover } from './handover.js'
@@ -33,7 +33,7 @@ export interface CoordinatorMetrics {
 export interface CoordinatorDeps {
   me: string
   maxSessions: number
-  registry: RedisSessionRegistry
+  registry: FleetRegistry
   heartbeat: Pick<Fleet, 'machines' | 'acting'>
   handover: Pick<Handover, 'offer'>
   sessions: CoordinatedSessions
@@ -42,6 +42,13 @@ export interface CoordinatorDeps {
   closing: () => boolean
   log: Logger
   metrics?: CoordinatorMetrics
+  /**
+   * A session this machine failed (its record written here, so by this
+   * machine only), with its own webhook when its sealed credentials open
+   * here (nothing else of them): session.failed goes out once
+   * (lib/webhooks/notifier.ts decided).
+   */
+  onFailed?: (session: Session, webhook: { webhookUrl?: string, webhookSecret?: string } | null) => void
 }
 
 export interface Coordinator {
@@ -73,25 +80,36 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
   const handedOver = (owner: string): string => `handed over by machine ${owner} (shutting down) to machine ${me}`
 
   /**
-   * End a live record, saying why: one this machine runs now (claimed), or
-   * one of machine `on` (a lapsed machine: its lease ran out, it no longer acts).
+   * End a live record, saying why: one this machine runs now (claimed, with
+   * its token), or one of machine `on` (a lapsed machine: its lease ran out,
+   * it no longer acts, and only while its heartbeat is still gone; or this
+   * machine's previous life, whose tokens this process never held).
    */
-  async function fail (id: string, reason: string, on = me): Promise<void> {
+  async function fail (id: string, reason: string, on = me): Promise<boolean> {
     const s = await registry.get(id)
-    if (s === undefined || isFinal(s.status)) return
-    const over = ended(s, 'failed', reason, Date.now())
-    if (on === me) await registry.finish(over)
-    else await registry.finishOn(over, on)
+    if (s === undefined || isFinal(s.status)) return false
+    // Opened before the write, which deletes them: the session's own webhook is in them.
+    const opened = d.onFailed !== undefined ? await credentialsOf(id, true) : null
+    const over = next(s, { type: 'over', status: 'failed', reason }, Date.now())
+    const written = (await registry.holds([id])).has(id)
+      ? await registry.finish(over).then(() => true)
+      : await registry.finishOn(over, on, on !== me)
+    // Written here and nowhere else (a refused write tells nothing): told once, by this machine.
+    if (written) {
+      const secrets = opened?.credentials.secrets
+      d.onFailed?.(over, secrets === undefined ? null : { webhookUrl: secrets.webhookUrl, webhookSecret: secrets.webhookSecret })
+    }
+    return written
   }
 
   /** A session's record and its sealed credentials, opened here; null when there are none or they do not open with this machine's keys. */
-  async function credentialsOf (id: string): Promise<{ session: Session, credentials: Credentials } | null> {
+  async function credentialsOf (id: string, quiet = false): Promise<{ session: Session, credentials: Credentials } | null> {
     const [s, sealed] = await Promise.all([registry.get(id), registry.sealed(id)])
     if (s === undefined || isFinal(s.status) || sealer === null || sealed === null) return null
     try {
       return { session: s, credentials: openCredentials(sealer, id, sealed, { ownerId: s.ownerId, foundryUrl: s.foundryUrl, username: s.username }) }
     } catch (err) {
-      log.warn({ sessionId: id, err: (err as Error).message }, 'sealed credentials do not open here (is every SESSION_SEAL_KEY of the fleet in this machine\'s keyring?)')
+      if (!quiet) log.warn({ sessionId: id, err: (err as Error).message }, 'sealed credentials do not open here (is every SESSION_SEAL_KEY of the fleet in this machine\'s keyring?)')
       return null
     }
   }
@@ -123,15 +141,16 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
       for (const id of await registry.liveOn(machine)) {
         const s = await registry.get(id)
         if (s === undefined || isFinal(s.status)) continue
+        // A failure refused: the machine is back (its heartbeat renewed), or another machine took the session.
         if (sealer === null) {
-          await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`, machine)
-          d.metrics?.recovery('no_seal_key')
-          log.warn({ sessionId: id, machine }, 'session of a stopped machine marked failed')
+          if (await fail(id, `${why}; without SESSION_SEAL_KEY no machine can log it back in: start it again`, machine)) {
+            d.metrics?.recovery('no_seal_key')
+            log.warn({ sessionId: id, machine }, 'session of a stopped machine marked failed')
+          }
           continue
         }
         if (s.status === 'starting') {
-          await fail(id, `${why} while it was logging in: start it again`, machine)
-          d.metrics?.recovery('failed')
+          if (await fail(id, `${why} while it was logging in: start it again`, machine)) d.metrics?.recovery('failed')
           continue
         }
         const reason = `${why}: taken over by machine ${me}`
@@ -147,8 +166,7 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
           if (await d.handover.offer(id, machine, other, async () => {}, `${why}: taken over by machine ${other}`)) { taken = true; break }
         }
         // Taken: the taker counts it.
-        if (!taken) {
-          await fail(id, `${why}, and no machine of the fleet could take it over: start it again`, machine)
+        if (!taken && await fail(id, `${why}, and no machine of the fleet could take it over: start it again`, machine)) {
           d.metrics?.recovery('failed')
         }
       }

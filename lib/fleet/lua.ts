@@ -124,11 +124,13 @@ return 1
 `
 
 // ARGV: prefix, id, owner, json, endedAt, maxRetained, machine, token ('' : any token, the
-// machine must still run it — another machine ending the record of a lapsed one) → 1, or 0 refused.
+// machine must still run it — another machine ending the record of a lapsed one), lapsed ('1':
+// machine's heartbeat must be gone) → 1, or 0 refused.
 export const FINISH = RUNNER + FORGET + `
 local p, id, owner, json, at, max, m, tok = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
 if tok == '' then
   if runner(p, id) ~= m then return 0 end
+  if ARGV[9] == '1' and redis.call('EXISTS', p .. 'machine:' .. m) == 1 then return 0 end
 elseif not holds(p, id, m, tok) then return 0 end
 redis.call('SREM', p .. 'live:' .. m, id)
 release(p, id)

@@ -1,5 +1,5 @@
-// The session registry in Redis (REDIS_URL): the same interface and contract
-// as the in-memory one (lib/session/registry.ts), shared by every machine of
+// The session registry in Redis (REDIS_URL): the same interface (FleetRegistry)
+// and contract as the in-memory one (lib/session/registry.ts), shared by every machine of
 // the fleet. Records hold no secrets (the Session type has none). Every step
 // that counts and writes is one Lua script (lua.ts; key names in keys.ts).
 //
@@ -10,9 +10,8 @@
 // session or whose token is stale, and `onRefused` hears of it (the machine
 // drops that session at once).
 import type { Redis } from 'ioredis'
-import { capacityError, sameKey, type SessionRegistry } from '../session/registry.js'
+import { capacityError, claimedRecord, sameKey, type FleetRegistry } from '../session/registry.js'
 import { isFinal, type Session } from '../session/types.js'
-import { leaving } from '../session/machine.js'
 import { registry as call } from './machines.js'
 import { PREFIX, fleetKeys } from './keys.js'
 import { CLAIM, FINISH, HOLDS, INSERT, PRUNE, PUT_SEALED, REMOVE, RESTORE, TOUCH, UPDATE } from './lua.js'
@@ -26,40 +25,9 @@ export interface RedisRegistryOptions {
   prefix?: string
 }
 
-export interface RedisSessionRegistry extends SessionRegistry {
-  /** The machine running each of these sessions (absent when unknown). */
-  machinesOf: (ids: string[]) => Promise<Map<string, string>>
-  /** Live ids on a machine. */
-  liveOn: (machine: string) => Promise<string[]>
-  /** Write the ends this machine could not write, then its live records again (after Redis came back, possibly empty). */
-  resync: () => Promise<number>
-  /**
-   * Move a live session from machine `from` to this machine, if it is still
-   * on `from` (one claimer wins) and this machine has room (`from` itself
-   * always has room for its own). True when claimed. With a reason, the
-   * record says `reconnecting` with it from the same step on.
-   */
-  claim: (id: string, from: string, maxSessions: number, reason?: string, lapsed?: boolean) => Promise<boolean>
-  /** This machine no longer runs the session (another claimed it, or a write was refused): forget its token, never re-register it. */
-  disown: (id: string) => void
-  /** Of these sessions run here, the ones the registry still shows here with this machine's token. */
-  holds: (ids: string[]) => Promise<Set<string>>
-  /**
-   * End the record of a live session that machine `machine` runs (a lapsed
-   * machine, whose lease ran out: it no longer acts), only if it still runs
-   * it. False when refused.
-   */
-  finishOn: (session: Session, machine: string) => Promise<boolean>
-  /** Keep a session's sealed credentials (deleted with the record); only while this machine runs it with its token. */
-  putSealed: (id: string, sealed: string) => Promise<void>
-  sealed: (id: string) => Promise<string | null>
-  /** A write of this machine was refused (stale token, or the session runs elsewhere now). */
-  onRefused: (fn: (id: string, what: string) => void) => void
-}
-
 const parse = (json: string | null): Session | undefined => json === null ? undefined : JSON.parse(json) as Session
 
-export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRegistry {
+export function createRedisRegistry (opts: RedisRegistryOptions): FleetRegistry {
   const { redis, instanceId: me } = opts
   const p = opts.prefix ?? PREFIX
   const K = fleetKeys(p)
@@ -80,7 +48,7 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
   async function writeEnd (session: Session, tok: string): Promise<void> {
     let r: unknown
     try {
-      r = await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, me, tok))
+      r = await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, me, tok, '0'))
     } catch (err) {
       unwritten.set(session.id, { session, tok })
       throw err
@@ -132,9 +100,9 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
       tokens.delete(session.id)
       await writeEnd(session, tok)
     },
-    async finishOn (session, machine) {
+    async finishOn (session, machine, lapsed = false) {
       if (!isFinal(session.status)) throw new Error(`finish: session ${session.id} is ${session.status}`)
-      return await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, machine, '')) === 1
+      return await call(async () => await redis.eval(FINISH, 0, p, session.id, session.ownerId, JSON.stringify(session), session.endedAt ?? Date.now(), maxRetained, machine, '', lapsed ? '1' : '0')) === 1
     },
     async remove (id) {
       mine.delete(id)
@@ -172,7 +140,7 @@ export function createRedisRegistry (opts: RedisRegistryOptions): RedisSessionRe
       if (reason !== undefined) {
         const s = parse(await call(async () => await redis.get(K.record(id))))
         if (s === undefined || isFinal(s.status)) return false
-        json = JSON.stringify(leaving(s, reason, Date.now(), 'not connected: the session is moving to another machine'))
+        json = JSON.stringify(claimedRecord(s, reason, Date.now()))
       }
       const tok = Number(await call(async () => await redis.eval(CLAIM, 0, p, id, from, me, maxSessions, json, lapsed ? '1' : '0')))
       if (tok > 0) {

@@ -19,7 +19,7 @@ import { watchWebSockets } from '../browser/websockets.js'
 import { failureScreenshot } from './diagnostics.js'
 import { lifecycleOf, loginParams, newEntry, snapshot, wipe, type Entry, type Timers } from './entry.js'
 import type { SessionEvents } from './events.js'
-import { leaving, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
+import { next, transition, type Effect, type MachineConfig, type MachineEvent } from './machine.js'
 import { createPageWatch } from './page-watch.js'
 import type { SessionRegistry } from './registry.js'
 import { isFinal, pageSetup, reconnectInfo, type Credentials, type Session, type SessionEvent } from './types.js'
@@ -369,7 +369,8 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       if (reason !== undefined && !isFinal(entry.session.status)) {
         const t = now()
         const before = entry.session.status
-        Object.assign(entry.session, leaving(entry.session, reason, t, 'its machine is shutting down'))
+        // Its page closes below (closeBrowser): the effect is carried out here, in this order.
+        Object.assign(entry.session, next(entry.session, { type: 'leave', reason, moduleReason: 'its machine is shutting down' }, t, machine))
         await save(entry)
         emit(entry, { type: 'status', sessionId: entry.session.id, ownerId: entry.session.ownerId, at: t, status: 'reconnecting', reason, previous: before, reconnect: reconnectInfo(entry.session) ?? undefined })
       }

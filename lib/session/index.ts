@@ -6,6 +6,6 @@
 // screenshots in diagnostics.ts), and the public API over it (manager.ts).
 export * from './types.js'
 export { transition, initialState, backoffMs, nextDeadline, DEFAULT_MACHINE, type MachineConfig, type MachineEvent, type Effect } from './machine.js'
-export { createMemoryRegistry, capacityError, type SessionRegistry, type Caps, type SameSessionQuery } from './registry.js'
+export { createMemoryRegistry, createMemoryStore, capacityError, type SessionRegistry, type FleetRegistry, type MemoryStore, type Caps, type SameSessionQuery } from './registry.js'
 export { auditListener, keyDigest } from './audit.js'
 export { createSessionManager, type SessionManager, type SessionManagerOptions, type StartResult } from './manager.js'

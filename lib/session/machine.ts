@@ -78,6 +78,26 @@ export type MachineEvent =
    * take the session; logins wait until it acts for the fleet again.
    */
   | { type: 'fenced', reason: string }
+  /**
+   * The fleet: the session leaves this machine's page without ending (handed
+   * over, claimed by another machine, left for the next machine on shutdown):
+   * reconnecting with the reason, the module not connected (moduleReason).
+   */
+  | { type: 'leave', reason: string, moduleReason: string }
+  /**
+   * The fleet: this machine takes over a live session another machine ran
+   * (handover, crash recovery, its own previous life): reconnecting with the
+   * reason, due to log in at once (the executor that tracks it does), a fresh
+   * attempt count.
+   */
+  | { type: 'adopt', reason: string }
+  /**
+   * The session is over for a reason decided away from its page: written by a
+   * machine that does not run it (its machine's lease ran out, its end was
+   * asked for on another machine), or a restored record that cannot run.
+   * Nothing runs here to finish.
+   */
+  | { type: 'over', status: 'ended' | 'failed', reason: string }
 
 export type Effect =
   /** Log in again in a fresh browser context (the executor answers with login-succeeded/-failed or no-login-slot). */
@@ -281,6 +301,15 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
         effects: [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: config.reloginBaseMs }]
       }
 
+    case 'leave':
+      return { state: leaving(state, event.reason, now, event.moduleReason), effects: [{ type: 'close-browser' }] }
+
+    case 'adopt':
+      return { state: { ...leaving(state, event.reason, now, 'not connected: the session is moving to this machine'), nextAttemptAt: now, loggedOut: false }, effects: [] }
+
+    case 'over':
+      return { state: to(state, event.status, event.reason, now, { endedAt: now, ...('stage' in state ? { stage: null } : {}) }), effects: [] }
+
     case 'no-login-slot':
       return status === 'reconnecting'
         ? { state: { ...state, nextAttemptAt: now + config.reloginBaseMs }, effects: [{ type: 'schedule-relogin', delayMs: config.reloginBaseMs }] }
@@ -292,7 +321,7 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
  * A live session leaving its page (fenced, handed over, taken over by
  * another machine): reconnecting with the reason, the module not connected.
  */
-export function leaving<S extends Lifecycle> (state: S, reason: string, now: number, moduleReason: string): S {
+function leaving<S extends Lifecycle> (state: S, reason: string, now: number, moduleReason: string): S {
   return {
     ...state,
     status: 'reconnecting',
@@ -306,12 +335,12 @@ export function leaving<S extends Lifecycle> (state: S, reason: string, now: num
   }
 }
 
-/** A live session's record taken over by this machine: reconnecting with the reason, a fresh relogin count. */
-export function takenOver<S extends Lifecycle> (state: S, reason: string, now: number): S {
-  return { ...leaving(state, reason, now, 'not connected: the session is moving to this machine'), nextAttemptAt: now, loggedOut: false }
-}
-
-/** A session over, written by a machine that does not run it (its own one lapsed, or its end was asked for there). */
-export function ended<S extends Lifecycle> (state: S, status: 'ended' | 'failed', reason: string, now: number): S {
-  return { ...state, status, statusReason: reason, statusChangedAt: now, endedAt: now }
+/**
+ * A record (a Session, or any state with more fields than the lifecycle's)
+ * after an event, through transition(): the other fields kept, the effects
+ * left to whoever runs the session (the callers that build a record for the
+ * registry run none).
+ */
+export function next<S extends Lifecycle> (record: S, event: MachineEvent, now: number, config: MachineConfig = DEFAULT_MACHINE): S {
+  return { ...record, ...transition(record, event, now, config).state }
 }

@@ -13,7 +13,7 @@ import type { Verdict } from '../access/url-policy.js'
 import { releaseSecrets, snapshot, type Timers } from './entry.js'
 import { createSessionEvents } from './events.js'
 import { createExecutor, type Tracker } from './executor.js'
-import { DEFAULT_MACHINE, takenOver, type MachineConfig } from './machine.js'
+import { DEFAULT_MACHINE, next, type MachineConfig } from './machine.js'
 import { createMemoryRegistry, type SessionRegistry } from './registry.js'
 import { createStart, type StartResult } from './start.js'
 import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.js'
@@ -220,7 +220,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     },
 
     takeOver (record, credentials, reason) {
-      const entry = executor.track(takenOver(record, reason, now()), credentials)
+      const entry = executor.track(next(record, { type: 'adopt', reason }, now(), machine), credentials)
       // Its previous machine's page may still hold the login (a stalled
       // process keeps its sockets open): for a while, wait for Foundry to
       // let that login go instead of replacing it (never two logins at once).

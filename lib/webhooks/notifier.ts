@@ -15,7 +15,10 @@
 // and to the operator's (WEBHOOK_URL), from the machine running the session
 // only: events happen there, and a session that moves to another machine
 // (handover) is released here before anything about the move is emitted, so
-// one event is sent once. A Discord webhook URL (its path /api/webhooks/<id>/<token>)
+// one event is sent once. A session that is over by a decision away from its
+// page (the fleet's coordinator: its machine stopped and no machine could
+// take it) is told by the machine that made the decision and wrote it
+// (decided), once. A Discord webhook URL (its path /api/webhooks/<id>/<token>)
 // gets a Discord message ({content, embeds}); any other URL the Standard
 // Webhooks payload {type, timestamp, data}. No Fastify here.
 import { createHash } from 'node:crypto'
@@ -39,9 +42,20 @@ export interface NotifierOptions {
   now?: () => number
 }
 
+/** Where a session's own webhooks go (from its credentials), if anywhere. */
+export interface WebhookSecrets { webhookUrl?: string | undefined, webhookSecret?: string | undefined }
+
 export interface Notifier {
   tracker: Tracker
   listener: SessionEventListener
+  /**
+   * A session over (failed or ended) by a decision away from its page, that
+   * this machine made and wrote (the registry let only one machine write it):
+   * session.failed or session.ended, to its own webhook when its credentials
+   * open here (`secrets`), and the operator's. Not for a session this
+   * machine runs: its events tell those.
+   */
+  decided: (session: Session, secrets: WebhookSecrets | null) => void
   /** Sessions followed (tests, metrics). */
   size: () => number
   close: () => void
@@ -155,9 +169,9 @@ export function createNotifier (opts: NotifierOptions): Notifier {
   const now = opts.now ?? Date.now
   const watches = new Map<string, Watch>()
 
-  function send (w: Watch, n: Notification): void {
+  function send (own: Target | null, n: Notification): void {
     const id = messageId(n)
-    for (const target of [w.target, instance]) {
+    for (const target of [own, instance]) {
       if (target === null) continue
       const body = isDiscordWebhook(target.url) ? discordBody(n) : standardBody(n, instanceId)
       delivery.send(target, { id, type: n.type, sessionId: n.session.id, body })
@@ -188,7 +202,7 @@ export function createNotifier (opts: NotifierOptions): Notifier {
       r.timer = null
       if (w.reconnecting !== r || watches.get(w.session.id) !== w) return
       r.alerted = true
-      send(w, { type: 'session.reconnecting', at: r.since, session: w.session, reason: w.session.statusReason })
+      send(w.target, { type: 'session.reconnecting', at: r.since, session: w.session, reason: w.session.statusReason })
     }, Math.max(0, opts.reconnectingAfterMs - (now() - since)))
     r.timer.unref()
   }
@@ -202,7 +216,7 @@ export function createNotifier (opts: NotifierOptions): Notifier {
       if (w.module !== m || watches.get(w.session.id) !== w || w.session.status !== 'active') return
       m.alerted = true
       w.moduleOfflineSince = m.since
-      send(w, { type: 'module.offline', at: m.since, session: w.session, reason: w.session.module?.reason ?? 'not connected' })
+      send(w.target, { type: 'module.offline', at: m.since, session: w.session, reason: w.session.module?.reason ?? 'not connected' })
     }, Math.max(0, opts.moduleOfflineAfterMs - (now() - since)))
     m.timer.unref()
   }
@@ -213,14 +227,14 @@ export function createNotifier (opts: NotifierOptions): Notifier {
       const r = w.reconnecting
       stopReconnecting(w)
       if (e.status === 'active' && r?.alerted === true) {
-        send(w, { type: 'session.recovered', at: e.at, session: s, reason: e.reason, after: 'reconnecting', since: r.since })
+        send(w.target, { type: 'session.recovered', at: e.at, session: s, reason: e.reason, after: 'reconnecting', since: r.since })
       }
     } else if (changed) {
       startReconnecting(w, e.at)
     }
     if (e.status !== 'active') stopModule(w)
     if (e.status === 'failed' || e.status === 'ended') {
-      send(w, { type: e.status === 'failed' ? 'session.failed' : 'session.ended', at: e.at, session: s, reason: e.reason, ...(e.code !== undefined ? { code: e.code } : {}) })
+      send(w.target, { type: e.status === 'failed' ? 'session.failed' : 'session.ended', at: e.at, session: s, reason: e.reason, ...(e.code !== undefined ? { code: e.code } : {}) })
       forget(s.id)
     }
   }
@@ -233,20 +247,31 @@ export function createNotifier (opts: NotifierOptions): Notifier {
       w.moduleOfflineSince = null
       // Back from a reconnecting that was told of: that recovery (the status event right after) says it all.
       if (since !== null && s.status === 'active' && w.reconnecting?.alerted !== true) {
-        send(w, { type: 'session.recovered', at: e.at, session: s, reason: e.reason, after: 'module-offline', since })
+        send(w.target, { type: 'session.recovered', at: e.at, session: s, reason: e.reason, after: 'module-offline', since })
       }
       return
     }
     if (s.status === 'active' && w.moduleSeen) startModule(w, e.at)
   }
 
+  const ownTarget = (secrets: WebhookSecrets | null): Target | null => {
+    const url = secrets?.webhookUrl
+    return url !== undefined && url !== '' ? { kind: 'session', url, secret: secrets?.webhookSecret ?? null } : null
+  }
+
   return {
+    decided (session, secrets) {
+      if (session.status !== 'failed' && session.status !== 'ended') return
+      if (watches.has(session.id)) return // runs here: its own events tell it
+      try {
+        send(ownTarget(secrets), { type: session.status === 'failed' ? 'session.failed' : 'session.ended', at: session.statusChangedAt, session, reason: session.statusReason })
+      } catch (err) {
+        log.error({ sessionId: session.id, code: (err as NodeJS.ErrnoException).code }, 'a webhook notification could not be made')
+      }
+    },
     tracker: {
       track (session, credentials) {
-        const url = credentials.secrets.webhookUrl
-        const target: Target | null = url !== undefined && url !== ''
-          ? { kind: 'session', url, secret: credentials.secrets.webhookSecret ?? null }
-          : null
+        const target = ownTarget(credentials.secrets)
         forget(session.id)
         if (target === null && instance === null) return
         const w: Watch = { session, target, reconnecting: null, module: null, moduleSeen: session.module?.connected === true, moduleOfflineSince: null }

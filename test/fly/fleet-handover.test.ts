@@ -5,7 +5,9 @@
 // the heartbeat TTL. The credentials sit in Redis only sealed; no session
 // ever runs twice (Foundry never sees two live logins of the Gamemaster, the
 // relay never refuses the module's id). Redis lost and back empty on the way
-// changes none of it. Redis MONITOR over the whole handover shows no secret.
+// changes none of it. Redis MONITOR over the whole handover shows no secret,
+// the REST API module 3.x's connection token included (the stand-in runs
+// module 3.x, whose relay takes the token in the module's first message).
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
@@ -14,9 +16,14 @@ import { createClient, type SessionEvent } from '../../public/client.js'
 import { startFleet, watchTwice, type Fleet } from './fleet.js'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
+/** The module's v3 connection token (its relay's pairing): a secret like the password. */
+const CONNECTION_TOKEN = `v3-token-${randomBytes(16).toString('hex')}`
 
 t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
-  const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '1000', RELOGIN_BASE_MS: '200' })
+  const f: Fleet = await startFleet(t, { SESSION_SEAL_KEY: SEAL_KEY, FLEET_HEARTBEAT_MS: '1000', RELOGIN_BASE_MS: '200' }, undefined, {
+    standin: { moduleVersion: 3 },
+    relay: { validTokens: [CONNECTION_TOKEN] }
+  })
   f.secrets.push(SEAL_KEY)
   // Sampled all along: Foundry logins, open module connections and refusals.
   const twice = watchTwice(f)
@@ -27,8 +34,9 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   let monitor: Redis | null = null
   t.teardown(() => { monitor?.disconnect() })
 
-  const started = await f.start()
+  const started = await f.start({ connectionToken: CONNECTION_TOKEN })
   t.equal(started.status, 200, JSON.stringify(started.body))
+  t.ok(f.secrets.includes(CONNECTION_TOKEN), 'the connection token is among the secrets scanned for')
   const sessionId = started.body.sessionId as string
   const clientId = started.body.clientId as string
   const owner = f.byId((await f.find(f.proxy.url, sessionId))!.instanceId)
@@ -115,6 +123,13 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     const cookies = f.standin.joins.map((j) => j.sessionCookie)
     t.ok(commands.length > 100 && commands.some((c) => c.includes('fs:seal:')), `MONITOR saw the whole run (${commands.length} commands)`)
     const traffic = commands.join('\n')
-    for (const secret of [...f.secrets, ...cookies]) t.notOk(traffic.includes(secret), 'no password, API key, seal key, handshake token, nonce or Foundry session cookie in any command sent to Redis')
+    // The scan can fail: the records' values are in what was scanned (not only key names), and the
+    // token was really used: every login of the run (first, handed over, recovered) sent it to the relay.
+    t.ok(traffic.includes(`"clientId":"${clientId}"`), 'the records written to Redis, values included, are in the scanned commands')
+    const authed = f.relay.connections.filter((c) => c.id === clientId && c.authed)
+    t.ok(authed.length >= 3 && authed.every((c) => c.protocol === 'v3' && c.messages.some((m) => (m as { token?: unknown } | null)?.token === CONNECTION_TOKEN)),
+      `each module connection of the session authenticated at the relay with the connection token (${authed.length})`)
+    for (const secret of [...f.secrets, ...cookies]) t.notOk(traffic.includes(secret), 'no password, API key, seal key, handshake token, nonce, v3 connection token or Foundry session cookie in any command sent to Redis')
+    t.notOk(traffic.includes(CONNECTION_TOKEN), 'the v3 connection token is nowhere in it')
   })
 })

@@ -5,8 +5,8 @@
 import { GM, foundry } from '../e2e/fixtures.js'
 import { encryptNode } from '../helper.js'
 import { processTree } from '../../support/proc.js'
-import type { Standin } from '../../support/foundry/standin.js'
-import type { RelayStandin } from '../../support/foundry/relay.js'
+import type { Standin, StandinOptions } from '../../support/foundry/standin.js'
+import type { RelayStandin, RelayStandinOptions } from '../../support/foundry/relay.js'
 import { freePort, startRedis, type TestRedis } from './redis.js'
 import { startFlyProxy, type FlyProxy } from './proxy.js'
 import { startMachine, type MachineProc } from './machines.js'
@@ -27,8 +27,11 @@ export interface Fleet {
   /** Everything secret the test sent (password, API key, handshake tokens, nonces): never in Redis. */
   secrets: string[]
   byId: (id: string) => MachineProc
-  /** A handshake on `hsAt` (default: through the proxy), then start-session sent to `startAt` (default: the proxy). */
-  start: (opts?: { user?: { name: string, password: string }, hsAt?: string, startAt?: string, body?: Record<string, unknown> }) => Promise<Answer>
+  /**
+   * A handshake on `hsAt` (default: through the proxy), then start-session sent to `startAt` (default: the proxy);
+   * with `connectionToken`, sent as encryptedConnectionToken (module 3.x) and counted among the secrets.
+   */
+  start: (opts?: { user?: { name: string, password: string }, hsAt?: string, startAt?: string, connectionToken?: string, body?: Record<string, unknown> }) => Promise<Answer>
   list: (at: string) => Promise<List>
   /** The session as listed by `at` (any status), or undefined. */
   find: (at: string, sessionId: string) => Promise<Listed | undefined>
@@ -42,10 +45,13 @@ export interface Fleet {
   metrics: (m: MachineProc) => Promise<string>
 }
 
-export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m1', 'm2', 'm3']): Promise<Fleet> {
+/** The stand-ins' options (default: module 2.x, its relay accepting any id once). */
+export interface FleetStandins { standin?: Partial<StandinOptions>, relay?: RelayStandinOptions }
+
+export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m1', 'm2', 'm3'], stand: FleetStandins = {}): Promise<Fleet> {
   const apiKey = 'fleet-test-key-0123456789abcdef'
   const redis = await startRedis(t)
-  const { standin, relay } = await foundry(t)
+  const { standin, relay } = await foundry(t, stand.standin, stand.relay)
   const fleetEnv = { API_KEYS: apiKey, REDIS_URL: redis.url, ...env }
   // One after the other: three cold starts at once on a busy 2-core box can pass Fastify's plugin timeout.
   const machines: MachineProc[] = []
@@ -78,10 +84,17 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
         method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': user.name }
       })).json() as { token: string, publicKey: string, nonce: string }
       secrets.push(hs.token, hs.nonce)
+      const token = opts.connectionToken
+      if (token !== undefined && !secrets.includes(token)) secrets.push(token)
       const res = await fetch(`${opts.startAt ?? proxy.url}/start-session`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json' },
-        body: JSON.stringify({ handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: user.password, nonce: hs.nonce }), ...opts.body })
+        body: JSON.stringify({
+          handshakeToken: hs.token,
+          encryptedPassword: encryptNode(hs.publicKey, { password: user.password, nonce: hs.nonce }),
+          ...(token !== undefined ? { encryptedConnectionToken: encryptNode(hs.publicKey, { connectionToken: token, nonce: hs.nonce }, 'sha256') } : {}),
+          ...opts.body
+        })
       })
       return { status: res.status, body: await res.json() as Record<string, unknown>, retryAfter: res.headers.get('retry-after') }
     },
@@ -112,9 +125,11 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
 /**
  * Whether a session ran twice, sampled every `everyMs` (200 ms) until
  * stop(): the Foundry stand-in with two live logins of the Gamemaster, the
- * relay with two open module connections of one client id, or any module
- * connection the relay refused with 4004 (its id held elsewhere: it refuses
- * a duplicate at once, so open connections alone never show one). Each
+ * relay with two open module connections of one client id, any module
+ * connection the relay refused with 4004 (module 2.x: its id held
+ * elsewhere; it refuses a duplicate at once, so open connections alone never
+ * show one), or any 3.x connection the relay closed because another of the
+ * same id authenticated (the Go relay replaces the older one at once). Each
  * finding is kept, with the time, in `seen`.
  */
 export function watchTwice (f: { standin: Standin, relay: RelayStandin }, userId = GM.id, everyMs = 200): { seen: string[], samples: () => number, stop: () => void } {
@@ -129,6 +144,9 @@ export function watchTwice (f: { standin: Standin, relay: RelayStandin }, userId
     if (new Set(open).size !== open.length) seen.push(`${at}: the relay has two open connections of one client id (${open.join(', ')})`)
     for (const c of f.relay.connections) {
       if (c.closeCode === 4004 && !seen.some((s) => s.includes(`4004 at ${c.openedAt}`))) seen.push(`${at}: the relay refused client id ${c.id} with 4004 at ${c.openedAt}`)
+      if (c.protocol === 'v3' && c.closedBy === 'relay' && c.closeCode === 1000 && !seen.some((s) => s.includes(`replaced at ${c.openedAt}`))) {
+        seen.push(`${at}: the relay closed client id ${c.id}'s connection opened at ${c.openedAt}: another of the same id authenticated (replaced at ${c.openedAt})`)
+      }
     }
   }
   const timer = setInterval(check, everyMs)
@@ -138,5 +156,5 @@ export function watchTwice (f: { standin: Standin, relay: RelayStandin }, userId
 /** No client id has two module connections open at the relay (one sample; see watchTwice for the full check). */
 export function neverTwice (relay: RelayStandin): boolean {
   const open = relay.open().map((c) => c.id)
-  return new Set(open).size === open.length && !relay.connections.some((c) => c.closeCode === 4004)
+  return new Set(open).size === open.length && !relay.connections.some((c) => c.closeCode === 4004 || (c.protocol === 'v3' && c.closedBy === 'relay' && c.closeCode === 1000))
 }

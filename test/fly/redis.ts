@@ -7,6 +7,10 @@ import { accessSync, constants } from 'node:fs'
 import { createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { Redis } from 'ioredis'
+import { createRedisRegistry } from '../../lib/fleet/registry.js'
+import { fleetKeys } from '../../lib/fleet/keys.js'
+import type { FleetRegistry } from '../../lib/session/registry.js'
+import type { FleetBackend } from '../lib/registry-contract.js'
 
 export interface TestRedis {
   url: string
@@ -109,4 +113,25 @@ export async function startRedis (t: { teardown: (fn: () => unknown) => void }):
   }
   t.teardown(async () => { await r.close() })
   return r
+}
+
+let fleets = 0
+
+/** A fresh fleet on this Redis (a key prefix of its own): one registry per machine, heartbeats as the machines write them. */
+export function redisFleet (client: Redis): FleetBackend & { prefix: string } {
+  const prefix = `fleet${fleets++}:`
+  const machines = new Map<string, FleetRegistry>()
+  return {
+    prefix,
+    on (machine, fresh = false) {
+      let r = fresh ? undefined : machines.get(machine)
+      if (r === undefined) { r = createRedisRegistry({ redis: client, instanceId: machine, retainEndedMs: 60_000, prefix }); machines.set(machine, r) }
+      return r
+    },
+    async heartbeat (machine, alive) {
+      const key = fleetKeys(prefix).machine(machine)
+      if (alive) await client.set(key, '{}', 'PX', 60_000)
+      else await client.del(key)
+    }
+  }
 }

@@ -1,14 +1,46 @@
 // The session registry's contract, as a suite any implementation can run:
-// registryContract(t, (opts) => createXRegistry(opts)). The in-memory store
-// runs it in session-registry.test.ts; a shared (Redis) store runs the same.
+// registryContract(t, (opts) => createXRegistry(opts)), and what a fleet's
+// registry adds (machines, claims, fencing tokens, sealed credentials):
+// fleetContract(t, makeFleet), with several machines on one store. The
+// in-memory store runs both in session-registry.test.ts; the Redis store
+// runs the same in test/fly/redis-registry.test.ts.
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
 import { initialState } from '../../lib/session/machine.js'
-import type { SessionRegistry } from '../../lib/session/registry.js'
+import { createMemoryRegistry, createMemoryStore, type FleetRegistry, type SessionRegistry } from '../../lib/session/registry.js'
 import type { Session } from '../../lib/session/types.js'
 
 export interface ContractOptions { retainEndedMs: number }
 export type MakeRegistry = (opts: ContractOptions) => SessionRegistry | Promise<SessionRegistry>
+
+/** One fleet's shared store, fresh: the registry of each machine on it, and the machines' heartbeats (their leases). */
+export interface FleetBackend {
+  /**
+   * The registry of machine `machine` (one per machine; every machine of a backend sees the same records);
+   * fresh: a new one in its place (the machine's process restarted: it holds no token).
+   */
+  on: (machine: string, fresh?: boolean) => FleetRegistry
+  /** Machine `machine`'s heartbeat alive (its lease held) or gone. */
+  heartbeat: (machine: string, alive: boolean) => Promise<void>
+}
+export type MakeFleet = () => FleetBackend | Promise<FleetBackend>
+
+/** A fresh in-memory fleet: one MemoryStore, one registry per machine on it. */
+export function memoryFleet (): FleetBackend {
+  const store = createMemoryStore()
+  const machines = new Map<string, FleetRegistry>()
+  return {
+    on (machine, fresh = false) {
+      let r = fresh ? undefined : machines.get(machine)
+      if (r === undefined) { r = createMemoryRegistry({ retainEndedMs: 60_000, instanceId: machine, store }); machines.set(machine, r) }
+      return r
+    },
+    async heartbeat (machine, alive) {
+      if (alive) store.heartbeats.add(machine)
+      else store.heartbeats.delete(machine)
+    }
+  }
+}
 
 type Tap = Test
 
@@ -183,5 +215,133 @@ export function registryContract (t: Tap, make: MakeRegistry): void {
     await r.finish({ ...a, status: 'ended', statusReason: 'x', endedAt: 6000 })
     await r.touch([a.id], 7000)
     t.same([...await r.touched([a.id])], [], 'an ended session keeps no touch')
+  })
+}
+
+/** What a fleet's registry adds: which machine runs what, claims, fencing, sealed credentials. */
+export function fleetContract (t: Tap, make: MakeFleet): void {
+  const caps = { maxSessions: 10, maxPerOwner: 10 }
+
+  t.test('fleet: every machine sees every record and the machine running it; MAX_SESSIONS per machine, the per-key cap fleet-wide', async (t) => {
+    const f = await make()
+    const a = f.on('a')
+    const b = f.on('b')
+    const s = record({ status: 'active', clientId: 'foundry-x' })
+    await a.insert(s, caps)
+    t.same(await b.get(s.id), s)
+    t.same((await b.listByOwner(s.ownerId)).map((x) => x.id), [s.id])
+    t.same([...await b.machinesOf([s.id, randomUUID()])], [[s.id, 'a']])
+    t.same(await b.liveOn('a'), [s.id])
+    t.same(await b.liveOn('b'), [])
+    t.equal(await a.liveCount(), 1)
+    t.equal(await b.liveCount(), 0, 'liveCount: this machine\'s')
+    const small = { maxSessions: 2, maxPerOwner: 3 }
+    await a.insert(record({ username: 'Two' }), small)
+    await t.rejects(a.insert(record({ ownerId: OWNER_B }), small), { code: 'AT_CAPACITY', message: /maximum of 2 sessions/ }, 'machine a is full')
+    await b.insert(record({ username: 'Three' }), small)
+    await t.rejects(b.insert(record({ username: 'Four' }), small), { code: 'AT_CAPACITY', message: /This API key has its maximum of 3/ }, 'the key\'s third session was on another machine')
+    t.equal(await b.insert(record({ ownerId: OWNER_B }), small), null, 'b has room of its own')
+  })
+
+  t.test('fleet: fencing tokens — a claim outdates the old machine\'s writes, which are refused and reported once', async (t) => {
+    const f = await make()
+    const a = f.on('a')
+    const b = f.on('b')
+    const refused: string[] = []
+    a.onRefused((id, what) => { refused.push(`${id} ${what}`) })
+    const s = record({ status: 'active', clientId: 'foundry-x' })
+    await a.insert(s, caps)
+    t.same([...await a.holds([s.id])], [s.id], 'a holds it')
+    t.same([...await b.holds([s.id])], [], 'b does not')
+    await a.putSealed(s.id, 'sealed-by-a')
+    t.equal(await b.sealed(s.id), 'sealed-by-a')
+    t.ok(await b.claim(s.id, 'a', 10, 'moving'), 'b claims it')
+    t.same([...await b.machinesOf([s.id])], [[s.id, 'b']])
+    t.same([...await b.holds([s.id])], [s.id], 'b holds it now')
+    t.same([...await a.holds([s.id])], [], 'a no longer does')
+    t.match(await a.get(s.id), { status: 'reconnecting', statusReason: 'moving', module: null }, 'the claim\'s reason is in the record from the same step on')
+    t.notOk(await a.claim(s.id, 'a', 10), 'no longer on a: a claim from a is refused')
+    await a.update({ ...s, statusReason: 'late write of a' })
+    t.match(await b.get(s.id), { status: 'reconnecting', statusReason: 'moving' }, 'a\'s late update changed nothing')
+    await a.putSealed(s.id, 'late seal of a')
+    t.equal(await b.sealed(s.id), 'sealed-by-a', 'nor its late sealed credentials')
+    t.same(refused, [`${s.id} update`], 'the refusal is reported once; after it a writes nothing more for the session')
+    await a.finish({ ...s, status: 'ended', statusReason: 'a ends it', endedAt: 5000 })
+    t.match(await b.get(s.id), { status: 'reconnecting' }, 'a stale finish deletes nothing of the new owner\'s')
+    t.equal(await b.sealed(s.id), 'sealed-by-a', 'its seal stays')
+    t.equal(await a.resync(), 0, 'a never writes it again')
+    t.same(await a.liveOn('a'), [], 'nor registers it as its own')
+    await b.update({ ...s, status: 'active', statusReason: 'logged in on b' })
+    t.match(await a.get(s.id), { statusReason: 'logged in on b' }, 'b writes with its token')
+    await b.finish({ ...s, status: 'ended', statusReason: 'ended on b', endedAt: 6000 })
+    t.match(await a.get(s.id), { status: 'ended', statusReason: 'ended on b' })
+    t.equal(await a.sealed(s.id), null, 'its sealed credentials went with it')
+    t.same(refused, [`${s.id} update`])
+  })
+
+  t.test('fleet: one claimer wins; a claimer needs room, the session\'s own machine always has it', async (t) => {
+    const f = await make()
+    const a = f.on('a')
+    const s = record({ status: 'active' })
+    await a.insert(s, caps)
+    const claimers = ['b', 'c', 'd', 'e'].map((m) => f.on(m))
+    const won = await Promise.all(claimers.map(async (r) => await r.claim(s.id, 'a', 10)))
+    t.equal(won.filter(Boolean).length, 1, 'exactly one claim of the same session at once')
+    const winner = claimers[won.indexOf(true)]!
+    const full = f.on('full')
+    await full.insert(record({ username: 'Full' }), { maxSessions: 1, maxPerOwner: 10 })
+    const other = record({ status: 'active', username: 'Other' })
+    await a.insert(other, caps)
+    t.notOk(await full.claim(other.id, 'a', 1), 'no room on the claimer')
+    t.ok(await a.claim(other.id, 'a', 0), 'its own machine claims it again (a handover that found nobody): a new token, no room needed')
+    t.same([...await a.holds([other.id])], [other.id])
+    t.same([...await winner.holds([s.id])], [s.id])
+  })
+
+  t.test('fleet: a lapsed machine\'s session is claimed only while its heartbeat is gone; finishOn ends only a record still there', async (t) => {
+    const f = await make()
+    const a = f.on('a')
+    const b = f.on('b')
+    const s = record({ status: 'active' })
+    await a.insert(s, caps)
+    await f.heartbeat('a', true)
+    t.notOk(await b.claim(s.id, 'a', 10, 'taken over', true), 'a renewed its heartbeat (back from a stall): not claimed')
+    await f.heartbeat('a', false)
+    const other = record({ status: 'active', username: 'Other' })
+    await a.insert(other, caps)
+    t.notOk(await b.finishOn({ ...other, status: 'ended', statusReason: 'x', endedAt: 1 }, 'c'), 'not on c: refused')
+    await t.rejects(b.finishOn({ ...other, status: 'active' }, 'a'), 'only a final record')
+    await f.heartbeat('a', true)
+    t.notOk(await b.finishOn({ ...other, status: 'ended', statusReason: 'x', endedAt: 1 }, 'a', true), 'lapsed, but a renewed its heartbeat: refused')
+    await f.heartbeat('a', false)
+    t.ok(await b.finishOn({ ...other, status: 'ended', statusReason: 'ended by the client', endedAt: 1 }, 'a', true), 'on a, its heartbeat gone: ended')
+    t.match(await a.get(other.id), { status: 'ended', statusReason: 'ended by the client' })
+    t.ok(await b.claim(s.id, 'a', 10, 'taken over', true), 'gone: claimed')
+    t.match(await a.get(s.id), { status: 'reconnecting', statusReason: 'taken over' })
+    t.notOk(await b.finishOn({ ...s, status: 'ended', statusReason: 'x', endedAt: 1 }, 'a'), 'no longer on a: refused')
+    const ended = { ...s, status: 'failed' as const, statusReason: 'x', endedAt: 1 }
+    t.ok(await a.finishOn(ended, 'b'), 'on b: ended')
+    t.notOk(await b.claim(s.id, 'b', 10), 'an ended session is never claimed')
+  })
+
+  t.test('fleet: disown forgets the token (writes of this machine change nothing, and nothing is reported); holds and resync count only what is held', async (t) => {
+    const f = await make()
+    const a = f.on('a')
+    const refused: string[] = []
+    a.onRefused((id) => { refused.push(id) })
+    const kept = record({ status: 'active' })
+    const given = record({ status: 'active', username: 'Given' })
+    await a.insert(kept, caps)
+    await a.insert(given, caps)
+    t.equal(await a.resync(), 2)
+    a.disown(given.id)
+    await a.update({ ...given, statusReason: 'after disown' })
+    t.match(await a.get(given.id), { status: 'active', statusReason: given.statusReason }, 'not written')
+    t.same(refused, [], 'and not reported: it is not this machine\'s any more')
+    t.same([...await a.holds([kept.id, given.id])], [kept.id])
+    t.equal(await a.resync(), 1)
+    await a.remove(kept.id)
+    t.same([...await a.holds([kept.id])], [], 'removed: nothing held')
+    t.equal(await a.sealed(kept.id), null)
   })
 }

@@ -2,7 +2,7 @@
 // with events and an injected clock (numbers), in milliseconds.
 import t from 'tap'
 import {
-  DEFAULT_MACHINE, backoffMs, initialState, nextDeadline, transition, type Effect, type MachineConfig, type MachineEvent
+  DEFAULT_MACHINE, backoffMs, initialState, next, nextDeadline, transition, type Effect, type MachineConfig, type MachineEvent
 } from '../../lib/session/machine.js'
 import { CAUSES, causeOf } from '../../lib/session/causes.js'
 import { reconnectInfo, type Lifecycle } from '../../lib/session/types.js'
@@ -285,4 +285,29 @@ t.test('fenced (the fleet: this machine\'s lease is half gone): the page closes,
   t.match(starting.state, { status: 'failed', statusReason: /cut off from the fleet while it was logging in: start it again/, cause: 'FLEET_UNAVAILABLE' }, 'the start answers 503 FLEET_UNAVAILABLE (start.ts), not that the client cancelled')
   t.same(starting.effects, [{ type: 'finish' }], 'a login in progress is cancelled')
   t.same(transition({ ...active, status: 'ended' }, fenced, 70, CONFIG).effects, [], 'over is over')
+})
+
+t.test('the fleet\'s moves through transition(): leave, adopt, over; next() keeps a record\'s other fields', async (t) => {
+  const active = drive([[10, ok]]).state
+  const leave = transition({ ...active, relogins: 2, attempts: 0 }, { type: 'leave', reason: 'handed over by machine m1', moduleReason: 'its machine is shutting down' }, 50, CONFIG)
+  t.match(leave.state, { status: 'reconnecting', statusReason: 'handed over by machine m1', statusChangedAt: 50, cause: 'LOGIN_LOST', nextAttemptAt: null, relogins: 2, module: { connected: false, since: 50, reason: 'its machine is shutting down', revivable: false } })
+  t.same(leave.effects, [{ type: 'close-browser' }], 'its page closes')
+
+  const adopt = transition({ ...leave.state, attempts: 3, loggedOut: true }, { type: 'adopt', reason: 'taken over by machine m2' }, 60, CONFIG)
+  t.match(adopt.state, { status: 'reconnecting', statusReason: 'taken over by machine m2', statusChangedAt: 60, attempts: 0, nextAttemptAt: 60, loggedOut: false, module: { connected: false, reason: 'not connected: the session is moving to this machine' } })
+  t.same(adopt.effects, [], 'the executor tracking it logs it in')
+
+  const over = transition(active, { type: 'over', status: 'failed', reason: 'its machine m1 stopped' }, 70, CONFIG)
+  t.match(over.state, { status: 'failed', statusReason: 'its machine m1 stopped', statusChangedAt: 70, endedAt: 70 })
+  t.same(over.effects, [], 'nothing runs here to finish')
+  const ended = { ...active, status: 'ended' as const, statusReason: 'ended by the client', endedAt: 20 }
+  for (const e of [{ type: 'leave', reason: 'x', moduleReason: 'y' }, { type: 'adopt', reason: 'x' }, { type: 'over', status: 'failed', reason: 'x' }] as MachineEvent[]) {
+    t.same(transition(ended, e, 80, CONFIG), { state: ended, effects: [] }, `over is over: ${e.type}`)
+  }
+
+  const session = { ...active, id: 's1', stage: 'join', clientId: 'foundry-x' }
+  const left = next(session, { type: 'leave', reason: 'moving', moduleReason: 'moving' }, 90)
+  t.match(left, { id: 's1', clientId: 'foundry-x', stage: null, status: 'reconnecting' }, 'a record keeps its fields; its login stage is over')
+  t.match(next(session, { type: 'over', status: 'ended', reason: 'ended by the client (its machine m1 had stopped)' }, 95), { id: 's1', stage: null, status: 'ended', endedAt: 95 })
+  t.equal(session.status, 'active', 'the record given is not changed')
 })

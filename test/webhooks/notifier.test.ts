@@ -142,3 +142,31 @@ t.test('Discord: by the path, on any host; its body {content, embeds}', async (t
   const body = JSON.parse(s.sent[0]!.message.body)
   t.match(body, { content: /Foundry session ended/, embeds: [{ title: 'Foundry session ended', description: 'ended by the client' }], allowed_mentions: { parse: [] } })
 })
+
+t.test('decided: a failure another part of the fleet wrote here is told once, to its own webhook (when known) and the operator\'s', async (t) => {
+  const sent: Array<{ target: Target, message: Message }> = []
+  const n = createNotifier({
+    log: quiet,
+    delivery: { send: (target, message) => { sent.push({ target, message }) }, pending: () => 0, close: async () => {} },
+    instance: { kind: 'instance', url: 'https://ops.example/hook', secret: null },
+    instanceId: 'm2',
+    reconnectingAfterMs: 100,
+    moduleOfflineAfterMs: 100
+  })
+  const { session } = setup()
+  const failed: Session = { ...session, id: 's9', status: 'failed', statusReason: 'its machine m1 stopped, and no machine of the fleet could take it over: start it again', statusChangedAt: 5000, endedAt: 5000 }
+  n.decided(failed, { webhookUrl: 'https://hooks.example/s9', webhookSecret: 'whsec_x' })
+  t.same(sent.map((s) => [s.target.kind, s.target.url, s.message.type]), [['session', 'https://hooks.example/s9', 'session.failed'], ['instance', 'https://ops.example/hook', 'session.failed']])
+  t.match(JSON.parse(sent[0]!.message.body), { type: 'session.failed', data: { sessionId: 's9', instanceId: 'm2', status: 'failed', reason: /its machine m1 stopped/ } })
+  t.equal(sent[0]!.message.id, sent[1]!.message.id, 'one webhook-id for the one event')
+  t.match(sent[0]!.target, { secret: 'whsec_x' }, 'signed with the session\'s secret')
+
+  sent.length = 0
+  n.decided(failed, null)
+  t.same(sent.map((s) => s.target.kind), ['instance'], 'its credentials did not open here: the operator\'s only')
+  sent.length = 0
+  n.decided({ ...failed, status: 'reconnecting' }, null)
+  n.tracker.track(session, { options: {} as never, secrets: { password: 'p' } })
+  n.decided({ ...session, status: 'failed' }, null)
+  t.same(sent, [], 'nothing for a live session, nor for one this machine runs (its own events tell it)')
+})
