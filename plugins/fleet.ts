@@ -9,7 +9,6 @@ import { createHandover } from '../lib/fleet/handover.js'
 import { isMachineId, messageKeys } from '../lib/fleet/messages.js'
 import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.js'
 import { FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
-import { next } from '../lib/session/machine.js'
 import { isFinal, type Session } from '../lib/session/types.js'
 
 declare module 'fastify' {
@@ -107,8 +106,8 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
       recovery: (result) => { metrics.recoveries.inc({ result }) },
       handover: (direction, result) => { metrics.handovers.inc({ direction, result }) }
     },
-    // A failure this machine decided and wrote: session.failed once, from here.
-    onFailed: (session, webhook) => { fastify.webhooks.notifier.decided(session, webhook) }
+    // A failure or end this machine decided and wrote: session.failed or session.ended once, from here.
+    onDecided: (session, webhook) => { fastify.webhooks.notifier.decided(session, webhook) }
   })
   // A write refused (stale fencing token, or the session runs elsewhere now): drop the session here at once.
   registry.onRefused(coordinator.refused)
@@ -184,7 +183,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (r.to === 'gone' && session !== undefined) {
       // Its machine's lease ran out (it no longer acts, its page is closed) and nobody took it over
       // yet: end the record here — only if it is still that machine's (else someone took it: retry).
-      if (await registry.finishOn(next(session, { type: 'over', status: 'ended', reason: `ended by the client (its machine ${r.machine} had stopped)` }, Date.now()), r.machine, true)) {
+      if (await coordinator.endGone(session.id, r.machine, `ended by the client (its machine ${r.machine} had stopped)`)) {
         return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
       }
       throw withContext(new ReplayMissed('This session is moving to another machine of the fleet: retry in a moment'), { retryAfter: 1 })

@@ -43,12 +43,12 @@ export interface CoordinatorDeps {
   log: Logger
   metrics?: CoordinatorMetrics
   /**
-   * A session this machine failed (its record written here, so by this
-   * machine only), with its own webhook when its sealed credentials open
-   * here (nothing else of them): session.failed goes out once
-   * (lib/webhooks/notifier.ts decided).
+   * A session this machine failed or ended away from its page (its record
+   * written here, so by this machine only), with its own webhook when its
+   * sealed credentials open here (nothing else of them): session.failed or
+   * session.ended goes out once (lib/webhooks/notifier.ts decided).
    */
-  onFailed?: (session: Session, webhook: { webhookUrl?: string, webhookSecret?: string } | null) => void
+  onDecided?: (session: Session, webhook: { webhookUrl?: string, webhookSecret?: string } | null) => void
 }
 
 export interface Coordinator {
@@ -66,6 +66,12 @@ export interface Coordinator {
   comeBack: () => Promise<void>
   /** A write of this machine was refused: drop the session here at once. */
   refused: (id: string, what: string) => void
+  /**
+   * End-session of a session whose machine is gone (its lease ran out, nobody
+   * took it over yet): ended here, only while that machine's heartbeat is
+   * still gone; false when the write was refused (someone took it: retry).
+   */
+  endGone: (id: string, machine: string, reason: string) => Promise<boolean>
 }
 
 /** Other live machines that take sessions, the emptiest first. */
@@ -86,18 +92,22 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
    * machine's previous life, whose tokens this process never held).
    */
   async function fail (id: string, reason: string, on = me): Promise<boolean> {
+    return await close(id, 'failed', reason, on)
+  }
+
+  async function close (id: string, status: 'failed' | 'ended', reason: string, on: string): Promise<boolean> {
     const s = await registry.get(id)
     if (s === undefined || isFinal(s.status)) return false
     // Opened before the write, which deletes them: the session's own webhook is in them.
-    const opened = d.onFailed !== undefined ? await credentialsOf(id, true) : null
-    const over = next(s, { type: 'over', status: 'failed', reason }, Date.now())
+    const opened = d.onDecided !== undefined ? await credentialsOf(id, true) : null
+    const over = next(s, { type: 'over', status, reason }, Date.now())
     const written = (await registry.holds([id])).has(id)
       ? await registry.finish(over).then(() => true)
       : await registry.finishOn(over, on, on !== me)
     // Written here and nowhere else (a refused write tells nothing): told once, by this machine.
     if (written) {
       const secrets = opened?.credentials.secrets
-      d.onFailed?.(over, secrets === undefined ? null : { webhookUrl: secrets.webhookUrl, webhookSecret: secrets.webhookSecret })
+      d.onDecided?.(over, secrets === undefined ? null : { webhookUrl: secrets.webhookUrl, webhookSecret: secrets.webhookSecret })
     }
     return written
   }
@@ -237,6 +247,10 @@ export function createCoordinator (d: CoordinatorDeps): Coordinator {
     refused (id, what) {
       log.warn({ sessionId: id, write: what }, 'the fleet registry refused a write of this machine (another machine runs the session now): dropping it here')
       void sessions.release(id)
+    },
+
+    async endGone (id, machine, reason) {
+      return await close(id, 'ended', reason, machine)
     }
   }
 }

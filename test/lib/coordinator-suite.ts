@@ -38,7 +38,7 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
     const taken: Array<{ id: string, reason: string, password: string }> = []
     const released: string[] = []
     const offers: string[] = []
-    /** What onFailed was told: the record written, and the session's webhook when its credentials opened here. */
+    /** What onDecided was told: the record written, and the session's webhook when its credentials opened here. */
     const failed: Array<{ id: string, status: string, reason: string, webhookUrl: string | null }> = []
     let running: Session[] = []
     const sessions: CoordinatedSessions = {
@@ -58,7 +58,7 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
       sealer,
       closing: () => false,
       log: quiet,
-      onFailed: (s, webhook) => { failed.push({ id: s.id, status: s.status, reason: s.statusReason, webhookUrl: webhook?.webhookUrl ?? null }) }
+      onDecided: (s, webhook) => { failed.push({ id: s.id, status: s.status, reason: s.statusReason, webhookUrl: webhook?.webhookUrl ?? null }) }
     })
     return { fleet, here, there, coordinator, taken, released, offers, failed }
   }
@@ -137,7 +137,7 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
         sealer: null,
         closing: () => false,
         log: quiet,
-        onFailed: (s) => { told.push(`${id}: ${s.id}`) }
+        onDecided: (s) => { told.push(`${id}: ${s.id}`) }
       })
     }
     await Promise.all([racer('y').machineGone('x'), racer('z').machineGone('x')])
@@ -196,5 +196,22 @@ export function coordinatorSuite (t: Test, make: MakeFleet): void {
     t.same(await c.here.liveOn('me'), [kept.id])
     c2.refused(kept.id, 'update')
     t.same(released, [mine.id, kept.id], 'a refused write drops the session')
+  })
+
+  t.test('end-session of a session whose machine is gone: ended here and told once, with its own webhook; refused while that machine is back', async (t) => {
+    const c = await setup()
+    const s = await onX(c.there)
+    t.ok(await c.coordinator.endGone(s.id, 'x', 'ended by the client (its machine x had stopped)'))
+    t.match(await c.here.get(s.id), { status: 'ended', statusReason: 'ended by the client (its machine x had stopped)' })
+    t.same(c.failed.map((f) => [f.id, f.status, f.webhookUrl]), [[s.id, 'ended', HOOK]], 'session.ended told once, to its own webhook too')
+    t.notOk(await c.coordinator.endGone(s.id, 'x', 'again'), 'over is over: nothing written')
+    t.equal(c.failed.length, 1, 'and nothing told again')
+
+    const back = await setup()
+    const alive = await onX(back.there)
+    await back.fleet.heartbeat('x', true)
+    t.notOk(await back.coordinator.endGone(alive.id, 'x', 'ended by the client'), 'its machine is back: the write is refused (the client retries, and the request goes there)')
+    t.match(await back.here.get(alive.id), { status: 'active' })
+    t.same(back.failed, [], 'nothing told')
   })
 }
