@@ -32,7 +32,7 @@ export const CATALOGUE = {
   // 403
   ADMIN_PASSWORD_REQUIRED: e(403, 'A world must be launched and Foundry asks for its administrator password', 'Send encryptedAdminPassword, or launch the world yourself'),
   USER_BANNED: e(403, 'Foundry says the user is banned in this world', 'Give the user a role in Foundry'),
-  FOUNDRY_URL_REFUSED: e(403, 'A redirect or the page led the browser to an address FOUNDRY_URL_POLICY or FOUNDRY_URL_DENY refuses', 'Check x-foundry-url and where that server redirects'),
+  FOUNDRY_URL_REFUSED: e(403, 'Foundry\'s URL or a redirect it sent the browser on led to an address FOUNDRY_URL_POLICY or FOUNDRY_URL_DENY refuses', 'Check x-foundry-url and where that server redirects'),
   // 404
   WORLD_NOT_FOUND: e(404, 'The named world does not exist on the Foundry server', 'Use one of the worlds the message lists'),
   USER_NOT_FOUND: e(404, 'The user does not exist in the world', 'Use the user name exactly as Foundry\'s join page shows it'),

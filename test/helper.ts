@@ -35,6 +35,8 @@ export interface TestApp {
 export interface BuildOptions {
   /** Resolve host names with this instead of the system resolver (URL policy tests). */
   resolve?: Resolver
+  /** How long the URL policy reuses a resolution, ms (0: a name changes its answer at once). */
+  resolveCacheMs?: number
   /** Node's http server options (its timers), with the service's own server options. */
   http?: ServerOptions
   /** The rate limits' clock (rate-limit tests move it instead of waiting out a window). */
@@ -53,7 +55,7 @@ export async function build (t: TestContext, env: Partial<Record<keyof Env, stri
   })
   const merged = { ...testEnv, ...env }
   const app = Fastify({ ...serverOptions, ...(options.http !== undefined ? { http: options.http } : {}), logger: { level: String(merged.LOG_LEVEL), redact: REDACT, stream } })
-  await app.register(service, { env: merged, processEnv: false, ...(options.resolve !== undefined ? { resolve: options.resolve } : {}), ...(options.now !== undefined ? { now: options.now } : {}) })
+  await app.register(service, { env: merged, processEnv: false, ...(options.resolve !== undefined ? { resolve: options.resolve } : {}), ...(options.resolveCacheMs !== undefined ? { resolveCacheMs: options.resolveCacheMs } : {}), ...(options.now !== undefined ? { now: options.now } : {}) })
   t.after(async () => { await app.close() })
   await app.ready()
   return { app, logs: () => lines.join('') }

@@ -72,6 +72,13 @@ export interface EgressSession {
    * sees the gate's 5xx answer (proxy-chain's 590–599), not a network error.
    */
   failure: (target: string) => string | undefined
+  /**
+   * Why the gate refused the last connection to host:port (egressTarget's
+   * form), if it did and none to it passed since. A login asks this of its
+   * main frame's navigation only (lib/foundry/login.ts): what the page's own
+   * scripts and sub-resources were refused never decides a login's error.
+   */
+  refusal: (target: string) => EgressReason | undefined
   /** Called on every refused connection; returns the unsubscribe function. */
   onRefused: (fn: (r: EgressRefusal) => void) => () => void
   /**
@@ -147,12 +154,13 @@ function interfaceAddresses (): string[] {
 
 const WILDCARDS = new Set(['0.0.0.0', '::'])
 
-/** host:port of a Foundry URL as the gate names targets, or undefined. */
-function foundryTarget (url: string | undefined): string | undefined {
+/** host:port of a URL as the gate names targets (failure, refusal), or undefined. */
+export function egressTarget (url: string | undefined): string | undefined {
   if (url === undefined) return undefined
   try {
     const u = new URL(url)
-    return `${bare(u.hostname)}:${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
+    if (!/^(https?|wss?):$/.test(u.protocol) || u.hostname === '') return undefined
+    return `${bare(u.hostname)}:${u.port !== '' ? u.port : u.protocol === 'https:' || u.protocol === 'wss:' ? '443' : '80'}`
   } catch {
     return undefined
   }
@@ -198,9 +206,11 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
 
   async function open (label: string, openOpts: EgressOpenOptions = {}): Promise<EgressSession> {
     if (closed) throw new Error('the egress gate is closed')
-    const foundry = foundryTarget(openOpts.foundryUrl)
+    const foundry = egressTarget(openOpts.foundryUrl)
     const stats: EgressStats = { requests: 0, refused: 0, bytesIn: 0, bytesOut: 0 }
     const failures = new Map<string, string>()
+    /** target → why its last connection was refused (none passed since). */
+    const refusals = new Map<string, EgressReason>()
     const listeners = new Set<(r: EgressRefusal) => void>()
     const warned = new Set<string>()
     // This session's own upstream sockets for plain HTTP: never shared with
@@ -216,12 +226,16 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
       return socket
     }
 
-    function refuse (target: string, reason: EgressReason): never {
+    function refuse (target: string, reason: EgressReason, key: string): never {
       stats.refused++
+      refusals.delete(key)
+      // Bounded: a page asking for ever new hosts keeps the newest only.
+      if (refusals.size >= 256) refusals.delete(refusals.keys().next().value as string)
+      refusals.set(key, reason)
       const r: EgressRefusal = { label, target, reason, at: Date.now() }
-      const key = `${target} ${reason}`
-      if (!warned.has(key) && warned.size < warnMax) {
-        warned.add(key)
+      const warnKey = `${target} ${reason}`
+      if (!warned.has(warnKey) && warned.size < warnMax) {
+        warned.add(warnKey)
         log.warn({ sessionId: label, target, reason }, 'egress gate refused a connection')
       } else {
         log.debug({ sessionId: label, target, reason }, 'egress gate refused a connection')
@@ -239,8 +253,10 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
       prepareRequestFunction: async ({ hostname, port }) => {
         stats.requests++
         const target = `${hostname}:${port}`
+        const key = `${bare(hostname)}:${port}`
         const d = await decideTarget(hostname, port, foundry)
-        if (!d.ok) refuse(target, d.reason)
+        if (!d.ok) refuse(target, d.reason, key)
+        refusals.delete(key)
         return { dnsLookup: pinnedLookup([d.address]) as never, httpAgent: agent }
       }
     })
@@ -260,6 +276,7 @@ export async function createEgressGate (opts: EgressGateOptions): Promise<Egress
       proxyServer: `http://${PROXY_HOST}:${port}`,
       stats: () => ({ ...stats }),
       failure: (target) => failures.get(target),
+      refusal: (target) => refusals.get(target),
       onRefused (fn) {
         listeners.add(fn)
         return () => { listeners.delete(fn) }

@@ -4,13 +4,13 @@
 // the translation of puppeteer's failures into client-facing errors. Knows
 // no Foundry page; those are in reach.ts, setup.ts, players.ts, join.ts,
 // game.ts and module-connection.ts.
-import type { Frame, HTTPResponse, Page } from 'puppeteer-core'
+import type { Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core'
 import {
   FleetCutOff, FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost,
   SessionCancelled, withContext, type ServiceError
 } from '../errors.js'
 import type { WsWatcher } from '../browser/websockets.js'
-import { chromiumNetError } from '../browser/egress.js'
+import { chromiumNetError, egressTarget, type EgressReason } from '../browser/egress.js'
 import { foundryBase } from './names.js'
 import { pageFunction, type PageScript } from './page-scripts.js'
 import type { PageArgs, PageFn, PageResult } from './page-api.js'
@@ -51,9 +51,50 @@ export class Driver {
   adminAuthTried = false
   /** A page of Foundry was loaded: about:blank from then on is the fleet lease's doing (./page/game.js `lease`). */
   private loaded = false
+  /**
+   * The main frame's last navigation request (Foundry's URL, a redirect it
+   * followed, a page's own navigation): its host:port as the egress gate
+   * names it, and the HTTP status it was answered with (null: none yet, or
+   * it failed).
+   */
+  private navigation: { request: HTTPRequest, target: string, status: number | null } | null = null
 
   constructor (readonly page: Page, readonly params: LoginParams, readonly opts: LoginOptions) {
     this.base = foundryBase(params.foundryUrl)
+  }
+
+  /** Follow the main frame's navigation requests, each redirect hop one (refusedNavigation); returns the function that stops. */
+  watchNavigations (): () => void {
+    const onRequest = (req: HTTPRequest): void => {
+      const frame = req.frame()
+      if (!req.isNavigationRequest() || frame === null || frame.parentFrame() !== null) return
+      const target = egressTarget(req.url())
+      this.navigation = target === undefined ? null : { request: req, target, status: null }
+    }
+    const onResponse = (res: HTTPResponse): void => {
+      const nav = this.navigation
+      if (nav !== null && res.request() === nav.request) nav.status = res.status()
+    }
+    this.page.on('request', onRequest)
+    this.page.on('response', onResponse)
+    return () => {
+      this.page.off('request', onRequest)
+      this.page.off('response', onResponse)
+    }
+  }
+
+  /**
+   * Whether the egress gate refused the main frame's last navigation, and
+   * why: the request got no answer (a refused https tunnel) or the gate's
+   * own 403 (plain http), and the gate's last word on its host:port was a
+   * refusal. Only this refusal is the login's: a page's scripts and
+   * sub-resources the gate refuses never are.
+   */
+  refusedNavigation (): { target: string, reason: EgressReason } | undefined {
+    const nav = this.navigation
+    if (nav === null || (nav.status !== null && nav.status !== 403)) return undefined
+    const reason = this.opts.refusal?.(nav.target)
+    return reason === undefined ? undefined : { target: nav.target, reason }
   }
 
   enter (stage: Stage): void {
@@ -120,7 +161,8 @@ export class Driver {
       // For plain http:// the egress gate answers a failed connection with
       // a 5xx of its own (proxy-chain: 590–599, 502): name what happened as
       // Chromium would have.
-      const code = this.opts.upstreamFailure?.(targetOf(res?.url() ?? url))
+      const target = egressTarget(res?.url() ?? url)
+      const code = target !== undefined ? this.opts.upstreamFailure?.(target) : undefined
       if (code !== undefined) throw this.translate(new Error(`net::${chromiumNetError(code)}`))
     }
     if (status >= 500) {
@@ -198,8 +240,16 @@ export class Driver {
   }
 
   /** The browser was sent somewhere the egress gate refuses (FOUNDRY_URL_POLICY, FOUNDRY_URL_DENY). */
-  refusedUrl (): ServiceError {
-    return this.fail(FoundryUrlRefused, `The browser was sent to an address this service refuses (FOUNDRY_URL_POLICY, FOUNDRY_URL_DENY) while ${this.what()}: check x-foundry-url and where that server redirects`)
+  refusedUrl (refused?: { target: string, reason: EgressReason }): ServiceError {
+    const where = refused !== undefined ? `${refused.target}, an address this service refuses (${refused.reason}; FOUNDRY_URL_POLICY, FOUNDRY_URL_DENY),` : 'an address this service refuses (FOUNDRY_URL_POLICY, FOUNDRY_URL_DENY)'
+    return this.fail(FoundryUrlRefused, `The browser was sent to ${where} while ${this.what()}: check x-foundry-url and where that server redirects`)
+  }
+
+  /** The host name of the main frame's navigation did not resolve at the egress gate: a DNS failure, waited for. */
+  unresolvable (target: string): ServiceError {
+    const host = target.replace(/:\d+$/, '')
+    const who = target === egressTarget(this.base.href) ? `Foundry at ${this.base.host}` : `${host}, where Foundry sent the browser,`
+    return this.fail(FoundryUnreachable, `${who} could not be reached while ${this.what()}: its host name does not resolve (DNS): check x-foundry-url and that the name resolves from this service`)
   }
 
   /** Turn a navigation or protocol error into a client-facing one. */
@@ -224,14 +274,6 @@ export class Driver {
     }
     return this.fail(FoundryError, `Unexpected failure while ${this.what()}`)
   }
-}
-
-/** host:port of a URL, as the egress gate names its targets. */
-function targetOf (href: string): string {
-  try {
-    const u = new URL(href)
-    return `${u.hostname.replace(/^\[|\]$/g, '')}:${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
-  } catch { return '' }
 }
 
 export function isServiceError (err: unknown): err is ServiceError {

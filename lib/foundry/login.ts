@@ -26,6 +26,7 @@ const MAX_STEPS = 8
  */
 export async function loginToFoundry (page: Page, params: LoginParams, opts: LoginOptions): Promise<LoginResult> {
   const d = new Driver(page, params, opts)
+  const unwatch = d.watchNavigations()
   try {
     page.setDefaultNavigationTimeout(opts.timeouts.navigation)
     page.setDefaultTimeout(opts.timeouts.navigation)
@@ -56,12 +57,18 @@ export async function loginToFoundry (page: Page, params: LoginParams, opts: Log
     throw d.fail(FoundryError, 'Foundry kept redirecting without reaching the game page')
   } catch (err) {
     if (opts.signal?.aborted === true) throw new SessionCancelled()
-    // The gate refused a connection, and the page is off Foundry (on the
-    // gate's refusal answer) or a navigation failed: the refusal is why.
-    if (opts.refusedAddress?.() === true && (d.route() === null || !isServiceError(err))) throw d.refusedUrl()
+    // The egress gate refused the main frame's navigation (Foundry's URL or
+    // a redirect it followed): that is why, whatever failed after it. A
+    // name that does not resolve is waited for; an address the URL policy
+    // refuses is not. What the page's own scripts and sub-resources were
+    // refused (a module's analytics) is reported by the gate, never the
+    // login's error.
+    const refused = d.refusedNavigation()
+    if (refused !== undefined) throw refused.reason === 'unresolvable' ? d.unresolvable(refused.target) : d.refusedUrl(refused)
     if (isServiceError(err)) throw err
     throw d.translate(err as Error)
   } finally {
+    unwatch()
     await d.ws?.detach()
   }
 }

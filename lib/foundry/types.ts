@@ -1,5 +1,6 @@
 // The login driver's public types: what a login is asked (LoginParams,
 // LoginOptions) and what it returns (LoginResult). No code.
+import type { EgressReason } from '../browser/egress.js'
 
 export interface LoginTimeouts {
   navigation: number
@@ -40,12 +41,13 @@ export interface LoginOptions {
   /** Called as the login moves from stage to stage (for status and logs). */
   onStage?: (stage: Stage, page: string | null) => void
   /**
-   * True once the egress gate refused a connection of this login's browser
-   * context (FOUNDRY_URL_POLICY, FOUNDRY_URL_ALLOW / DENY): a navigation
-   * that then fails, or lands off Foundry (the gate's refusal page), fails
-   * as FOUNDRY_URL_REFUSED.
+   * Why the egress gate refused the last connection to host:port (as
+   * egressTarget names it), if it did and none to it passed since
+   * (FOUNDRY_URL_POLICY, FOUNDRY_URL_ALLOW / DENY, or 'unresolvable'). The
+   * login asks it of its main frame's navigation only: Foundry's URL and the
+   * redirects it follows.
    */
-  refusedAddress?: () => boolean
+  refusal?: (target: string) => EgressReason | undefined
   /**
    * How the egress gate's last connection to host:port failed (ECONNREFUSED …),
    * if it did: Chromium only sees the gate's 502 for plain http://.

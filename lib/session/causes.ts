@@ -52,7 +52,7 @@ export const CAUSES = {
   WORLD_LOCKED: stop('The world was locked against launching: failed at once'),
   WORLD_NEEDS_MIGRATION: stop('The world needs a data migration (Foundry was updated): failed at once; this service never migrates'),
   FOUNDRY_LICENSE_NOT_SIGNED: stop('Foundry shows its licence page: failed at once; this service never signs it'),
-  FOUNDRY_URL_REFUSED: stop('Foundry or a redirect led to an address FOUNDRY_URL_POLICY refuses: failed at once'),
+  FOUNDRY_URL_REFUSED: stop('Foundry\'s URL or a redirect it sent the browser on led to an address FOUNDRY_URL_POLICY or FOUNDRY_URL_DENY refuses: failed at once (what a page\'s own scripts are refused never ends a session)'),
   MODULE_TOKEN_REFUSED: stop('The relay refused the module\'s connection token: failed at once'),
   JOIN_FORM_UNKNOWN: stop('Foundry\'s join page changed to a form this service does not know: failed at once')
 } as const satisfies Record<string, Cause>

@@ -266,7 +266,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     const result = await loginToFoundry(page, loginParams(entry, relogin, now()), {
       timeouts: opts.timeouts,
       signal: abort.signal,
-      refusedAddress: () => (gate?.stats().refused ?? 0) > 0,
+      refusal: (target) => gate?.refusal(target),
       upstreamFailure: (target) => gate?.failure(target),
       onStage: (stage) => {
         if (session.stage === stage) return
