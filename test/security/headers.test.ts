@@ -44,8 +44,9 @@ t.test('every answer carries the headers', async (t) => {
 t.test('the docs page works under its CSP in Chromium', async (t) => {
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  // A context of the service's Chromium (none of its sessions' page set-up applies).
-  const context = await app.browserPool.newContext()
+  // A context of the service's Chromium (none of its sessions' page set-up applies), its gate
+  // told that the service's own address is the site it visits (else the service's port is refused).
+  const context = await app.browserPool.newContext('docs', { foundryUrl: `${base}/` })
   t.teardown(async () => { await context.close().catch(() => {}) })
   const page = await context.newPage()
 
