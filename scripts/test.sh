@@ -57,8 +57,10 @@ if [ -z "$lines" ]; then
   if [ "$have" -ge 22 ]; then lines=$have; else lines=24; fi
 fi
 
+# Installed with the first line's Node (a supported one: no engine warnings).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm ci --no-audit --no-fund
+  first_bin=$(node_of_line "${lines%% *}")
+  PATH="$first_bin:$PATH" npm ci --no-audit --no-fund
 fi
 
 status=0
