@@ -23,10 +23,15 @@ async function collect (events: AsyncGenerator<SessionEvent>, until: (e: Session
   return all
 }
 
+// One service (one Chromium) for the tests that neither close it nor need
+// its stream caps: each test has its own stand-in and ends its session. The
+// Foundry restart's relogin settings change nothing for the others.
+const shared = await listening(t, { RELOGIN_BASE_MS: 500, RELOGIN_ATTEMPTS: 6 })
+
 const brief = (e: SessionEvent): string => e.type === 'stage' ? `stage:${e.stage}` : e.type === 'status' ? `status:${e.status}` : e.type === 'module' ? `module:${e.connected}` : `egress:${e.reason}`
 
 t.test('a login\'s stages and its status arrive in order, and the stream ends with the session', async (t) => {
-  const { server } = await listening(t)
+  const { server } = shared
   // Slow pages leave time to subscribe while the login runs.
   const { standin } = await foundry(t, { joinRenderDelayMs: 1500, gameReadyDelayMs: 800 })
   const client = createClient({ server, apiKey: API_KEY })
@@ -58,7 +63,7 @@ t.test('a login\'s stages and its status arrive in order, and the stream ends wi
 })
 
 t.test('a Foundry restart: reconnecting (and why), the new login\'s stages, active again', async (t) => {
-  const { server } = await listening(t, { RELOGIN_BASE_MS: 500, RELOGIN_ATTEMPTS: 6 })
+  const { server } = shared
   const { standin } = await foundry(t)
   const client = createClient({ server, apiKey: API_KEY })
   const { sessionId } = await client.start({ foundryUrl: standin.url, username: GM.name, password: GM.password })
@@ -79,7 +84,7 @@ t.test('a Foundry restart: reconnecting (and why), the new login\'s stages, acti
 })
 
 t.test('isolation and bad input: 404 for another key\'s or an unknown id, 401 without a key', async (t) => {
-  const { app, server } = await listening(t)
+  const { app, server } = shared
   const { standin } = await foundry(t)
   const { sessionId } = await createClient({ server, apiKey: API_KEY }).start({ foundryUrl: standin.url, username: GM.name, password: GM.password })
   const other = createClient({ server, apiKey: OTHER_KEY })
@@ -97,7 +102,7 @@ t.test('isolation and bad input: 404 for another key\'s or an unknown id, 401 wi
 })
 
 t.test('the OpenAPI document describes the stream', async (t) => {
-  const { app } = await build(t)
+  const { app } = shared
   const doc = (await app.inject('/docs/json')).json()
   const op = doc.paths['/session/{id}/events'].get
   t.ok(op.responses['200'].content['text/event-stream'].schema, 'a text/event-stream 200 with the event schema')
@@ -145,3 +150,7 @@ t.test('streams are bounded per API key: past EVENT_STREAMS_PER_KEY, 429 TOO_MAN
   b.stop.abort()
   await client.end(id)
 })
+
+// Ends the file once the tests above are done, so the shared service (and
+// its Chromium) is closed then rather than keeping the process alive.
+t.end()

@@ -7,12 +7,15 @@ import { existsSync } from 'node:fs'
 import { build, expectError } from '../helper.js'
 import { GM, WORLD, endSession, foundry, startSession } from './fixtures.js'
 
+// One service (one Chromium) for the tests with the default settings: each
+// test has its own stand-in, so the sessions and requests it looks at are its
+// own, and it ends the sessions it started.
+const { app } = await build(t)
+
 const joinPosts = (s: { requests: Array<{ method: string, path: string, body?: unknown }> }): unknown[] =>
   s.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/join')).map((r) => r.body)
 
 t.test('the join POST key: the page variant\'s own key first, then both keys', async (t) => {
-  const { app } = await build(t)
-
   t.test('a user name page (14.367) on a server that still reads userid', async (t) => {
     const { standin } = await foundry(t, { version: '14.367', joinKey: 'userid' })
     const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
@@ -45,7 +48,6 @@ t.test('the join POST key: the page variant\'s own key first, then both keys', a
 })
 
 t.test('the join answer\'s redirect behind a route prefix, with or without the prefix', async (t) => {
-  const { app } = await build(t)
   for (const joinRedirect of ['prefixed', 'unprefixed', 'relative'] as const) {
     t.test(joinRedirect, async (t) => {
       const { standin } = await foundry(t, { routePrefix: 'foundry', joinRedirect })
@@ -60,7 +62,6 @@ t.test('the join answer\'s redirect behind a route prefix, with or without the p
 })
 
 t.test('v14 administrator login with its user name field', async (t) => {
-  const { app } = await build(t)
   const args = { username: GM.name, password: GM.password, world: WORLD.title, adminPassword: 'admin-pw' }
 
   t.test('the server takes the password alone: the world is launched', async (t) => {
@@ -105,7 +106,6 @@ t.test('v14 administrator login with its user name field', async (t) => {
 })
 
 t.test('a world launch that fails: WORLD_LAUNCH_FAILED with Foundry\'s reason', async (t) => {
-  const { app } = await build(t)
   const reason = 'System "pf2e" is not installed'
   const { standin } = await foundry(t, { activeWorld: null, worlds: [{ ...WORLD, launchFailure: reason }] })
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password, world: WORLD.title })
@@ -115,7 +115,6 @@ t.test('a world launch that fails: WORLD_LAUNCH_FAILED with Foundry\'s reason', 
 })
 
 t.test('a world that needs migrating: the service never triggers a migration', async (t) => {
-  const { app } = await build(t)
   // The stand-in migrates on any launch that bypasses the setup page's dialog.
   const { standin } = await foundry(t, { activeWorld: null, worlds: [{ ...WORLD, needsMigration: true }] })
   for (const relaunch of [false, true]) {
@@ -144,3 +143,7 @@ t.test('canvas on (noCanvas: false): Foundry\'s canvas starts on every Chromium'
     })
   }
 })
+
+// Ends the file once the tests above are done, so the shared service (and
+// its Chromium) is closed then rather than keeping the process alive.
+t.end()

@@ -13,6 +13,12 @@ async function foundry (t: Parameters<typeof foundryOf>[0], opts: Parameters<typ
   return await foundryOf(t, { worlds: [WORLD, OTHER_WORLD], ...opts })
 }
 
+// One service (one Chromium) for the tests with the default settings that
+// look only at their own stand-in, replies and sessions, and end the sessions
+// they start. Those that count every session or context of the service (the
+// first, the cancelled start) or close it keep their own.
+const shared = await build(t)
+
 t.test('start, list and end a session', async (t) => {
   const { app, logs } = await build(t)
   const { standin, relay } = await foundry(t)
@@ -81,7 +87,7 @@ t.test('start, list and end a session', async (t) => {
 })
 
 t.test('every client encryption starts a session', async (t) => {
-  const { app, logs } = await build(t)
+  const { app, logs } = shared
   const { standin } = await foundry(t)
   for (const encryption of ['node-sha1', 'webcrypto-sha1', 'node-sha256', 'webcrypto-sha256'] as const) {
     const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password, encryption })
@@ -93,7 +99,7 @@ t.test('every client encryption starts a session', async (t) => {
 })
 
 t.test('a world is launched from the setup page when none runs', async (t) => {
-  const { app } = await build(t)
+  const { app } = shared
   const { standin } = await foundry(t, { activeWorld: null })
   const res = await startSession(app, { foundryUrl: standin.url, username: GM2.name, password: GM2.password, world: 'curse of strahd' })
   t.equal(res.statusCode, 200, res.body)
@@ -101,7 +107,9 @@ t.test('a world is launched from the setup page when none runs', async (t) => {
   t.equal(standin.state().activeWorld, OTHER_WORLD.id)
   const launch = standin.requests.find((r) => r.method === 'POST' && r.path.endsWith('/setup'))
   t.match(launch, { body: { action: 'launchWorld', world: OTHER_WORLD.id }, status: 200 })
-  t.match((await listSessions(app)).activeSessions[0], { worldTitle: OTHER_WORLD.title, worldName: 'curse of strahd' })
+  const { sessionId } = res.json()
+  t.match((await listSessions(app)).activeSessions.find((s) => s.id === sessionId), { worldTitle: OTHER_WORLD.title, worldName: 'curse of strahd' })
+  t.equal((await endSession(app, sessionId)).statusCode, 200)
 })
 
 t.test('login failures are explained', async (t) => {
@@ -159,7 +167,7 @@ t.test('login failures are explained', async (t) => {
 })
 
 t.test('world not found lists the worlds', async (t) => {
-  const { app } = await build(t)
+  const { app } = shared
   const { standin } = await foundry(t, { activeWorld: null })
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password, world: 'Tomb of Annihilation' })
   expectError(t, res, 404, 'WORLD_NOT_FOUND')
@@ -275,3 +283,7 @@ t.test('closing the service ends every session and Chromium', async (t) => {
   t.ok(await eventually(() => !alive(pid) && children.every((c) => !alive(c))), 'no Chromium process outlives the service')
   t.ok(await eventually(() => relay.open().length === 0), 'the module connection closed')
 })
+
+// Ends the file once the tests above are done, so the shared service (and
+// its Chromium) is closed then rather than keeping the process alive.
+t.end()
