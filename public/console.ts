@@ -330,6 +330,16 @@ function render (list: ListReplyT | null, err?: unknown): void {
   endedBody.replaceChildren(...endedRows)
   ended.hidden = endedRows.length === 0
   $('ended-heading').hidden = endedRows.length === 0
+  // A followed session that the list shows over: its end is news, told from
+  // the list. Its stream stops below, and may not have delivered its last
+  // event yet (the end-session answer and the list can come first); if it
+  // did, logEvent has it already and tells nothing twice.
+  for (const s of list.endedSessions) {
+    const last = lastLogged.get(s.id)?.status
+    if (last !== undefined && last !== 'ended' && last !== 'failed') {
+      logEvent({ type: 'status', sessionId: s.id, at: s.endedAt, status: s.status, reason: s.statusReason })
+    }
+  }
   follow([...list.pendingSessions, ...list.activeSessions].map((s) => s.id))
 }
 

@@ -8,7 +8,7 @@
 // with the same sessionId and clientId; the cut machine answers within
 // seconds (503 or served). Then garbage on every fleet channel moves nothing
 // and takes no machine down, and end-session leaves no page anywhere.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { GM, eventually } from '../e2e/fixtures.js'
 import { messageKeys, signMessage } from '../../lib/fleet/messages.js'
@@ -133,43 +133,43 @@ t.test('a machine cut off or stalled never runs a session twice', async (t) => {
     for (const m of f.machines) t.notOk(m.out().includes(GM.password) || m.err().includes(GM.password), `no password in ${m.id}'s logs`)
   })
 
-  t.test('cut off while logging in: the start answers 503 FLEET_UNAVAILABLE with Retry-After, and leaves no page', async (t) => {
-    // Foundry's sockets held back: the login waits for the game while m3's lease runs out.
+  /**
+   * A start on machine `m` while Foundry's sockets are held back (its login waits at /join), `fault`
+   * done to `m` once the login reached Foundry: the start must answer 503 FLEET_UNAVAILABLE with
+   * Retry-After (not FOUNDRY_LOGIN_LOST, not SESSION_CANCELLED), and leave no page anywhere.
+   */
+  async function startCutShort (t: Test, m: MachineProc, fault: () => Promise<void>): Promise<void> {
     const seen = f.standin.requests.length
     const blocked = f.standin.blockSockets(4 * LEASE_MS)
-    const starting = f.start({ hsAt: m3.url, startAt: m3.url })
+    const starting = f.start({ hsAt: m.url, startAt: m.url })
     t.ok(await eventually(async () => f.standin.requests.slice(seen).some((r) => r.method === 'GET' && r.path.endsWith('/join')), 20_000), 'the login reached Foundry\'s /join (its form waits for the socket)')
-    gate.hold()
+    await fault()
     const started = await starting
-    gate.release()
     t.equal(started.status, 503, JSON.stringify(started.body))
-    t.match(started.body, { code: 'FLEET_UNAVAILABLE', error: /cut off from the fleet|fleet lease ran out/ }, 'says the machine was cut off, not that Foundry lost the login or the client cancelled')
+    // Fenced by the watchdog, or the page left by itself at the lease's end (./page/game.js lease).
+    t.match(started.body, { code: 'FLEET_UNAVAILABLE', error: /cut off from the fleet|fleet lease ran out/ }, 'says the machine lost its lease, not that Foundry lost the login or the client cancelled')
     t.ok(Number(started.retryAfter) > 0, `Retry-After: ${String(started.retryAfter)}`)
     await blocked
     t.ok(await eventually(async () => {
-      const hs = await Promise.all(f.machines.map(async (m) => (await health(m)).body))
+      const hs = await Promise.all(f.machines.map(async (x) => (await health(x)).body))
       return hs.every((h) => pages(h) === 0) && f.standin.liveLogins(GM.id) === 0
     }, 20_000), 'no page on any machine, no Foundry login')
+  }
+
+  t.test('cut off while logging in: the start answers 503 FLEET_UNAVAILABLE with Retry-After, and leaves no page', async (t) => {
+    await startCutShort(t, m3, async () => {
+      gate.hold()
+      await sleep(2 * LEASE_MS)
+      gate.release()
+    })
   })
 
   t.test('stalled while logging in (SIGSTOP for 2× the lease): the start answers 503 FLEET_UNAVAILABLE once it runs again', async (t) => {
     const m1 = f.byId('m1')
-    const seen = f.standin.requests.length
-    const blocked = f.standin.blockSockets(4 * LEASE_MS)
-    const starting = f.start({ hsAt: m1.url, startAt: m1.url })
-    t.ok(await eventually(async () => f.standin.requests.slice(seen).some((r) => r.method === 'GET' && r.path.endsWith('/join')), 20_000), 'the login reached Foundry\'s /join')
-    m1.child.kill('SIGSTOP')
-    await sleep(2 * LEASE_MS)
-    m1.child.kill('SIGCONT')
-    const started = await starting
-    t.equal(started.status, 503, JSON.stringify(started.body))
-    // The page left by itself at the lease's end (./page/game.js lease), or the watchdog fenced first on waking.
-    t.match(started.body, { code: 'FLEET_UNAVAILABLE', error: /cut off from the fleet|fleet lease ran out/ }, 'says the machine lost its lease, not that Foundry lost the login')
-    t.ok(Number(started.retryAfter) > 0, `Retry-After: ${String(started.retryAfter)}`)
-    await blocked
-    t.ok(await eventually(async () => {
-      const hs = await Promise.all(f.machines.map(async (m) => (await health(m)).body))
-      return hs.every((h) => pages(h) === 0) && f.standin.liveLogins(GM.id) === 0
-    }, 20_000), 'no page on any machine, no Foundry login')
+    await startCutShort(t, m1, async () => {
+      m1.child.kill('SIGSTOP')
+      await sleep(2 * LEASE_MS)
+      m1.child.kill('SIGCONT')
+    })
   })
 })
