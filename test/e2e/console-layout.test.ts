@@ -94,6 +94,13 @@ t.test('the console fits every width; it shows the events webhooks tell of', asy
     await standin.restart({ downMs: 6000 })
     await page.waitForFunction(`[...document.querySelectorAll('#events li')].some((li) => li.dataset.sessionId === ${JSON.stringify(sessionId)} && li.textContent.includes('reconnecting:'))`, { timeout: 30_000 })
     await page.waitForFunction('[...document.querySelectorAll(\'#events li\')].some((li) => li.textContent.includes(\'recovered:\'))', { timeout: 60_000 })
+    // The row settled after the recovery (active, module connected): events re-render the table, and
+    // a row that changes height under the pointer between finding the button and clicking it is missed.
+    await page.waitForFunction(`(() => {
+      const row = document.querySelector('#sessions tr[data-session-id=${JSON.stringify(sessionId)}]')
+      const cell = (label) => row?.querySelector('td[data-label="' + label + '"]')?.firstChild?.textContent
+      return cell('Status') === 'active' && cell('Module') === 'connected'
+    })()`, { timeout: 30_000 })
     await page.locator(`::-p-aria(End ${WORLD.title} ${GM.name})`).click()
     await page.waitForFunction('[...document.querySelectorAll(\'#events li\')].some((li) => li.textContent.includes(\'ended: ended by the client\'))', { timeout: 30_000 })
     const lines = await page.$$eval('#events li', (lis) => lis.map((li) => li.textContent ?? ''))
