@@ -146,6 +146,12 @@ export const BrowserUnavailable = define('BROWSER_UNAVAILABLE', 'Chromium could 
 export const OtherMachine = define('OTHER_MACHINE')
 /** A request Fly's proxy already replayed once reached a machine that still cannot serve it. */
 export const ReplayMissed = define('REPLAY_MISSED')
+/**
+ * Retry-After (s) of every FLEET_UNAVAILABLE: Redis failed, or this machine is
+ * cut off from the fleet (fenced, or its lease ran out during a login); the
+ * next heartbeat (or Redis back) ends it.
+ */
+export const FLEET_RETRY_AFTER_S = 5
 export const FleetUnavailable = define('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached from this machine: retry in a few seconds')
 /** This machine's lease is half gone: it does not act for the fleet until Redis answers again (the message says so). */
 export const FleetCutOff = define('FLEET_UNAVAILABLE')

@@ -4,11 +4,11 @@
 // REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { createFleet, RETRY_AFTER_S, type Fleet } from '../lib/fleet/machines.js'
+import { createFleet, type Fleet } from '../lib/fleet/machines.js'
 import { createHandover } from '../lib/fleet/handover.js'
 import { isMachineId, messageKeys } from '../lib/fleet/messages.js'
 import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.js'
-import { FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
+import { FLEET_RETRY_AFTER_S, FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
 import { isFinal, type Session } from '../lib/session/types.js'
 
 declare module 'fastify' {
@@ -117,7 +117,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (fleet.acting()) return
     const path = request.url.split('?')[0] ?? ''
     if (path === '/session-handshake' || path === '/start-session' || path === '/end-session' || path === '/session' || path.startsWith('/session/')) {
-      throw withContext(new FleetCutOff(`Machine ${me} is cut off from the fleet registry (Redis): its sessions wait; retry in a few seconds`), { retryAfter: RETRY_AFTER_S })
+      throw withContext(new FleetCutOff(`Machine ${me} is cut off from the fleet registry (Redis): its sessions wait; retry in a few seconds`), { retryAfter: FLEET_RETRY_AFTER_S })
     }
   })
   // Redis back (possibly empty): heartbeat and this machine's records again.

@@ -15,8 +15,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { ApiKeyThrottled, FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.js'
-import { RETRY_AFTER_S } from '../lib/fleet/machines.js'
+import { ApiKeyThrottled, FLEET_RETRY_AFTER_S, FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.js'
 import { KEY } from '../lib/fleet/keys.js'
 import { WindowStore } from '../lib/access/rate-limit-store.js'
 import { clientAddress, parseTrustProxy } from '../lib/access/client-address.js'
@@ -80,7 +79,7 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (fastify, opts) =
       await limit.call(this, request, reply)
     } catch (err) {
       if ((err as ServiceError).statusCode !== undefined) throw err
-      throw withContext(new FleetUnavailable(), { retryAfter: RETRY_AFTER_S })
+      throw withContext(new FleetUnavailable(), { retryAfter: FLEET_RETRY_AFTER_S })
     }
   }
   fastify.decorate('handshakeRateLimit', max === 0 ? noLimit : redis !== null ? fleetLimit : limit)

@@ -11,7 +11,7 @@
 // again after a fence (Redis reachable again, or the event loop back after a
 // stall), onRenewed runs before the machine acts again (acting()).
 import type { Redis } from 'ioredis'
-import { FleetUnavailable, withContext } from '../errors.js'
+import { FLEET_RETRY_AFTER_S, FleetUnavailable, withContext } from '../errors.js'
 import { KEY, digest } from './keys.js'
 import { isMachineId } from './messages.js'
 import type { Logger } from '../logger.js'
@@ -75,14 +75,12 @@ export interface Fleet {
 
 export { KEY, digest }
 
-export const RETRY_AFTER_S = 5
-
 /** Run a Redis call; any failure is the one 503 FLEET_UNAVAILABLE. */
 export async function registry<T> (fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {
-    throw withContext(Object.assign(new FleetUnavailable(), { cause: err }), { retryAfter: RETRY_AFTER_S })
+    throw withContext(Object.assign(new FleetUnavailable(), { cause: err }), { retryAfter: FLEET_RETRY_AFTER_S })
   }
 }
 

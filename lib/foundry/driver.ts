@@ -6,7 +6,7 @@
 // game.ts and module-connection.ts.
 import type { Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core'
 import {
-  FleetCutOff, FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost,
+  FLEET_RETRY_AFTER_S, FleetCutOff, FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost,
   SessionCancelled, withContext, type ServiceError
 } from '../errors.js'
 import type { WsWatcher } from '../browser/websockets.js'
@@ -22,9 +22,6 @@ import type { LoginOptions, LoginParams, Stage } from './types.js'
  * Longer waits (game-ready 120 s, world launch 180 s) are slices of this.
  */
 const WAIT_SLICE_MS = 20_000
-
-/** Retry-After of a login cut short by the fleet lease (the next heartbeat renews it). */
-const LEASE_RETRY_AFTER_S = 5
 
 const STAGE_WHAT: Record<Stage, string> = {
   reach: 'reaching Foundry',
@@ -140,7 +137,7 @@ export class Driver {
     // not that Foundry lost the login.
     if (this.loaded && this.page.url() === 'about:blank') {
       return withContext(new FleetCutOff(`This machine's fleet lease ran out while ${this.what()} (its heartbeat to the fleet registry, Redis, came late): the page left Foundry so that no other machine's login could overlap it; retry in a few seconds`) as ServiceError,
-        { stage: this.stage, retryAfter: LEASE_RETRY_AFTER_S })
+        { stage: this.stage, retryAfter: FLEET_RETRY_AFTER_S })
     }
     return withContext(new E(message) as ServiceError, { stage: this.stage, page: this.pagePath() ?? undefined })
   }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import type { BrowserPool } from '../browser/pool.js'
 import type { Logger } from '../logger.js'
-import { AtCapacity, FleetCutOff, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.js'
+import { AtCapacity, FLEET_RETRY_AFTER_S, FleetCutOff, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.js'
 import { foundryBase, matchWorld } from '../foundry/index.js'
 import { snapshot } from './entry.js'
 import type { Executor } from './executor.js'
@@ -32,7 +32,6 @@ export interface StartDeps {
 }
 
 const LOGIN_SLOTS_RETRY_AFTER_S = 5
-const FENCED_RETRY_AFTER_S = 5
 
 /** Another start of the same login holds the start lock (registry insert). */
 class StartLockHeld extends Error {
@@ -134,7 +133,7 @@ export function createStart (deps: StartDeps): (req: StartRequest) => Promise<St
         if (executor.closing()) return new ServiceClosing()
         // Fenced: this machine lost its fleet lease while logging in (machine.ts 'fenced').
         if (session.status === 'failed' && session.cause === 'FLEET_UNAVAILABLE') {
-          return withContext(new FleetCutOff(session.statusReason), { retryAfter: FENCED_RETRY_AFTER_S })
+          return withContext(new FleetCutOff(session.statusReason), { retryAfter: FLEET_RETRY_AFTER_S })
         }
         return new SessionCancelled()
       }
