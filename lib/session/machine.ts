@@ -178,8 +178,9 @@ function to (state: Lifecycle, status: Lifecycle['status'], reason: string, now:
   return { ...state, ...patch, status, statusReason: reason, statusChangedAt: now }
 }
 
-function finish (state: Lifecycle, status: 'ended' | 'failed', reason: string, now: number): Transition {
-  return { state: to(state, status, reason, now, { endedAt: now }), effects: [{ type: 'finish' }] }
+/** The session is over (ended or failed): patch sets what else changes with it (its cause, its attempts). */
+function finish (state: Lifecycle, status: 'ended' | 'failed', reason: string, now: number, patch: Partial<Lifecycle> = {}): Transition {
+  return { state: to(state, status, reason, now, { ...patch, endedAt: now }), effects: [{ type: 'finish' }] }
 }
 
 export function transition (state: Lifecycle, event: MachineEvent, now: number, config: MachineConfig = DEFAULT_MACHINE): Transition {
@@ -227,23 +228,23 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
     }
 
     case 'login-failed':
-      if (status === 'starting') return finish({ ...state, cause: event.code }, 'failed', event.message, now)
+      if (status === 'starting') return finish(state, 'failed', event.message, now, { cause: event.code })
       if (status === 'reconnecting') {
         const attempts = state.attempts + 1
         if (state.loggedOut && event.code === USER_ALREADY_ACTIVE) {
-          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', 'taken over: Foundry logged this session out and shows its user logged in elsewhere (another login of the same user replaced it); not logging back in against it. Start the session again once that login has ended', now)
+          return finish(state, 'failed', 'taken over: Foundry logged this session out and shows its user logged in elsewhere (another login of the same user replaced it); not logging back in against it. Start the session again once that login has ended', now, { attempts, cause: event.code, nextAttemptAt: null })
         }
         const reason = `logging back in failed (${event.code}): ${event.message}`
         if (isPermanent(event.code)) {
-          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', `${reason}; not tried again: waiting cannot fix this`, now)
+          return finish(state, 'failed', `${reason}; not tried again: waiting cannot fix this`, now, { attempts, cause: event.code, nextAttemptAt: null })
         }
         if (config.reloginAttempts > 0 && attempts >= config.reloginAttempts) {
-          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', `${reason}; gave up after ${attempts} attempts`, now)
+          return finish(state, 'failed', `${reason}; gave up after ${attempts} attempts`, now, { attempts, cause: event.code, nextAttemptAt: null })
         }
         // Reconnecting since the status last changed (failed attempts keep the time).
         const since = state.statusChangedAt
         if (config.reconnectMaxMs > 0 && now - since >= config.reconnectMaxMs) {
-          return finish({ ...state, attempts, cause: event.code, nextAttemptAt: null }, 'failed', `${reason}; gave up after reconnecting for ${duration(now - since)} (SESSION_RECONNECT_MAX_MS)`, now)
+          return finish(state, 'failed', `${reason}; gave up after reconnecting for ${duration(now - since)} (SESSION_RECONNECT_MAX_MS)`, now, { attempts, cause: event.code, nextAttemptAt: null })
         }
         // The last attempt falls on the bound, not past it.
         const left = config.reconnectMaxMs > 0 ? since + config.reconnectMaxMs - now : Infinity
@@ -294,7 +295,7 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
     case 'fenced':
       if (status === 'starting') {
         // The start request answers 503 FLEET_UNAVAILABLE with this reason (start.ts): retry, elsewhere or later.
-        return { state: to(state, 'failed', `${event.reason} while it was logging in: start it again`, now, { endedAt: now, cause: 'FLEET_UNAVAILABLE' }), effects: [{ type: 'finish' }] }
+        return finish(state, 'failed', `${event.reason} while it was logging in: start it again`, now, { cause: 'FLEET_UNAVAILABLE' })
       }
       return {
         state: { ...leaving(state, `${event.reason}: the session waits until it can act again`, now, 'not connected: its machine is cut off from the fleet'), nextAttemptAt: now + config.reloginBaseMs },

@@ -282,7 +282,7 @@ t.test('fenced (the fleet: this machine\'s lease is half gone): the page closes,
   t.same(effects, [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: CONFIG.reloginBaseMs }], 'the browser closes; relogin-due comes back later (the executor holds logins while fenced)')
   t.match(transition(state, fenced, 60, CONFIG).state, { status: 'reconnecting', statusReason: /^cut off from the fleet/ }, 'fenced again while reconnecting: still reconnecting')
   const starting = transition(initialState(0), fenced, 5, CONFIG)
-  t.match(starting.state, { status: 'failed', statusReason: /cut off from the fleet while it was logging in: start it again/, cause: 'FLEET_UNAVAILABLE' }, 'the start answers 503 FLEET_UNAVAILABLE (start.ts), not that the client cancelled')
+  t.match(starting.state, { status: 'failed', statusReason: /cut off from the fleet while it was logging in: start it again/, statusChangedAt: 5, endedAt: 5, cause: 'FLEET_UNAVAILABLE' }, 'the start answers 503 FLEET_UNAVAILABLE (start.ts), not that the client cancelled')
   t.same(starting.effects, [{ type: 'finish' }], 'a login in progress is cancelled')
   t.same(transition({ ...active, status: 'ended' }, fenced, 70, CONFIG).effects, [], 'over is over')
 })
