@@ -4,17 +4,23 @@ import puppeteer, { type Browser } from 'puppeteer-core'
 
 // Flags from @sparticuz/chromium that this service must not use:
 // --single-process kills the browser when a second context opens a page;
+// --no-zygote (see UNSANDBOXED below);
 // --disable-web-security and --allow-running-insecure-content would let a
 // hostile Foundry URL read other origins from inside the session's page.
 const DROPPED = new Set([
   '--single-process',
+  '--no-zygote',
   '--disable-web-security',
   '--allow-running-insecure-content'
 ])
 
-// Flags that switch the sandbox off (--no-zygote is only allowed without it),
-// kept only when running as root, where Chromium refuses the sandbox.
-const UNSANDBOXED = new Set(['--no-sandbox', '--no-zygote'])
+// Flags that switch the sandbox off, kept only when running as root, where
+// Chromium refuses the sandbox. @sparticuz/chromium also passes --no-zygote
+// (Lambda's need): it is dropped everywhere, root included. Without the
+// zygote every renderer, one per session, is a fresh exec of the whole
+// binary; with it a renderer is forked from a warm process, sharing its pages
+// (the Docker image, not root, always ran this way).
+const UNSANDBOXED = new Set(['--no-sandbox'])
 
 // Flags added to every launch. The network here is closed and a headless GM
 // never needs Google's background services; without these, Chromium spends

@@ -26,6 +26,7 @@ t.test('launch flags', async (t) => {
   t.notOk(user.args.includes('--no-zygote'), 'non-root: zygote on (the sandbox needs it)')
   const root = await asUid(0, async () => await resolveChromium())
   t.ok(root.args.includes('--no-sandbox'), 'root: Chromium refuses the sandbox, so it is off')
+  t.notOk(root.args.includes('--no-zygote'), 'root: renderers still fork from the zygote (no exec of the binary per session)')
   for (const r of [user, root]) {
     t.notOk(r.args.includes('--disable-web-security'), 'web security stays on')
     t.notOk(r.args.includes('--allow-running-insecure-content'))
