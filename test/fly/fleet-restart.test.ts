@@ -44,7 +44,7 @@ t.test('a single machine restarted with a seal key keeps its session', async (t)
 
 t.test('a single machine killed and restarted without a seal key fails its session once, saying why, and tells the operator', async (t) => {
   const r = await startReceiver(t)
-  const f = await startFleet(t, { FLEET_HEARTBEAT_MS: '500', WEBHOOK_URL: `${r.url}/op`, WEBHOOK_SECRET: newWebhookSecret(), WEBHOOK_RETRY_BASE_MS: '100', MAX_SESSIONS: '1' }, ['solo'])
+  const f = await startFleet(t, { FLEET_HEARTBEAT_MS: '1000', WEBHOOK_URL: `${r.url}/op`, WEBHOOK_SECRET: newWebhookSecret(), WEBHOOK_RETRY_BASE_MS: '100', MAX_SESSIONS: '1' }, ['solo'])
   const started = await f.start()
   t.equal(started.status, 200, JSON.stringify(started.body))
   const { sessionId } = started.body as { sessionId: string }
