@@ -30,11 +30,15 @@ const browserPool: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('onListen', async () => {
     for (const a of fastify.addresses()) if (typeof a !== 'string') egress.refuseService(a.address, a.port)
   })
-  // Start Chromium with the service, so the first session does not pay for
-  // it; a failure is reported by /health and retried by the next session.
-  fastify.addHook('onReady', async () => {
-    await pool.start().catch(() => {})
-  })
+  // Start Chromium with the service (CHROMIUM_LAUNCH=start), so the first
+  // session does not pay for it; a failure is reported by /health and
+  // retried by the next session. first-session: the pool launches it when a
+  // login first asks for a browser context.
+  if (config.CHROMIUM_LAUNCH === 'start') {
+    fastify.addHook('onReady', async () => {
+      await pool.start().catch(() => {})
+    })
+  }
   // Chromium first, then the gate it talks through.
   fastify.addHook('onClose', async () => {
     await pool.close()

@@ -55,6 +55,10 @@ export const EnvSchema = Type.Object({
     description: 'Chromium binary to use instead of the one @sparticuz/chromium ships'
   }),
   CHROMIUM_ARGS: Type.String({ default: '', description: 'Extra Chromium flags, space-separated' }),
+  CHROMIUM_LAUNCH: Type.Union([Type.Literal('start'), Type.Literal('first-session')], {
+    default: 'start',
+    description: 'When Chromium starts: start, with the service (the first session does not wait for it; /health reports a Chromium that cannot start); first-session, when a session first needs it (an idle machine holds no browser; the first login waits ~1 s longer, /health says chromium "down" until then)'
+  }),
   INSTANCE_ID: Type.String({ default: '', pattern: '^[A-Za-z0-9_.-]*$', maxLength: 64, description: 'Instance id in replies and in the fleet registry (default FLY_MACHINE_ID, which fly-replay: instance= takes, else FLY_ALLOC_ID, else "local")' }),
   REDIS_URL: Type.String({ default: '', description: 'redis:// or rediss:// URL of the fleet registry (handshakes, sessions, caps and rate limits shared by every machine). Empty: one machine, everything in memory' }),
   SESSION_SEAL_KEY: Type.String({ default: '', description: 'Base64 of 32 random bytes, the same on every machine: with REDIS_URL, keeps each session\'s credentials in Redis sealed with AES-256-GCM so another machine can take the session over (deploys, crashes), and signs the fleet\'s messages; without REDIS_URL, in the state file under STATE_DIR, so the sessions survive the service\'s own restart. A keyring `id:key,id:key` rotates keys: the first seals, every one opens. Empty: nothing secret is stored' }),

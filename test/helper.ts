@@ -25,6 +25,13 @@ const testEnv: Partial<Record<keyof Env, string | number>> = {
   MODULE_CONNECT_TIMEOUT_MS: 10_000
 }
 
+/**
+ * For services a test file never logs in with: Chromium is launched by the
+ * first session that needs it (CHROMIUM_LAUNCH=first-session, as users can
+ * set), not with the service, so these files do not pay a launch per build.
+ */
+export const NO_LOGIN = { CHROMIUM_LAUNCH: 'first-session' } as const
+
 export interface TestApp {
   app: FastifyInstance
   /** Every log line written so far, raw. */

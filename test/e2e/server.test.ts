@@ -32,11 +32,15 @@ t.test('a bad configuration value stops start-up with the reason', async (t) => 
   t.match(s.err(), /Invalid configuration: .*PORT/)
 })
 
-t.test('SIGTERM ends every session and Chromium, then exits', async (t) => {
+t.test('CHROMIUM_LAUNCH=first-session: no browser until a session needs one; SIGTERM ends every session and Chromium, then exits', async (t) => {
   const { standin, relay } = await foundry(t)
-  const s = startService({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })
+  const s = startService({ API_KEYS: 'server-test-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '', CHROMIUM_LAUNCH: 'first-session' })
   t.teardown(() => { s.child.kill('SIGKILL') })
   t.ok(await s.listening().then(() => true, () => false), 'listening')
+  const idle = await fetch(`${s.base()}/health`)
+  t.equal(idle.status, 200, 'healthy without a browser')
+  t.match(await idle.json(), { status: 'ok', browser: { chromium: 'down', lastError: null } })
+  t.same(descendants(s.child.pid!), [], 'no Chromium process before the first session')
   const headers = { 'x-api-key': 'server-test-key' }
   const hs = await (await fetch(`${s.base()}/session-handshake`, {
     method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': GM.name }
@@ -47,6 +51,7 @@ t.test('SIGTERM ends every session and Chromium, then exits', async (t) => {
     body: JSON.stringify({ handshakeToken: hs.token, encryptedPassword: encryptNode(hs.publicKey, { password: GM.password, nonce: hs.nonce }) })
   })
   t.equal(start.status, 200)
+  t.match(await (await fetch(`${s.base()}/health`)).json(), { status: 'ok', browser: { chromium: 'running' } }, 'launched by the first session')
   const tree = [s.child.pid!, ...descendants(s.child.pid!)]
   t.ok(tree.length >= 3, 'the service, Chromium and its helpers run')
 

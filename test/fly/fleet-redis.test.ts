@@ -2,7 +2,7 @@
 // one real Redis stand for two machines): rate limits shared fleet-wide,
 // heartbeats, and Redis lost and back while running.
 import t from 'tap'
-import { API_KEY, build, expectError } from '../helper.js'
+import { API_KEY, build, expectError, NO_LOGIN } from '../helper.js'
 import { eventually } from '../e2e/fixtures.js'
 import { startRedis } from './redis.js'
 
@@ -11,8 +11,8 @@ const hsHeaders = { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:9/'
 t.test('the handshake rate limit counts across the fleet', async (t) => {
   const redis = await startRedis(t)
   const env = { REDIS_URL: redis.url, HANDSHAKE_RATE_MAX: 3, HANDSHAKE_RATE_WINDOW_MS: 60_000 }
-  const a = await build(t, { ...env, INSTANCE_ID: 'a' })
-  const b = await build(t, { ...env, INSTANCE_ID: 'b' })
+  const a = await build(t, { ...NO_LOGIN, ...env, INSTANCE_ID: 'a' })
+  const b = await build(t, { ...NO_LOGIN, ...env, INSTANCE_ID: 'b' })
   const codes: number[] = []
   for (const m of [a, b, a]) codes.push((await m.app.inject({ method: 'POST', url: '/session-handshake', headers: hsHeaders })).statusCode)
   t.same(codes, [200, 200, 200], 'three handshakes over two machines')
@@ -25,7 +25,7 @@ t.test('the handshake rate limit counts across the fleet', async (t) => {
 
 t.test('machines heartbeat with a TTL and say who they are', async (t) => {
   const redis = await startRedis(t)
-  const a = await build(t, { REDIS_URL: redis.url, INSTANCE_ID: 'beat-a', FLEET_HEARTBEAT_MS: 1000 })
+  const a = await build(t, { ...NO_LOGIN, REDIS_URL: redis.url, INSTANCE_ID: 'beat-a', FLEET_HEARTBEAT_MS: 1000 })
   const beat = JSON.parse(await redis.client.get('fs:machine:beat-a') ?? '{}') as Record<string, unknown>
   t.match(beat, { id: 'beat-a', sessions: 0, maxSessions: 50, closing: false })
   const ttl = await redis.client.pttl('fs:machine:beat-a')
@@ -38,7 +38,7 @@ t.test('machines heartbeat with a TTL and say who they are', async (t) => {
 
 t.test('Redis lost while running: fleet requests get 503 FLEET_UNAVAILABLE with Retry-After; back, the machine re-registers', async (t) => {
   const redis = await startRedis(t)
-  const a = await build(t, { REDIS_URL: redis.url, INSTANCE_ID: 'lost-a', FLEET_HEARTBEAT_MS: 1000 })
+  const a = await build(t, { ...NO_LOGIN, REDIS_URL: redis.url, INSTANCE_ID: 'lost-a', FLEET_HEARTBEAT_MS: 1000 })
   t.equal((await a.app.inject({ method: 'POST', url: '/session-handshake', headers: hsHeaders })).statusCode, 200)
   t.match((await a.app.inject({ method: 'GET', url: '/health' })).json(), { fleet: { registry: 'connected' } })
   await redis.kill()

@@ -3,7 +3,7 @@
 // too) until the window ends; other addresses are unaffected. The client
 // address comes from proxy headers only when TRUST_PROXY says so.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.js'
 import { clientAddress, parseTrustProxy } from '../../lib/access/client-address.js'
 
 type Inject = Awaited<ReturnType<typeof build>>['app']
@@ -30,12 +30,12 @@ t.test('client address: TRUST_PROXY decides which header counts', async (t) => {
 
 t.test('an invalid TRUST_PROXY stops start-up', async (t) => {
   for (const bad of ['true', 'yes', '0', '-1', 'x-forwarded-for']) {
-    await t.rejects(async () => { await build(t, { TRUST_PROXY: bad }) }, /TRUST_PROXY/, bad)
+    await t.rejects(async () => { await build(t, { ...NO_LOGIN, TRUST_PROXY: bad }) }, /TRUST_PROXY/, bad)
   }
 })
 
 t.test('without TRUST_PROXY: one address is throttled, others are not, and headers cannot split its bucket', async (t) => {
-  const { app, logs } = await build(t, { API_KEY_FAIL_MAX: 5, API_KEY_FAIL_WINDOW_MS: 60_000 })
+  const { app, logs } = await build(t, { ...NO_LOGIN, API_KEY_FAIL_MAX: 5, API_KEY_FAIL_WINDOW_MS: 60_000 })
   const attacker = '203.0.113.7'
   for (let i = 0; i < 5; i++) {
     // A spoofed Fly-Client-IP / X-Forwarded-For per guess: ignored by default.
@@ -60,13 +60,13 @@ t.test('without TRUST_PROXY: one address is throttled, others are not, and heade
 })
 
 t.test('right keys are never counted', async (t) => {
-  const { app } = await build(t, { API_KEY_FAIL_MAX: 3 })
+  const { app } = await build(t, { ...NO_LOGIN, API_KEY_FAIL_MAX: 3 })
   for (let i = 0; i < 20; i++) t.equal((await list(app, API_KEY, '203.0.113.8')).statusCode, 200)
   expectError(t, await list(app, 'wrong', '203.0.113.8'), 401, 'API_KEY_INVALID')
 })
 
 t.test('TRUST_PROXY=fly: Fly-Client-IP is the client, behind one proxy address', async (t) => {
-  const { app } = await build(t, { TRUST_PROXY: 'fly', API_KEY_FAIL_MAX: 3 })
+  const { app } = await build(t, { ...NO_LOGIN, TRUST_PROXY: 'fly', API_KEY_FAIL_MAX: 3 })
   const proxy = 'fdaa:0:1:a7b:1::2' // Fly's proxy, as the TCP peer of every request
   const from = (ip: string) => ({ 'fly-client-ip': ip })
   for (let i = 0; i < 3; i++) expectError(t, await list(app, `guess-${i}`, proxy, from('203.0.113.50')), 401, 'API_KEY_INVALID')
@@ -77,7 +77,7 @@ t.test('TRUST_PROXY=fly: Fly-Client-IP is the client, behind one proxy address',
 })
 
 t.test('TRUST_PROXY=1: the X-Forwarded-For entry the proxy appended', async (t) => {
-  const { app } = await build(t, { TRUST_PROXY: 1, API_KEY_FAIL_MAX: 2 })
+  const { app } = await build(t, { ...NO_LOGIN, TRUST_PROXY: 1, API_KEY_FAIL_MAX: 2 })
   // The client prepends its own entries; the proxy appends what it saw.
   for (let i = 0; i < 2; i++) expectError(t, await list(app, 'guess', '10.0.0.2', { 'x-forwarded-for': `1.2.3.${i}, 203.0.113.70` }), 401, 'API_KEY_INVALID')
   expectError(t, await list(app, 'guess', '10.0.0.2', { 'x-forwarded-for': '9.9.9.9, 203.0.113.70' }), 429, 'API_KEY_THROTTLED')
@@ -87,7 +87,7 @@ t.test('TRUST_PROXY=1: the X-Forwarded-For entry the proxy appended', async (t) 
 t.test('the window passes', async (t) => {
   // The counters' clock is injected: the window passes when the test says so, however slow the machine.
   let clock = 1_000_000
-  const { app } = await build(t, { API_KEY_FAIL_MAX: 1, API_KEY_FAIL_WINDOW_MS: 60_000 }, { now: () => clock })
+  const { app } = await build(t, { ...NO_LOGIN, API_KEY_FAIL_MAX: 1, API_KEY_FAIL_WINDOW_MS: 60_000 }, { now: () => clock })
   expectError(t, await list(app, 'guess', '203.0.113.9'), 401, 'API_KEY_INVALID')
   t.equal((await list(app, API_KEY, '203.0.113.9')).statusCode, 200, 'API_KEY_FAIL_MAX wrong keys are allowed')
   expectError(t, await list(app, 'guess', '203.0.113.9'), 429, 'API_KEY_THROTTLED')
@@ -98,7 +98,7 @@ t.test('the window passes', async (t) => {
 })
 
 t.test('API_KEY_FAIL_MAX=0 turns the throttle off', async (t) => {
-  const { app } = await build(t, { API_KEY_FAIL_MAX: 0 })
+  const { app } = await build(t, { ...NO_LOGIN, API_KEY_FAIL_MAX: 0 })
   const codes = new Set<number>()
   for (let i = 0; i < 50; i++) codes.add((await list(app, `guess-${i}`, '203.0.113.10')).statusCode)
   t.same([...codes], [401])

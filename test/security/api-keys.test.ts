@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApiKeys, entryDigest, hashKey, parseApiKeys, parseApiKeysFile, readApiKeysFile } from '../../lib/access/api-keys.js'
-import { build, expectError } from '../helper.js'
+import { build, expectError, NO_LOGIN } from '../helper.js'
 
 t.test('lib', async (t) => {
   t.same(parseApiKeys(' a , b,,c '), ['a', 'b', 'c'])
@@ -32,7 +32,7 @@ t.test('API_KEYS_FILE with plain and hashed keys', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fs-keys-'))
   const file = join(dir, 'keys')
   writeFileSync(file, `# service keys\nfile-plain-key\nsha256:${hashKey('file-hashed-key')}\n`)
-  const { app, logs } = await build(t, { API_KEYS: 'env-key', API_KEYS_FILE: file })
+  const { app, logs } = await build(t, { ...NO_LOGIN, API_KEYS: 'env-key', API_KEYS_FILE: file })
   const get = async (key: string) => await app.inject({ method: 'GET', url: '/session', headers: { 'x-api-key': key } })
   for (const key of ['env-key', 'file-plain-key', 'file-hashed-key']) t.equal((await get(key)).statusCode, 200, key)
   for (const key of [`sha256:${hashKey('file-hashed-key')}`, 'file-plain-key ', 'FILE-PLAIN-KEY', 'x'.repeat(5000), 'rejected-key-8f3a']) {
@@ -43,7 +43,7 @@ t.test('API_KEYS_FILE with plain and hashed keys', async (t) => {
 })
 
 t.test('an unreadable API_KEYS_FILE stops start-up without its contents', async (t) => {
-  await t.rejects(async () => { await build(t, { API_KEYS_FILE: '/nonexistent/keys' }) }, /API_KEYS_FILE \/nonexistent\/keys cannot be read/)
+  await t.rejects(async () => { await build(t, { ...NO_LOGIN, API_KEYS_FILE: '/nonexistent/keys' }) }, /API_KEYS_FILE \/nonexistent\/keys cannot be read/)
 })
 
 t.test('every configured key is compared, whichever matches', async (t) => {

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { rememberChecks } from '../../lib/access/checked-urls.js'
 import { InvalidFoundryUrl } from '../../lib/errors.js'
-import { API_KEY, build, expectError } from '../helper.js'
+import { API_KEY, build, expectError, NO_LOGIN } from '../helper.js'
 
 t.test('passes are reused for ttlMs, refusals never, at most max values', async (t) => {
   let clock = 0
@@ -39,7 +39,7 @@ t.test('passes are reused for ttlMs, refusals never, at most max values', async 
 })
 
 t.test('the handshake: its foundryUrl is the checked href, and a refused URL is refused every time', async (t) => {
-  const { app } = await build(t, { FOUNDRY_URL_POLICY: 'public-only' }, {
+  const { app } = await build(t, { ...NO_LOGIN, FOUNDRY_URL_POLICY: 'public-only' }, {
     resolve: async (host) => host === 'public.test' ? ['93.184.216.34'] : ['169.254.169.254']
   })
   const post = async (url: string) => await app.inject({

@@ -4,12 +4,12 @@
 // (remaining 0); each API key counts alone, and the window's reset is the
 // window's end, not each request's.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.js'
 
 const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 
 t.test('x-ratelimit-* on every handshake, Retry-After past the budget', async (t) => {
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 3, HANDSHAKE_RATE_WINDOW_MS: 60_000 })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 3, HANDSHAKE_RATE_WINDOW_MS: 60_000 })
   const hs = async (key: string) => await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': key, ...HEADERS } })
   for (let i = 1; i <= 3; i++) {
     const r = await hs(API_KEY)
@@ -41,7 +41,7 @@ t.test('x-ratelimit-* on every handshake, Retry-After past the budget', async (t
 })
 
 t.test('HANDSHAKE_RATE_MAX=0: no limit and no headers', async (t) => {
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 0 })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 0 })
   const r = await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, ...HEADERS } })
   t.equal(r.statusCode, 200)
   t.notOk('x-ratelimit-limit' in r.headers)

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { ConsoleMessage, HTTPResponse } from 'puppeteer-core'
-import { API_KEY, build } from '../helper.js'
+import { API_KEY, build, NO_LOGIN } from '../helper.js'
 
 function expectSecurityHeaders (t: Test, headers: Record<string, unknown>, what: string): void {
   const csp = String(headers['content-security-policy'] ?? '')
@@ -21,7 +21,7 @@ function expectSecurityHeaders (t: Test, headers: Record<string, unknown>, what:
 }
 
 // One service for both tests; its own Chromium shows the docs page.
-const { app, logs } = await build(t)
+const { app, logs } = await build(t, NO_LOGIN)
 
 t.test('every answer carries the headers', async (t) => {
   for (const [method, url, headers] of [

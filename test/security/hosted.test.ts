@@ -11,7 +11,7 @@ import { loadConfig } from '../../plugins/config.js'
 import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
 import { createEgressGate } from '../../lib/browser/egress.js'
 import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import { API_KEY, build, expectError } from '../helper.js'
+import { API_KEY, build, expectError, NO_LOGIN } from '../helper.js'
 import { eventually } from '../e2e/fixtures.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
@@ -39,7 +39,7 @@ t.test('fly.toml deploys public-only, trusting Fly-Client-IP', async (t) => {
 })
 
 t.test('the handshake of an instance run with fly.toml\'s environment refuses private addresses', async (t) => {
-  const { app } = await build(t, flyEnv, { resolve: flyDns })
+  const { app } = await build(t, { ...flyEnv, ...NO_LOGIN }, { resolve: flyDns })
   const hs = async (url: string) => await app.inject({
     method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'Gamemaster' }
   })

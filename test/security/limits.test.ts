@@ -2,12 +2,12 @@
 // Retry-After), a per-key bound and a global bound on open handshakes, and
 // /health and /session answering promptly through a flood.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.js'
 
 const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 
 t.test('handshakes are rate-limited per API key', async (t) => {
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 5, HANDSHAKE_RATE_WINDOW_MS: 60_000 })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 5, HANDSHAKE_RATE_WINDOW_MS: 60_000 })
   const hs = async (key: string) => await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': key, ...HEADERS } })
   for (let i = 0; i < 5; i++) t.equal((await hs(API_KEY)).statusCode, 200)
   const limited = await hs(API_KEY)
@@ -23,7 +23,7 @@ t.test('handshakes are rate-limited per API key', async (t) => {
 t.test('the window passes', async (t) => {
   // The counters' clock is injected: the window passes when the test says so, however slow the machine.
   let clock = 1_000_000
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 2, HANDSHAKE_RATE_WINDOW_MS: 60_000 }, { now: () => clock })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 2, HANDSHAKE_RATE_WINDOW_MS: 60_000 }, { now: () => clock })
   const hs = async () => await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, ...HEADERS } })
   t.equal((await hs()).statusCode, 200)
   t.equal((await hs()).statusCode, 200)
@@ -34,14 +34,14 @@ t.test('the window passes', async (t) => {
 })
 
 t.test('HANDSHAKE_RATE_MAX=0 turns the limit off', async (t) => {
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 0 })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 0 })
   const codes = new Set<number>()
   for (let i = 0; i < 150; i++) codes.add((await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, ...HEADERS } })).statusCode)
   t.same([...codes], [200])
 })
 
 t.test('one key cannot take the whole handshake store', async (t) => {
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 0, HANDSHAKE_MAX: 10, HANDSHAKE_MAX_PER_KEY: 4 })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 0, HANDSHAKE_MAX: 10, HANDSHAKE_MAX_PER_KEY: 4 })
   const hs = async (key: string) => await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': key, ...HEADERS } })
   for (let i = 0; i < 4; i++) t.equal((await hs(API_KEY)).statusCode, 200)
   const full = await hs(API_KEY)
@@ -53,7 +53,7 @@ t.test('one key cannot take the whole handshake store', async (t) => {
 })
 
 t.test('the global bound holds with Retry-After', async (t) => {
-  const { app } = await build(t, { API_KEYS: 'k1,k2,k3', HANDSHAKE_RATE_MAX: 0, HANDSHAKE_MAX: 5, HANDSHAKE_MAX_PER_KEY: 5 })
+  const { app } = await build(t, { ...NO_LOGIN, API_KEYS: 'k1,k2,k3', HANDSHAKE_RATE_MAX: 0, HANDSHAKE_MAX: 5, HANDSHAKE_MAX_PER_KEY: 5 })
   const hs = async (key: string) => await app.inject({ method: 'POST', url: '/session-handshake', headers: { 'x-api-key': key, ...HEADERS } })
   for (const k of ['k1', 'k1', 'k2', 'k2', 'k3']) t.equal((await hs(k)).statusCode, 200)
   const full = await hs('k3')
@@ -63,7 +63,7 @@ t.test('the global bound holds with Retry-After', async (t) => {
 })
 
 t.test('/health and /session keep answering through a flood of handshakes', async (t) => {
-  const { app } = await build(t, { HANDSHAKE_RATE_MAX: 100, HANDSHAKE_MAX: 250, HANDSHAKE_MAX_PER_KEY: 200 })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_RATE_MAX: 100, HANDSHAKE_MAX: 250, HANDSHAKE_MAX_PER_KEY: 200 })
   const flood = Array.from({ length: 600 }, (_, i) => app.inject({
     method: 'POST', url: '/session-handshake', headers: { 'x-api-key': i % 2 === 0 ? API_KEY : OTHER_KEY, ...HEADERS }
   }))

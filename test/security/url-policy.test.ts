@@ -2,7 +2,7 @@
 // the handshake's x-foundry-url header.
 import t from 'tap'
 import { classifyAddress, createUrlPolicy, kindAllowed, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import { API_KEY, build, expectError, type TestContext } from '../helper.js'
+import { API_KEY, build, expectError, type TestContext, NO_LOGIN } from '../helper.js'
 
 const names: Record<string, string[]> = {
   'public.test': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
@@ -159,19 +159,19 @@ t.test('operator lists: FOUNDRY_URL_ALLOW and FOUNDRY_URL_DENY', async (t) => {
   })
 
   t.test('a bad list stops start-up with the entry named', async (t) => {
-    await t.rejects(async () => { await build(t, { FOUNDRY_URL_DENY: '10.0.0.0/40' }) }, { message: /FOUNDRY_URL_DENY: "10\.0\.0\.0\/40" has a bad prefix length/ })
-    await t.rejects(async () => { await build(t, { FOUNDRY_URL_ALLOW: 'my-foundry.internal' }) }, { message: /FOUNDRY_URL_ALLOW: "my-foundry\.internal" is not an IP address or CIDR range/ })
+    await t.rejects(async () => { await build(t, { ...NO_LOGIN, FOUNDRY_URL_DENY: '10.0.0.0/40' }) }, { message: /FOUNDRY_URL_DENY: "10\.0\.0\.0\/40" has a bad prefix length/ })
+    await t.rejects(async () => { await build(t, { ...NO_LOGIN, FOUNDRY_URL_ALLOW: 'my-foundry.internal' }) }, { message: /FOUNDRY_URL_ALLOW: "my-foundry\.internal" is not an IP address or CIDR range/ })
   })
 
   t.test('x-foundry-url: deny beats the default policy; allow opens a private Foundry to public-only', async (t) => {
     const post = async (app: Awaited<ReturnType<typeof build>>['app'], url: string) => await app.inject({
       method: 'POST', url: '/session-handshake', headers: { 'x-api-key': API_KEY, 'x-foundry-url': url, 'x-username': 'GM' }
     })
-    const denied = await build(t, { FOUNDRY_URL_DENY: '127.0.0.0/8' })
+    const denied = await build(t, { ...NO_LOGIN, FOUNDRY_URL_DENY: '127.0.0.0/8' })
     const res = await post(denied.app, 'http://127.0.0.1:30000/')
     expectError(t, res, 400, 'INVALID_FOUNDRY_URL')
     t.match(res.json().error, /FOUNDRY_URL_DENY/)
-    const allowed = await build(t, { FOUNDRY_URL_POLICY: 'public-only', FOUNDRY_URL_ALLOW: '127.0.0.1' })
+    const allowed = await build(t, { ...NO_LOGIN, FOUNDRY_URL_POLICY: 'public-only', FOUNDRY_URL_ALLOW: '127.0.0.1' })
     t.equal((await post(allowed.app, 'http://127.0.0.1:30000/')).statusCode, 200)
     expectError(t, await post(allowed.app, 'http://127.0.0.2:30000/'), 400, 'INVALID_FOUNDRY_URL')
   })
@@ -183,14 +183,14 @@ t.test('the handshake applies FOUNDRY_URL_POLICY to x-foundry-url', async (t) =>
   })
 
   t.test('default allows loopback (a local Foundry)', async (t) => {
-    const { app } = await build(t)
+    const { app } = await build(t, NO_LOGIN)
     t.equal((await post(app, 'http://127.0.0.1:30000/')).statusCode, 200)
     t.equal((await post(app, 'http://localhost:30000/')).statusCode, 200, 'localhost resolves to loopback')
     expectError(t, await post(app, 'http://169.254.169.254/'), 400, 'INVALID_FOUNDRY_URL')
   })
 
   t.test('public-only refuses loopback, private and link-local', async (t) => {
-    const { app } = await build(t, { FOUNDRY_URL_POLICY: 'public-only' })
+    const { app } = await build(t, { ...NO_LOGIN, FOUNDRY_URL_POLICY: 'public-only' })
     for (const url of ['http://127.0.0.1:30000/', 'http://localhost:30000/', 'http://[::1]/', 'http://10.0.0.5/', 'http://192.168.1.2:30000/', 'http://169.254.169.254/']) {
       const res = await post(app, url)
       expectError(t, res, 400, 'INVALID_FOUNDRY_URL')
@@ -206,16 +206,16 @@ t.test('the handshake applies FOUNDRY_URL_POLICY to x-foundry-url', async (t) =>
   })
 
   t.test('any lets everything through', async (t) => {
-    const { app } = await build(t, { FOUNDRY_URL_POLICY: 'any' })
+    const { app } = await build(t, { ...NO_LOGIN, FOUNDRY_URL_POLICY: 'any' })
     t.equal((await post(app, 'http://169.254.169.254/')).statusCode, 200)
     expectError(t, await post(app, 'http://u:p@127.0.0.1/'), 400, 'INVALID_FOUNDRY_URL')
   })
 
   t.test('an unknown policy stops start-up', async (t) => {
-    await t.rejects(async () => { await build(t, { FOUNDRY_URL_POLICY: 'open' }) }, /FOUNDRY_URL_POLICY/)
+    await t.rejects(async () => { await build(t, { ...NO_LOGIN, FOUNDRY_URL_POLICY: 'open' }) }, /FOUNDRY_URL_POLICY/)
   })
 })
 
 async function buildWithResolver (t: TestContext, env: Record<string, string>, r: Resolver) {
-  return (await build(t, env, { resolve: r })).app
+  return (await build(t, { ...NO_LOGIN, ...env }, { resolve: r })).app
 }
