@@ -12,8 +12,8 @@
 import { startSession } from './client.js'
 import { loadavg } from 'node:os'
 import {
-  collectGarbage, cpuByKind, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssMB, QUICK, ratio, serviceEnv, sleep, table,
-  type Child, type CpuByKind, type Foundry, type Stage
+  collectGarbage, cpuByKind, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssByKind, pssMB, QUICK, ratio, serviceEnv, sleep, table,
+  type Child, type CpuByKind, type Foundry, type PssByKind, type Stage
 } from './lib.js'
 import { moduleRequests } from './module-request.js'
 
@@ -27,6 +27,12 @@ import { moduleRequests } from './module-request.js'
 export const BEFORE = { blankTabMB: 16, perSessionMB: { heavy: 215.9, light: 21.3 } }
 const OPEN_CONCURRENCY = Number(process.env.BENCH_OPEN_CONCURRENCY ?? 2)
 const MACHINES_MB = [1024, 2048]
+/**
+ * BENCH_DENSITY_NO_ZYGOTE=1: each page also with CHROMIUM_ARGS=--no-zygote
+ * (every renderer a fresh exec of the binary, as root ran before the zygote
+ * was kept), right after the defaults in the same run; =first: right before.
+ */
+const NO_ZYGOTE = process.env.BENCH_DENSITY_NO_ZYGOTE ?? ''
 
 export interface DensityMemory {
   name: string
@@ -44,6 +50,19 @@ export interface DensityMemory {
   moduleMs: number[]
   moduleCpuMs: number
   fits: number[]
+  /** CHROMIUM_ARGS of this configuration, if any (e.g. --no-zygote). */
+  chromiumArgs?: string
+  /** PSS of the tree by process kind idle, at 1 and at n sessions (the readings above): where a session's memory goes. */
+  kindsBase?: PssByKind
+  kindsOne?: PssByKind
+  kindsAt?: PssByKind
+}
+
+/** MB per additional session by process kind, from a memory series' readings at 1 and n sessions. */
+export function perSessionByKind (m: DensityMemory): PssByKind | undefined {
+  if (m.kindsOne === undefined || m.kindsAt === undefined || m.n < 2) return undefined
+  const d = (k: keyof PssByKind): number => (m.kindsAt![k] - m.kindsOne![k]) / (m.n - 1)
+  return { node: d('node'), browser: d('browser'), renderer: d('renderer'), rendererAnon: d('rendererAnon'), zygote: d('zygote'), other: d('other') }
 }
 
 export interface DensityIdle {
@@ -68,12 +87,21 @@ export interface DensityResult { memory: DensityMemory[], idle: DensityIdle[], m
 
 /** PSS in the steady state: a full GC in every page, then the median of three readings. */
 async function steadyPss (pid: number): Promise<number> {
+  return (await steadyKinds(pid)).mb
+}
+
+/** The same, with the median reading split by process kind. */
+async function steadyKinds (pid: number): Promise<{ mb: number, kinds: PssByKind }> {
   await sleep(500)
   await collectGarbage(pid)
   await sleep(1500)
-  const xs: number[] = []
-  for (let i = 0; i < 3; i++) { xs.push(pssMB(pid).mb); await sleep(300) }
-  return xs.sort((a, b) => a - b)[1]!
+  const xs: Array<{ mb: number, kinds: PssByKind }> = []
+  for (let i = 0; i < 3; i++) {
+    const kinds = pssByKind(pid)
+    xs.push({ mb: kinds.node + kinds.browser + kinds.renderer + kinds.zygote + kinds.other, kinds })
+    await sleep(300)
+  }
+  return xs.sort((a, b) => a.mb - b.mb)[1]!
 }
 
 async function pool<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -106,7 +134,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
   const { child, ready } = await forkChild<{ port: number }>('service-proc.ts', serviceEnv({ ...env, MAX_SESSIONS: String(n + 5), MAX_SESSIONS_PER_KEY: String(n + 5) }))
   try {
     const open = serviceOpener(ready.port)
-    const baseMB = await steadyPss(child.pid)
+    const { mb: baseMB, kinds: kindsBase } = await steadyKinds(child.pid)
     // The first login alone, its tree sampled every 100 ms: the peak above
     // the idle tree is the headroom a host must keep for one more login.
     let peak = 0
@@ -120,7 +148,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     await sampler
     loginMs.push(first.ms)
     clientIds.push(first.clientId)
-    const oneMB = await steadyPss(child.pid)
+    const { mb: oneMB, kinds: kindsOne } = await steadyKinds(child.pid)
     log(`density: ${name} (${page}): 1 session, ${fmt(oneMB, 0)} MB, login peak +${fmt(peak - baseMB, 0)} MB`)
     const cpu1 = cpuSeconds(child.pid)
     await pool(foundries.slice(1), OPEN_CONCURRENCY, async (f) => {
@@ -129,7 +157,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
       clientIds.push(r.clientId)
     })
     const loginCpuS = (cpuSeconds(child.pid) - cpu1 + (cpu1 - cpu0)) / n
-    const atMB = await steadyPss(child.pid)
+    const { mb: atMB, kinds: kindsAt } = await steadyKinds(child.pid)
     // Per page; the median, as a page busy with its own work may not answer.
     const heaps = await jsHeapMB(child.pid)
     const jsHeap = median(heaps.filter((x) => x > 0))
@@ -141,7 +169,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     const loginPeakMB = peak - baseMB
     const fits = MACHINES_MB.map((m) => Math.max(0, Math.floor((m - baseMB - Math.max(loginPeakMB, perSessionMB)) / perSessionMB)))  // as fitsOn below
     log(`density: ${name} (${page}): ${n} sessions, ${fmt(atMB, 0)} MB, ${fmt(perSessionMB, 1)} MB a session; module request ${fmt(median(moduleMs), 1)} ms`)
-    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits }
+    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits, chromiumArgs: env.CHROMIUM_ARGS, kindsBase, kindsOne, kindsAt }
   } finally {
     await child.close()
   }
@@ -221,7 +249,12 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
   const pages = (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',')
   for (const [page, fs] of ([['heavy', heavy], ['light', light]] as const).filter(([p]) => pages.includes(p))) {
     if (fs.length < n) throw new Error(`density needs ${n} ${page} stand-ins`)
+    const noZygote = async (): Promise<DensityMemory> =>
+      await memorySeries(stage, 'service, `--no-zygote`', page, { CHROMIUM_ARGS: `${process.env.CHROMIUM_ARGS ?? ''} --no-zygote`.trim() }, fs)
+    const first = NO_ZYGOTE === 'first' ? await noZygote() : undefined
     memory.push(await memorySeries(stage, 'service (defaults)', page, {}, fs))
+    if (first !== undefined) memory.push(first)
+    else if (NO_ZYGOTE === '1') memory.push(await noZygote())
   }
   const idle = IDLE_LEVELS.length > 0 ? await idleSeries(stage, IDLE_LEVELS) : []
 
@@ -232,8 +265,10 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
     const before = BEFORE.perSessionMB[m.page]
     const beforeBase = m.baseMB + BEFORE.blankTabMB
     const beforeFits = fitsOn(beforeBase, before, m.loginPeakMB)
-    memRows.push([`${m.page}: before (per session: earlier run)`, fmt(beforeBase, 0), '', '', fmt(before, 1), '', '', fmt(m.loginPeakMB, 0),
-      String(beforeFits[0]), String(beforeFits[1]), '', '', '', '', '', ''])
+    if (m.name === 'service (defaults)') {
+      memRows.push([`${m.page}: before (per session: earlier run)`, fmt(beforeBase, 0), '', '', fmt(before, 1), '', '', fmt(m.loginPeakMB, 0),
+        String(beforeFits[0]), String(beforeFits[1]), '', '', '', '', '', ''])
+    }
     memRows.push([
       `${m.page}: ${m.name}`, fmt(m.baseMB, 0), fmt(m.oneMB, 0), `${fmt(m.atMB, 0)} (${m.n})`, fmt(m.perSessionMB, 1),
       ratio(m.perSessionMB, before), fmt(m.jsHeapMB, 1), fmt(m.loginPeakMB, 0), String(m.fits[0]), String(m.fits[1]),
@@ -241,6 +276,13 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
       m.page === 'heavy' ? `${ratio(m.jsHeapMB, m.perSessionMB)} of it the page's own heap` : ''
     ])
   }
+  const kindRows = memory.flatMap((m) => {
+    const k = perSessionByKind(m)
+    if (k === undefined) return []
+    return [[`${m.page}: ${m.name}`, fmt(m.perSessionMB, 1), fmt(m.jsHeapMB, 1), fmt(m.perSessionMB - m.jsHeapMB, 1),
+      fmt(k.renderer, 1), fmt(k.rendererAnon, 1), fmt(k.zygote, 1), fmt(k.renderer + k.zygote - m.jsHeapMB, 1), fmt(k.browser, 1), fmt(k.other, 1), fmt(k.node, 1),
+      m.kindsBase === undefined ? '' : [m.kindsBase.node, m.kindsBase.browser, m.kindsBase.zygote, m.kindsBase.other].map((x) => fmt(x, 0)).join(' / ')]]
+  })
   const split = (k: CpuByKind): string => `${fmt(k.node, 2)} / ${fmt(k.browser, 2)} / ${fmt(k.renderer, 2)} / ${fmt(k.other, 2)}`
   const idleRows = idle.map((d) => [String(d.sessions), fmt(median(d.serviceCpuPct), 2), fmt(median(d.bareCpuPct), 2),
     ratio(sum(d.serviceCpuPct), sum(d.bareCpuPct)), split(d.serviceKinds), split(d.bareKinds), fmt(d.serviceMB, 0), fmt(d.bareMB, 0),
@@ -254,6 +296,13 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
         '',
         '"page JS heap" = the live JavaScript heap of one session\'s page after a full GC (V8 usedSize): what the Foundry page itself holds, the floor of "MB per additional session".',
         '"fit in" = sessions that fit on a machine of that size beside the idle service and the peak of one more login: ⌊(size − idle − login peak) ÷ MB per session⌋ (the OS itself not counted).',
+        '']),
+    ...(kindRows.length === 0
+      ? []
+      : [table('5a. Where an additional session\'s PSS goes, MB (from the readings at 1 and n sessions, by process kind)',
+          ['page: configuration', 'per session', 'page JS heap', 'above the heap', 'renderer', 'of it anonymous', 'zygote', 'renderer + zygote − heap', 'browser process', 'other Chromium', 'service Node', 'idle tree: Node / browser / zygotes / other'], kindRows),
+        '',
+        'With the zygote a renderer is forked from it and shares its pages: PSS charges those to both, so the zygote\'s share falls as renderers are added (a negative figure). "renderer + zygote − heap" is what a session\'s renderer holds besides its page\'s live heap.',
         '']),
     ...(idleRows.length === 0
       ? []

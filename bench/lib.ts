@@ -124,6 +124,35 @@ export function cpuByKind (pid: number): CpuByKind {
 }
 
 /**
+ * PSS of a process tree split by process kind, MB: the Node process at its
+ * root, Chromium's browser process, its renderers (and of them the anonymous
+ * part: heaps and allocators, not the mapped binary), its zygotes (with the
+ * zygote, renderers are forked from it and share its pages, so part of a
+ * renderer's cost is charged to it) and the rest (GPU, network, utility).
+ */
+export interface PssByKind { node: number, browser: number, renderer: number, rendererAnon: number, zygote: number, other: number }
+
+export function pssByKind (pid: number): PssByKind {
+  const out: PssByKind = { node: 0, browser: 0, renderer: 0, rendererAnon: 0, zygote: 0, other: 0 }
+  for (const p of tree(pid)) {
+    try {
+      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8')
+      const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0) / 1024
+      const pss = field('Pss')
+      if (p === pid) { out.node += pss; continue }
+      const type = readFileSync(`/proc/${p}/cmdline`, 'utf8').split(/[\0 ]/).find((a) => a.startsWith('--type='))?.slice(7)
+      if (type === 'renderer') {
+        out.renderer += pss
+        out.rendererAnon += field('Pss_Anon')
+      } else if (type === undefined) out.browser += pss
+      else if (type === 'zygote') out.zygote += pss
+      else out.other += pss
+    } catch {}
+  }
+  return out
+}
+
+/**
  * Run `fn` on a fresh DevTools session of every page of every Chromium below
  * `pid`, through each browser's own DevTools endpoint (its DevToolsActivePort
  * file), the service's and the references' alike.
