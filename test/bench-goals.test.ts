@@ -1,7 +1,7 @@
 // npm run bench judges issue 21's goals only on valid, quiet measurements and
 // flags figures that got worse than the last committed results (bench/goals.ts).
 import t from 'tap'
-import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.js'
+import { figures, goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.js'
 import { egressVerdict } from '../bench/egress.js'
 
 const http = (connections: number, hsRps: number, hsP99: number, non2xx = 0): NonNullable<RunResults['handshake']>['http'] => [
@@ -12,6 +12,17 @@ const machine = { cpu: '2 × AMD EPYC', memory: '24 GB' }
 const idle = (sessions: number, service: number, alive = sessions): NonNullable<RunResults['density']>['idle'][number] => ({
   sessions, serviceCpuPct: [service], bareCpuPct: [2], serviceKinds: { node: 0.5, browser: 0.2, renderer: 1, other: 0.1 }, bareKinds: { node: 0.3, browser: 0.2, renderer: 1, other: 0.1 }, serviceMB: 300, bareMB: 290, load: [0.5, 0.6], alive: { service: alive, bare: sessions }
 })
+type Memory = NonNullable<RunResults['density']>['memory'][number]
+// A heavy-page series: 1 and 5 sessions; per additional session the renderer grows by `renderer` MB (of it
+// `anon` anonymous), the zygote by `zygote`, the browser by 6, other processes by 2, Node by 1.
+const heavy = (name: string, heap: number, renderer: number, anon: number, zygote = 0, withKinds = true): Memory => {
+  const kindsOne = { node: 100, browser: 80, renderer: 250, rendererAnon: 200, zygote: 30, other: 60 }
+  const per = { node: 1, browser: 6, renderer, rendererAnon: anon, zygote, other: 2 }
+  const kindsAt = Object.fromEntries(Object.entries(kindsOne).map(([k, v]) => [k, v + 4 * per[k as keyof typeof per]])) as typeof kindsOne
+  const perSessionMB = renderer + zygote + 6 + 2 + 1
+  const m: Memory = { name, page: 'heavy', baseMB: 250, oneMB: 520, atMB: 520 + 4 * perSessionMB, n: 5, perSessionMB, jsHeapMB: heap, loginPeakMB: 300, loginMs: [5000], loginCpuS: 5, moduleMs: [50], moduleCpuMs: 60, fits: [2, 6] }
+  return withKinds ? { ...m, kindsOne, kindsAt } : m
+}
 const row = (md: string, start: string): string => md.split('\n').find((l) => l.startsWith(`| ${start}`)) ?? ''
 
 t.test('a quiet run is judged; every named level and client count has a row', async (t) => {
@@ -51,4 +62,35 @@ t.test('the egress bench judges its side-by-side ratios, and not under high load
   t.equal(high.verdict, 'inconclusive', 'a load peak at the number of cores, mid-run')
   t.match(high.why, /reached 2\.4/)
   t.equal(egressVerdict([], quiet, 2).verdict, 'inconclusive', 'no round')
+})
+
+t.test('the heavy page\'s memory above its heap is judged from the run\'s readings, and a miss prints the floor they show', async (t) => {
+  const quiet = { density: [0.5, 0.7] as [number, number] }
+  // 166 MB heap, renderer +220 (200 anonymous), zygote −4: 216 − 166 − 4 = 50 MB of the renderer's own above the heap.
+  const missed = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 220, 200, -4)], idle: [] } }), 'heavy page')
+  t.match(missed, /225\.0 MB a session − 166\.0 MB live JS heap = 59\.0 MB/)
+  t.match(missed, /\*\*missed\*\*: 14\.0 MB over; the floor: the renderer's own memory above the heap alone is 5\.0 MB over 45 MB/)
+  t.match(missed, /renderer holds 50\.0 MB besides the page's 166\.0 MB heap \(34\.0 MB of it anonymous/)
+  t.match(missed, /browser and other processes 8\.0 MB, the service's Node process 1\.0 MB/)
+
+  // The renderer's own part under the goal, the rest pushing it over: no one part is the floor.
+  const spread = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 206, 190)], idle: [] } }), 'heavy page')
+  t.match(spread, /\*\*missed\*\*: .*no one part is over 45 MB: the renderer's 40\.0 MB and the other processes' 9\.0 MB together/)
+
+  const met = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 190, 180)], idle: [] } }), 'heavy page')
+  t.match(met, /= 33\.0 MB \|\s+\*\*met\*\*/)
+
+  const old = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 220, 200, 0, false)], idle: [] } }), 'heavy page')
+  t.match(old, /\*\*missed\*\*: 18\.0 MB over; no reading by process kind/, 'results from before the split still get a verdict')
+})
+
+t.test('under a high load the memory verdict is withheld, the floor still printed; another configuration is shown beside the defaults', async (t) => {
+  const memory = [heavy('service, `--no-zygote`', 166, 240, 200), heavy('service (defaults)', 166, 220, 200, -4)]
+  const md = goalsTable({ machine, loads: { density: [HIGH_LOAD + 3, HIGH_LOAD + 1] }, density: { memory, idle: [] } })
+  const r = row(md, 'heavy page')
+  t.match(r, /^\| heavy page.*225\.0 MB a session − 166\.0 MB live JS heap = 59\.0 MB; service, `--no-zygote`: 249\.0 MB a session − 166\.0 MB live JS heap = 83\.0 MB/, 'the defaults are judged')
+  t.match(r, /\*\*inconclusive\*\*: load average ≥ \d+ .*; 14\.0 MB over; the floor: the renderer's own memory/)
+  const names = figures({ density: { memory, idle: [] } }).map((f) => f.name)
+  t.ok(names.includes('heavy page: MB per session above its live JS heap'), 'the defaults keep the committed figure\'s name')
+  t.ok(names.includes('heavy page: MB per session above its live JS heap (service, `--no-zygote`)'))
 })
