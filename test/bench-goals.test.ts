@@ -73,9 +73,12 @@ t.test('the heavy page\'s memory above its heap is judged from the run\'s readin
   t.match(missed, /renderer holds 50\.0 MB besides the page's 166\.0 MB heap \(34\.0 MB of it anonymous/)
   t.match(missed, /browser and other processes 8\.0 MB, the service's Node process 1\.0 MB/)
 
-  // The renderer's own part under the goal, the rest pushing it over: no one part is the floor.
-  const spread = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 206, 190)], idle: [] } }), 'heavy page')
-  t.match(spread, /\*\*missed\*\*: .*no one part is over 45 MB: the renderer's 40\.0 MB and the other processes' 9\.0 MB together/)
+  // The renderer's own part under the goal, the browser's per-context part pushing Chromium over.
+  const chromium = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 206, 190)], idle: [] } }), 'heavy page')
+  t.match(chromium, /\*\*missed\*\*: 4\.0 MB over; the floor: Chromium's own part alone \(the renderer's 40\.0 MB besides the heap and the other processes' 8\.0 MB, a browser context's state\) is 3\.0 MB over 45 MB/)
+  // Chromium under the goal, the service's Node process pushing the whole over: no one part is the floor.
+  const spread = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 203, 190)], idle: [] } }), 'heavy page')
+  t.match(spread, /\*\*missed\*\*: 1\.0 MB over; the floor: no one part is over 45 MB: Chromium's 45\.0 MB and the service's Node process's 1\.0 MB together/)
 
   const met = row(goalsTable({ machine, loads: quiet, density: { memory: [heavy('service (defaults)', 166, 190, 180)], idle: [] } }), 'heavy page')
   t.match(met, /= 33\.0 MB \|\s+\*\*met\*\*/)
