@@ -80,8 +80,9 @@ t.test('the docs page works under its CSP in Chromium', async (t) => {
   const op = '.opblock-post:has(.opblock-summary-path[data-path="/session-handshake"])'
   // tryItOutEnabled: the operation opens ready to execute.
   await page.waitForSelector(`${op} .btn.execute`)
-  await page.type(`${op} tr[data-param-name="x-foundry-url"] input`, 'http://127.0.0.1:9/')
-  await page.type(`${op} tr[data-param-name="x-username"] input`, 'Gamemaster')
+  // The parameter rows render in their own update, not always with the button.
+  await (await page.waitForSelector(`${op} tr[data-param-name="x-foundry-url"] input`))!.type('http://127.0.0.1:9/')
+  await (await page.waitForSelector(`${op} tr[data-param-name="x-username"] input`))!.type('Gamemaster')
   const answered = page.waitForResponse((r: HTTPResponse) => r.url() === `${base}/session-handshake` && r.request().method() === 'POST')
   await page.click(`${op} .btn.execute`)
   const handshake = await answered
