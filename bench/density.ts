@@ -10,9 +10,10 @@
 //     tuning and flags, nothing watching), both running at once and read
 //     over the same windows, so the host's load hits both alike.
 import { startSession } from './client.js'
+import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import {
-  collectGarbage, cpuByKind, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssByKind, pssMB, QUICK, ratio, serviceEnv, sleep, table,
+  collectGarbage, cpuByKind, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssByKind, pssMB, QUICK, ratio, serviceEnv, sleep, table, tree,
   type Child, type CpuByKind, type Foundry, type PssByKind, type Stage
 } from './lib.js'
 import { moduleRequests } from './module-request.js'
@@ -28,11 +29,44 @@ export const BEFORE = { blankTabMB: 16, perSessionMB: { heavy: 215.9, light: 21.
 const OPEN_CONCURRENCY = Number(process.env.BENCH_OPEN_CONCURRENCY ?? 2)
 const MACHINES_MB = [1024, 2048]
 /**
- * BENCH_DENSITY_NO_ZYGOTE=1: each page also with CHROMIUM_ARGS=--no-zygote
- * (every renderer a fresh exec of the binary, as root ran before the zygote
- * was kept), right after the defaults in the same run; =first: right before.
+ * A second launch of the service measured beside the defaults, page by page
+ * in the same run: right after the defaults, or right before with `=first`.
+ * - BENCH_DENSITY_NO_ZYGOTE=1|first: with CHROMIUM_ARGS=--no-zygote (every
+ *   renderer a fresh exec of the binary, as root ran before the zygote was
+ *   kept);
+ * - BENCH_DENSITY_WITHOUT='--flag'|'first --flag': without one of the flags
+ *   the service adds to every launch (BENCH_CHROMIUM_DROP, read by the bench's
+ *   service process only: Chromium has no switch undoing another, so
+ *   CHROMIUM_ARGS cannot remove one), e.g. --disable-gpu-compositing.
  */
-const NO_ZYGOTE = process.env.BENCH_DENSITY_NO_ZYGOTE ?? ''
+export interface DensityVariant { name: string, env: Record<string, string>, first: boolean }
+
+export function densityVariants (env: NodeJS.ProcessEnv = process.env): DensityVariant[] {
+  const out: DensityVariant[] = []
+  const noZygote = env.BENCH_DENSITY_NO_ZYGOTE ?? ''
+  if (noZygote === '1' || noZygote === 'first') {
+    out.push({ name: 'service, `--no-zygote`', env: { CHROMIUM_ARGS: `${env.CHROMIUM_ARGS ?? ''} --no-zygote`.trim() }, first: noZygote === 'first' })
+  }
+  const without = (env.BENCH_DENSITY_WITHOUT ?? '').split(/\s+/).filter((a) => a !== '')
+  const flags = without.filter((a) => a !== 'first')
+  if (flags.length > 0) {
+    const dropped = [...(env.BENCH_CHROMIUM_DROP ?? '').split(/\s+/).filter((a) => a !== ''), ...flags]
+    out.push({ name: `service without ${flags.map((f) => `\`${f}\``).join(' ')}`, env: { BENCH_CHROMIUM_DROP: dropped.join(' ') }, first: without.includes('first') })
+  }
+  return out
+}
+
+/** The Chromium browser process's flags in a tree (the process without --type=), to check what a launch was given. */
+function browserFlags (pid: number): string[] {
+  for (const p of tree(pid)) {
+    if (p === pid) continue
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+      if (!cmd.some((a) => a.startsWith('--type=')) && cmd.some((a) => a.startsWith('--remote-debugging-'))) return cmd
+    } catch {}
+  }
+  return []
+}
 
 export interface DensityMemory {
   name: string
@@ -52,6 +86,8 @@ export interface DensityMemory {
   fits: number[]
   /** CHROMIUM_ARGS of this configuration, if any (e.g. --no-zygote). */
   chromiumArgs?: string
+  /** The service's default flags this configuration launched without (BENCH_CHROMIUM_DROP), if any. */
+  dropped?: string
   /** PSS of the tree by process kind idle, at 1 and at n sessions (the readings above): where a session's memory goes. */
   kindsBase?: PssByKind
   kindsOne?: PssByKind
@@ -148,6 +184,13 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     await sampler
     loginMs.push(first.ms)
     clientIds.push(first.clientId)
+    // What the launch was given, read off the running browser: a dropped
+    // flag that is still there would measure the defaults twice.
+    const flags = browserFlags(child.pid)
+    const dropped = (env.BENCH_CHROMIUM_DROP ?? process.env.BENCH_CHROMIUM_DROP ?? '').split(/\s+/).filter((a) => a !== '')
+    if (flags.length === 0) log(`density: ${name}: the browser's flags could not be read`)
+    else if (dropped.some((f) => flags.includes(f))) throw new Error(`density: ${name}: launched with ${dropped.filter((f) => flags.includes(f)).join(' ')}, which it was to go without`)
+    else log(`density: ${name}: browser launched with ${flags.filter((a) => a.includes('gpu') || a.includes('zygote')).join(' ') || 'no gpu/zygote flag'}`)
     const { mb: oneMB, kinds: kindsOne } = await steadyKinds(child.pid)
     log(`density: ${name} (${page}): 1 session, ${fmt(oneMB, 0)} MB, login peak +${fmt(peak - baseMB, 0)} MB`)
     const cpu1 = cpuSeconds(child.pid)
@@ -169,7 +212,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     const loginPeakMB = peak - baseMB
     const fits = MACHINES_MB.map((m) => Math.max(0, Math.floor((m - baseMB - Math.max(loginPeakMB, perSessionMB)) / perSessionMB)))  // as fitsOn below
     log(`density: ${name} (${page}): ${n} sessions, ${fmt(atMB, 0)} MB, ${fmt(perSessionMB, 1)} MB a session; module request ${fmt(median(moduleMs), 1)} ms`)
-    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits, chromiumArgs: env.CHROMIUM_ARGS, kindsBase, kindsOne, kindsAt }
+    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits, chromiumArgs: env.CHROMIUM_ARGS, dropped: env.BENCH_CHROMIUM_DROP ?? process.env.BENCH_CHROMIUM_DROP, kindsBase, kindsOne, kindsAt }
   } finally {
     await child.close()
   }
@@ -249,12 +292,12 @@ export async function benchDensity (stage: Stage): Promise<DensityResult> {
   const pages = (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',')
   for (const [page, fs] of ([['heavy', heavy], ['light', light]] as const).filter(([p]) => pages.includes(p))) {
     if (fs.length < n) throw new Error(`density needs ${n} ${page} stand-ins`)
-    const noZygote = async (): Promise<DensityMemory> =>
-      await memorySeries(stage, 'service, `--no-zygote`', page, { CHROMIUM_ARGS: `${process.env.CHROMIUM_ARGS ?? ''} --no-zygote`.trim() }, fs)
-    const first = NO_ZYGOTE === 'first' ? await noZygote() : undefined
+    const variants = densityVariants()
+    const before: DensityMemory[] = []
+    for (const v of variants.filter((x) => x.first)) before.push(await memorySeries(stage, v.name, page, v.env, fs))
     memory.push(await memorySeries(stage, 'service (defaults)', page, {}, fs))
-    if (first !== undefined) memory.push(first)
-    else if (NO_ZYGOTE === '1') memory.push(await noZygote())
+    memory.push(...before)
+    for (const v of variants.filter((x) => !x.first)) memory.push(await memorySeries(stage, v.name, page, v.env, fs))
   }
   const idle = IDLE_LEVELS.length > 0 ? await idleSeries(stage, IDLE_LEVELS) : []
 

@@ -8,6 +8,7 @@
 //     service: one Chromium, a context per login, the page tuned as the
 //     service's (no canvas, no images/media/fonts) but nothing watching it
 //     (no URL guard, no session watcher, no timers).
+import './chromium-drop.js'
 import type { Browser } from 'puppeteer-core'
 import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
 import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'

@@ -1,6 +1,7 @@
 // The service as a child process of the benchmark, configured by its
 // environment like `npm start`, listening on a loopback port. Its process
 // tree (Node + Chromium) is what the memory benchmark measures.
+import './chromium-drop.js'
 import Fastify from 'fastify'
 import service, { REDACT, serverOptions } from '../app.js'
 

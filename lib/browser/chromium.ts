@@ -33,7 +33,13 @@ const UNSANDBOXED = new Set(['--no-sandbox'])
 // (measured in a cgroup: 4 logins 8.1 → 6.6 CPU-s in all). Frames are
 // composited in software instead; screenshots still work, and WebGL (a
 // session's canvas, noCanvas: false) still runs on SwiftShader.
-const EXTRA = [
+//
+// Chromium has no switch that undoes a switch (there is no
+// --enable-gpu-compositing), so CHROMIUM_ARGS cannot take one of these
+// away; only the benchmarks do, to measure one against its absence
+// (BENCH_CHROMIUM_DROP, bench/chromium-drop.ts, read by the bench's child
+// processes alone).
+export const EXTRA = [
   '--disable-gpu-compositing',
   '--disable-background-networking',
   '--disable-component-update',
