@@ -261,6 +261,17 @@ export async function idleSeries (stage: Stage, levels: number[]): Promise<Densi
         svcIds.push(a.clientId)
         bareIds.push(b.clientId)
       })
+      if (have === 0) {
+        // Like for like: both launched through lib/browser/chromium.ts with
+        // the same defaults (BENCH_CHROMIUM_DROP reaches both); the service's
+        // own are the egress gate's (a proxy, no resolver of its own).
+        const s = browserFlags(svc.child.pid).filter((a) => !/^--(user-data-dir|remote-debugging)/.test(a))
+        const b = browserFlags(bare.child.pid).filter((a) => !/^--(user-data-dir|remote-debugging)/.test(a))
+        const onlyS = s.filter((a) => !b.includes(a))
+        const onlyB = b.filter((a) => !s.includes(a))
+        log(`density: idle: flags only the service's browser has: ${onlyS.join(' ') || 'none'}; only the bare one: ${onlyB.join(' ') || 'none'}`)
+        if (s.includes('--disable-gpu-compositing') !== b.includes('--disable-gpu-compositing')) throw new Error('density: idle: the service and the bare browser differ in --disable-gpu-compositing')
+      }
       have = n
       // Past the logins' own after-work (V8's memory reducer runs ~30 s
       // after a page goes quiet): force it, then let both settle.
