@@ -10,7 +10,7 @@
 // module 3.x, whose relay takes the token in the module's first message).
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { monitorRedis } from './redis.js'
 import { GM, eventually } from '../e2e/fixtures.js'
 import { createClient, type SessionEvent } from '../../public/client.js'
 import { startFleet, watchTwice, type Fleet } from './fleet.js'
@@ -31,8 +31,8 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   // Every command any machine sends Redis over the whole handover and recovery (from the SIGTERM on:
   // a MONITOR connection does not outlive the Redis restart below).
   const commands: string[] = []
-  let monitor: Redis | null = null
-  t.teardown(() => { monitor?.disconnect() })
+  let monitor: { close: () => void } | null = null
+  t.teardown(() => { monitor?.close() })
 
   const started = await f.start({ connectionToken: CONNECTION_TOKEN })
   t.equal(started.status, 200, JSON.stringify(started.body))
@@ -50,13 +50,7 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
   })
 
   t.test('SIGTERM of the owner: the same session active on another machine, the module reconnected', async (t) => {
-    const base = new Redis(f.redis.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-    base.on('error', () => {})
-    t.teardown(() => { base.disconnect() })
-    const m = await base.monitor()
-    m.on('error', () => {})
-    m.on('monitor', (_time: string, args: string[]) => { commands.push(args.join(' ')) })
-    monitor = m
+    monitor = await monitorRedis(f.redis.port, (args) => { commands.push(args.join(' ')) })
     const at = Date.now()
     // What the fleet says about the session while it moves.
     const seen: string[] = []
@@ -119,7 +113,7 @@ t.test('handover on SIGTERM, recovery after SIGKILL', async (t) => {
     t.equal(await f.redis.client.exists(`fs:seal:${sessionId}`), 0, 'gone with the session')
     twice.stop()
     t.same(twice.seen, [], `no session ever ran twice (${twice.samples()} samples)`)
-    monitor?.disconnect()
+    monitor?.close()
     const cookies = f.standin.joins.map((j) => j.sessionCookie)
     t.ok(commands.length > 100 && commands.some((c) => c.includes('fs:seal:')), `MONITOR saw the whole run (${commands.length} commands)`)
     const traffic = commands.join('\n')

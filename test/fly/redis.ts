@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { accessSync, constants } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { Redis } from 'ioredis'
 import { createRedisRegistry } from '../../lib/fleet/registry.js'
@@ -134,4 +134,59 @@ export function redisFleet (client: Redis): FleetBackend & { prefix: string } {
       else await client.del(key)
     }
   }
+}
+
+/**
+ * Every command Redis executes from now on (MONITOR), each as its
+ * arguments, unescaped. A connection of its own, read by hand: ioredis's
+ * monitor() could fail under load with "Command queue state error" when the
+ * first monitored command arrived with its OK.
+ */
+export async function monitorRedis (port: number, onCommand: (args: string[]) => void): Promise<{ close: () => void }> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  let buffered = ''
+  let ok = false
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => {
+    buffered += chunk
+    let end: number
+    while ((end = buffered.indexOf('\r\n')) !== -1) {
+      const line = buffered.slice(0, end)
+      buffered = buffered.slice(end + 2)
+      if (!ok) { ok = line === '+OK'; continue }
+      if (line.startsWith('+')) onCommand(monitoredArgs(line))
+    }
+  })
+  socket.write('MONITOR\r\n')
+  return { close: () => { socket.destroy() } }
+}
+
+/** The arguments of one MONITOR line (`+<time> [<db> <client>] "arg" "arg"…`), Redis's escapes undone, as UTF-8. */
+export function monitoredArgs (line: string): string[] {
+  const args: string[] = []
+  let i = line.indexOf('] ')
+  if (i === -1) return args
+  i += 2
+  while (i < line.length) {
+    if (line[i] !== '"') { i++; continue }
+    const bytes: number[] = []
+    i++
+    while (i < line.length && line[i] !== '"') {
+      const c = line[i]!
+      if (c === '\\') {
+        const n = line[i + 1]!
+        if (n === 'x') { bytes.push(parseInt(line.slice(i + 2, i + 4), 16)); i += 4; continue }
+        bytes.push(({ n: 10, r: 13, t: 9, a: 7, b: 8 } as Record<string, number>)[n] ?? n.charCodeAt(0))
+        i += 2
+        continue
+      }
+      bytes.push(c.charCodeAt(0))
+      i++
+    }
+    args.push(Buffer.from(bytes).toString('utf8'))
+    i++
+  }
+  return args
 }
