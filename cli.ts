@@ -6,7 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { createInterface } from 'node:readline'
 import { read } from 'read'
-import { ApiError, STAGE_TEXT, createClient, type ActiveSessionT, type Client, type ListReplyT, type SessionEvent } from './public/client.js'
+import { ApiError, STAGE_TEXT, createClient, type ActiveSessionT, type Client, type ListReplyT, type SessionEvent } from './public/client.ts'
 
 const USAGE = `Usage: foundry-sessions <command> [options]
 
@@ -195,7 +195,7 @@ async function main (argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         if (args.length > 0) throw new UsageError('serve takes no arguments: configure the service with its environment (see the README)')
-        await import('./server.js')
+        await import('./server.ts')
         return 0
       case 'start': await start(values); break
       case 'list': await list(values); break

@@ -3,8 +3,8 @@
 import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import pretty from 'pino-pretty'
-import service, { REDACT, serverOptions } from './app.js'
-import { ConfigError, loadConfig } from './plugins/config.js'
+import service, { REDACT, serverOptions } from './app.ts'
+import { ConfigError, loadConfig } from './plugins/config.ts'
 
 let logLevel: string
 try {

@@ -7,9 +7,9 @@
 //   at DOMContentLoaded and conditions polled at every animation frame
 //   (puppeteer's defaults for waitForFunction), the fastest a script can see them.
 import type { Browser, Page } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
-import { cpuSeconds } from './lib.js'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.ts'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.ts'
+import { cpuSeconds } from './lib.ts'
 
 export interface BareLogin {
   url: string

@@ -1,8 +1,8 @@
 // 4. Burst: 20 start-sessions at once, handshakes done beforehand. With the
 // default caps the service runs MAX_CONCURRENT_LOGINS logins and answers the
 // rest with a fast 429; with the caps raised it runs all 20 at once.
-import { prepareStart, type StartOutcome } from './client.js'
-import { forkChild, fmt, FULL, log, median, serviceEnv, table, type Stage } from './lib.js'
+import { prepareStart, type StartOutcome } from './client.ts'
+import { forkChild, fmt, FULL, log, median, serviceEnv, table, type Stage } from './lib.ts'
 
 export interface BurstRun {
   name: string

@@ -4,7 +4,7 @@
 // (no --enable-gpu-compositing), so CHROMIUM_ARGS cannot do this. Imported
 // first by the bench's child processes (service-proc.ts, ref-proc.ts) only:
 // the service's own code path reads nothing of it.
-import { EXTRA } from '../lib/browser/chromium.js'
+import { EXTRA } from '../lib/browser/chromium.ts'
 
 /** Remove `drop` from `flags` in place; a flag that is not there is an error (a typo would measure the defaults). */
 export function dropFlags (flags: string[], drop: readonly string[]): void {

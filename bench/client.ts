@@ -1,6 +1,6 @@
 // The service's API as a client uses it: handshake, encrypt, start, end.
 import { constants, publicEncrypt } from 'node:crypto'
-import { BENCH_KEY, PASSWORD, type Foundry } from './lib.js'
+import { BENCH_KEY, PASSWORD, type Foundry } from './lib.ts'
 
 export interface StartOutcome {
   status: number

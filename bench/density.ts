@@ -9,14 +9,14 @@
 //     the same logins (one Chromium, a context per login, the same page
 //     tuning and flags, nothing watching), both running at once and read
 //     over the same windows, so the host's load hits both alike.
-import { startSession } from './client.js'
+import { startSession } from './client.ts'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import {
   collectGarbage, cpuByKind, cpuSeconds, forkChild, fmt, FULL, jsHeapMB, log, median, p99, pssByKind, pssMB, QUICK, ratio, serviceEnv, sleep, table, tree,
   type Child, type CpuByKind, type Foundry, type PssByKind, type Stage
-} from './lib.js'
-import { moduleRequests } from './module-request.js'
+} from './lib.ts'
+import { moduleRequests } from './module-request.ts'
 
 /**
  * The service before issue 12: MB per additional session from the last run

@@ -15,13 +15,13 @@
 // (goals.ts's HIGH_LOAD): other work is in every figure.
 import { loadavg } from 'node:os'
 import type { Browser } from 'puppeteer-core'
-import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../lib/browser/chromium.js'
-import { createEgressGate, type EgressGate } from '../lib/browser/egress.js'
-import { createUrlPolicy } from '../lib/access/url-policy.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
-import { bareLogin } from './bare-login.js'
-import { HIGH_LOAD } from './goals.js'
-import { fmt, log, median, p99, QUICK, ratio, table, type Foundry, type Stage } from './lib.js'
+import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../lib/browser/chromium.ts'
+import { createEgressGate, type EgressGate } from '../lib/browser/egress.ts'
+import { createUrlPolicy } from '../lib/access/url-policy.ts'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.ts'
+import { bareLogin } from './bare-login.ts'
+import { HIGH_LOAD } from './goals.ts'
+import { fmt, log, median, p99, QUICK, ratio, table, type Foundry, type Stage } from './lib.ts'
 
 type Variant = 'plain' | 'gated'
 

@@ -3,11 +3,11 @@
 // browser launched like the service's (lib/browser/chromium.ts) plus FLAGS, then the
 // session renderer's PSS and its page's live JS heap after a full GC, the
 // login's wall and CPU time, and 8 module requests (round trip, CPU).
-//   FLAGS='--js-flags=--max-semi-space-size=1' npx tsx bench/flag-screen.ts
+//   FLAGS='--js-flags=--max-semi-space-size=1' node bench/flag-screen.ts
 // Prints one JSON line. docs/benchmarks.md has the flags tried this way.
-import { bareSession } from './bare-login.js'
-import { startStage, tree, sleep, median, cpuSeconds } from './lib.js'
-import { moduleRequest } from './module-request.js'
+import { bareSession } from './bare-login.ts'
+import { startStage, tree, sleep, median, cpuSeconds } from './lib.ts'
+import { moduleRequest } from './module-request.ts'
 import { readFileSync } from 'node:fs'
 const stage = await startStage(1)
 const extra = (process.env.FLAGS ?? '').split(' ').filter(Boolean)

@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import { endSession, prepareStart } from './client.js'
-import { BENCH_KEY, forkChild, fmt, killTree, log, median, p99, QUICK, ratio, serviceEnv, sleep, table, type Foundry, type Stage } from './lib.js'
-import { load } from './loadgen.js'
+import { endSession, prepareStart } from './client.ts'
+import { BENCH_KEY, forkChild, fmt, killTree, log, median, p99, QUICK, ratio, serviceEnv, sleep, table, type Foundry, type Stage } from './lib.ts'
+import { load } from './loadgen.ts'
 
 export interface FleetResult {
   rows: Array<{ registry: string, handshakeRps: number, handshakeP50: number, loginP50: number, loginP99: number, logins: number }>

@@ -10,9 +10,9 @@
 // - a run whose load average was high (≥ the number of cores at any part's
 //   start or end) is inconclusive: the host's other work is in every figure.
 import { cpus } from 'node:os'
-import { BEFORE, perSessionByKind, type DensityIdle, type DensityMemory } from './density.js'
-import type { HandshakeResult } from './handshake.js'
-import { fmt, table } from './lib.js'
+import { BEFORE, perSessionByKind, type DensityIdle, type DensityMemory } from './density.ts'
+import type { HandshakeResult } from './handshake.ts'
+import { fmt, table } from './lib.ts'
 
 export interface RunResults {
   machine?: Record<string, string>

@@ -5,14 +5,14 @@
 // per request (µs; the figure a loaded host moves least) and req/s, medians
 // over the rounds, and each service's handshake ÷ `/health` CPU.
 //   git archive <commit> | tar -x -C /tmp/base && ln -s $PWD/node_modules /tmp/base/
-//   BASE=/tmp/base BENCH_QUICK=1 npx tsx bench/handshake-ab.ts
+//   BASE=/tmp/base BENCH_QUICK=1 node bench/handshake-ab.ts
 // BENCH_HANDSHAKE_RATE_MAX=1000000000: with the handshake rate limit on (as in
 // production, never reached) instead of off.
 import { fork } from 'node:child_process'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
-import { BENCH_DIR, BENCH_KEY, fmt, killTree, log, median, QUICK, serviceEnv, startStage, table } from './lib.js'
-import { load } from './loadgen.js'
+import { BENCH_DIR, BENCH_KEY, fmt, killTree, log, median, QUICK, serviceEnv, startStage, table } from './lib.ts'
+import { load } from './loadgen.ts'
 
 const base = process.env.BASE
 if (base === undefined || base === '') throw new Error('BASE=<another checkout of the service> is required')
@@ -25,7 +25,6 @@ interface Svc { name: string, port: number, pid: number, cpu: () => Promise<numb
 async function start (name: string, root: string): Promise<Svc> {
   const proc = fork(join(root, 'bench', 'service-proc.ts'), [], {
     cwd: root,
-    execArgv: ['--import', 'tsx'],
     env: {
       ...process.env,
       ...serviceEnv(process.env.BENCH_HANDSHAKE_RATE_MAX !== undefined ? { HANDSHAKE_RATE_MAX: process.env.BENCH_HANDSHAKE_RATE_MAX } : {})

@@ -3,8 +3,8 @@
 // then what one start-session's decryption costs, end to end and alone,
 // against what older implementations do (PEM per call, key pair per handshake).
 import { constants, generateKeyPairSync, privateDecrypt, publicEncrypt } from 'node:crypto'
-import { BENCH_KEY, forkChild, fmt, serviceEnv, log, median, p99, QUICK, ratio, table, type Stage } from './lib.js'
-import { load } from './loadgen.js'
+import { BENCH_KEY, forkChild, fmt, serviceEnv, log, median, p99, QUICK, ratio, table, type Stage } from './lib.ts'
+import { load } from './loadgen.ts'
 
 export interface HandshakeResult {
   http: Array<{ target: string, connections: number, rps: number, p50: number, p99: number, non2xx: number, requests: number, cpuUs: number }>

@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { processTree } from '../support/proc.js'
-import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../support/foundry/standin.js'
-import { startRelayStandin, type RelayStandin } from '../support/foundry/relay.js'
+import { processTree } from '../support/proc.ts'
+import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../support/foundry/standin.ts'
+import { startRelayStandin, type RelayStandin } from '../support/foundry/relay.ts'
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 export const ROOT = join(BENCH_DIR, '..')
@@ -233,7 +233,7 @@ export interface Child {
 export async function forkChild<R> (entry: string, env: Record<string, string>): Promise<{ child: Child, ready: R }> {
   const proc = fork(join(BENCH_DIR, entry), [], {
     // BENCH_CHILD_NODE_ARGS: more Node flags for the children (e.g. --cpu-prof).
-    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')],
+    execArgv: [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')],
     env: { ...process.env, ...env },
     stdio: ['ignore', process.env.BENCH_CHILD_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit', 'ipc']
   })

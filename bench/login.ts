@@ -4,13 +4,13 @@
 // Each variant runs with the page tuning on and off, so the ratio compares
 // like with like and the tuning's own effect shows.
 import type { Browser } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
-import { bareLogin } from './bare-login.js'
-import { endSession, prepareStart } from './client.js'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.ts'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.ts'
+import { bareLogin } from './bare-login.ts'
+import { endSession, prepareStart } from './client.ts'
 import {
   forkChild, fmt, log, median, p99, QUICK, ratio, serviceEnv, startFoundry, table, WORLD_ID, WORLD_TITLE, type Foundry, type Stage
-} from './lib.js'
+} from './lib.ts'
 
 type Variant = 'service' | 'service-untuned' | 'bare' | 'bare-untuned' | 'bare-checked'
 

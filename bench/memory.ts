@@ -1,11 +1,11 @@
 // 3. Memory per session: PSS of the whole process tree (Node + every
 // Chromium process) with 0, 1, 10 and 50 live sessions on heavy-game
 // stand-ins, against a reference that launches one Chromium per session.
-import { startSession } from './client.js'
+import { startSession } from './client.ts'
 import {
   collectGarbage, cpuSeconds, forkChild, fmt, FULL, median, log, p99, pssMB, QUICK, ratio, serviceEnv, sleep, table, type Child, type Stage
-} from './lib.js'
-import { moduleRequests } from './module-request.js'
+} from './lib.ts'
+import { moduleRequests } from './module-request.ts'
 
 export interface MemoryPoint { sessions: number, mb: number, procs: number }
 export interface MemorySeries { name: string, points: MemoryPoint[], idleCpuPct?: number, openMs: number[] }

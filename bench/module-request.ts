@@ -5,7 +5,7 @@
 // "search-result". Timed from send to answer, so a browser setting that
 // slows the page's JavaScript (a V8 flag, a smaller heap) shows here.
 import { randomUUID } from 'node:crypto'
-import type { RelayStandin } from '../support/foundry/relay.js'
+import type { RelayStandin } from '../support/foundry/relay.ts'
 
 export const SEARCH_QUERY = 'document 1999'
 

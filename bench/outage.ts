@@ -6,9 +6,9 @@
 // over the same windows; then Foundry comes back and the time until every
 // session is active again is measured. The service runs its defaults
 // (backoff to 1 minute), except BENCH_OUTAGE_CAP_MS for the backoff cap.
-import { startSession } from './client.js'
+import { startSession } from './client.ts'
 import { loadavg } from 'node:os'
-import { BENCH_KEY, cpuSeconds, fmt, forkChild, log, median, pssMB, QUICK, serviceEnv, sleep, table, type Foundry, type Stage } from './lib.js'
+import { BENCH_KEY, cpuSeconds, fmt, forkChild, log, median, pssMB, QUICK, serviceEnv, sleep, table, type Foundry, type Stage } from './lib.ts'
 
 export const OUTAGE_SESSIONS = Number(process.env.BENCH_OUTAGE_SESSIONS ?? (QUICK ? 10 : 50))
 const CAP_MS = Number(process.env.BENCH_OUTAGE_CAP_MS ?? 60_000)

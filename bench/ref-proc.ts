@@ -8,11 +8,11 @@
 //     service: one Chromium, a context per login, the page tuned as the
 //     service's (no canvas, no images/media/fonts) but nothing watching it
 //     (no URL guard, no session watcher, no timers).
-import './chromium-drop.js'
+import './chromium-drop.ts'
 import type { Browser } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../lib/browser/chromium.js'
-import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.js'
-import { bareLogin } from './bare-login.js'
+import { launchChromium, resolveChromium } from '../lib/browser/chromium.ts'
+import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.ts'
+import { bareLogin } from './bare-login.ts'
 
 const mode = process.env.REF_MODE === 'contexts' ? 'contexts' : 'browsers'
 const browsers: Browser[] = []

@@ -16,13 +16,13 @@
 //              intervention: it ends the page's JavaScript, so the module's
 //              relay connection is gone: measured, never a setting)
 //   wait30     30 s idle (what V8's memory reducer does alone)
-//   FLAGS='--disable-features=BackForwardCache' LEVERS=pressure,nocache npx tsx bench/renderer-memory.ts
+//   FLAGS='--disable-features=BackForwardCache' LEVERS=pressure,nocache node bench/renderer-memory.ts
 // Prints one JSON object per reading.
 import { readFileSync } from 'node:fs'
 import type { Browser, CDPSession, Page } from 'puppeteer-core'
-import { bareSession } from './bare-login.js'
-import { cpuSeconds, median, sleep, startStage, tree } from './lib.js'
-import { moduleRequest } from './module-request.js'
+import { bareSession } from './bare-login.ts'
+import { cpuSeconds, median, sleep, startStage, tree } from './lib.ts'
+import { moduleRequest } from './module-request.ts'
 
 const stage = await startStage(1, 0)
 const extra = (process.env.FLAGS ?? '').split(' ').filter(Boolean)

@@ -1,9 +1,9 @@
 // The service as a child process of the benchmark, configured by its
 // environment like `npm start`, listening on a loopback port. Its process
 // tree (Node + Chromium) is what the memory benchmark measures.
-import './chromium-drop.js'
+import './chromium-drop.ts'
 import Fastify from 'fastify'
-import service, { REDACT, serverOptions } from '../app.js'
+import service, { REDACT, serverOptions } from '../app.ts'
 
 const app = Fastify({ ...serverOptions, logger: { level: process.env.LOG_LEVEL ?? 'info', redact: REDACT } })
 await app.register(service)

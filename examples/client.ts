@@ -1,5 +1,6 @@
 // Start a headless Foundry session from TypeScript with Node's crypto.
-// Run: npx tsx examples/client.ts (values from the environment, or edit them).
+// Run: node examples/client.ts (Node 22.18+ runs TypeScript as it is; values
+// from the environment, or edit them).
 import { constants, publicEncrypt } from 'node:crypto'
 
 const BASE_URL = process.env.BASE_URL ?? 'http://localhost:3010'

@@ -1,8 +1,8 @@
 // Start a headless Foundry session with this project's typed client
 // (public/client.ts: handshake, WebCrypto encryption, start, list, end,
 // events), printing the login's stages as they happen.
-// Run: npx tsx examples/typed-client.ts (values from the environment).
-import { ApiError, STAGE_TEXT, createClient } from '../public/client.js'
+// Run: node examples/typed-client.ts (Node 22.18+; values from the environment).
+import { ApiError, STAGE_TEXT, createClient } from '../public/client.ts'
 
 const client = createClient({
   server: process.env.BASE_URL ?? 'http://localhost:3010',

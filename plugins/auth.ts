@@ -4,8 +4,8 @@
 // API_KEY_FAIL_MAX, the address gets 429 before its key is even looked at.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, onRequestHookHandler } from 'fastify'
-import { createApiKeys, generateApiKey, parseApiKeys, readApiKeysFile, type ApiKeys } from '../lib/access/api-keys.js'
-import { ApiKeyInvalid, ApiKeyMissing } from '../lib/errors.js'
+import { createApiKeys, generateApiKey, parseApiKeys, readApiKeysFile, type ApiKeys } from '../lib/access/api-keys.ts'
+import { ApiKeyInvalid, ApiKeyMissing } from '../lib/errors.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

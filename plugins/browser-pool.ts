@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createBrowserPool, type BrowserPool } from '../lib/browser/pool.js'
-import { createEgressGate, type EgressGate } from '../lib/browser/egress.js'
+import { createBrowserPool, type BrowserPool } from '../lib/browser/pool.ts'
+import { createEgressGate, type EgressGate } from '../lib/browser/egress.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import envSchema from 'env-schema'
-import { EnvSchema, type Env } from '../schemas/env.js'
-import { isDiscordWebhook } from '../lib/webhooks/notifier.js'
-import { parseWebhookSecret } from '../lib/webhooks/url.js'
-import { AddressListError, parseAddressList } from '../lib/access/url-policy.js'
-import { parseKeyring } from '../lib/fleet/seal.js'
+import { EnvSchema, type Env } from '../schemas/env.ts'
+import { isDiscordWebhook } from '../lib/webhooks/notifier.ts'
+import { parseWebhookSecret } from '../lib/webhooks/url.ts'
+import { AddressListError, parseAddressList } from '../lib/access/url-policy.ts'
+import { parseKeyring } from '../lib/fleet/seal.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,7 +2,7 @@
 // Fastify's own errors and crashes. Internal messages stay in the log.
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify'
-import { CATALOGUE, OWN_CODES, ServiceClosing, type ErrorCode, type ServiceError } from '../lib/errors.js'
+import { CATALOGUE, OWN_CODES, ServiceClosing, type ErrorCode, type ServiceError } from '../lib/errors.ts'
 
 // Fastify's own error codes, as catalogued codes.
 const FASTIFY_CODES: Record<string, ErrorCode> = {

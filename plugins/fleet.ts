@@ -4,12 +4,12 @@
 // REDIS_URL `fleet` is null and the hooks do nothing: one machine, as before.
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { createFleet, type Fleet } from '../lib/fleet/machines.js'
-import { createHandover } from '../lib/fleet/handover.js'
-import { isMachineId, messageKeys } from '../lib/fleet/messages.js'
-import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.js'
-import { FLEET_RETRY_AFTER_S, FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.js'
-import { isFinal, type Session } from '../lib/session/types.js'
+import { createFleet, type Fleet } from '../lib/fleet/machines.ts'
+import { createHandover } from '../lib/fleet/handover.ts'
+import { isMachineId, messageKeys } from '../lib/fleet/messages.ts'
+import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.ts'
+import { FLEET_RETRY_AFTER_S, FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.ts'
+import { isFinal, type Session } from '../lib/session/types.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

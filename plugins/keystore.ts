@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createKeystore, type Keystore } from '../lib/handshake/keystore.js'
+import { createKeystore, type Keystore } from '../lib/handshake/keystore.ts'
 
 declare module 'fastify' {
   interface FastifyInstance { keystore: Keystore }

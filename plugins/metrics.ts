@@ -9,7 +9,7 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { ServiceError } from '../lib/errors.js'
+import type { ServiceError } from '../lib/errors.ts'
 
 export interface Metrics {
   registry: Registry

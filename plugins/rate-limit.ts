@@ -15,10 +15,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { ApiKeyThrottled, FLEET_RETRY_AFTER_S, FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.js'
-import { KEY } from '../lib/fleet/keys.js'
-import { WindowStore } from '../lib/access/rate-limit-store.js'
-import { clientAddress, parseTrustProxy } from '../lib/access/client-address.js'
+import { ApiKeyThrottled, FLEET_RETRY_AFTER_S, FleetUnavailable, RateLimited, withContext, type ServiceError } from '../lib/errors.ts'
+import { KEY } from '../lib/fleet/keys.ts'
+import { WindowStore } from '../lib/access/rate-limit-store.ts'
+import { clientAddress, parseTrustProxy } from '../lib/access/client-address.ts'
 
 export interface ApiKeyThrottle {
   /** Throws 429 API_KEY_THROTTLED if this request's address sent too many wrong keys. */

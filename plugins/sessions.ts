@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { auditListener, createMemoryRegistry, createSessionManager, isFinal, type SessionManager } from '../lib/session/index.js'
-import { sameKey, type FleetRegistry } from '../lib/session/registry.js'
-import { next } from '../lib/session/machine.js'
-import { createStateFile, type StateFile } from '../lib/session/state-file.js'
-import { parseBlockResources } from '../lib/browser/page-setup.js'
-import { createScreenshotStore, type ScreenshotStore } from '../lib/browser/screenshots.js'
-import { createRedisRegistry } from '../lib/fleet/registry.js'
-import { createSealer, sealCredentials, type Sealer } from '../lib/fleet/seal.js'
+import { auditListener, createMemoryRegistry, createSessionManager, isFinal, type SessionManager } from '../lib/session/index.ts'
+import { sameKey, type FleetRegistry } from '../lib/session/registry.ts'
+import { next } from '../lib/session/machine.ts'
+import { createStateFile, type StateFile } from '../lib/session/state-file.ts'
+import { parseBlockResources } from '../lib/browser/page-setup.ts'
+import { createScreenshotStore, type ScreenshotStore } from '../lib/browser/screenshots.ts'
+import { createRedisRegistry } from '../lib/fleet/registry.ts'
+import { createSealer, sealCredentials, type Sealer } from '../lib/fleet/seal.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

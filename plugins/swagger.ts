@@ -2,8 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { ErrorReply } from '../schemas/common.js'
-import { CATALOGUE } from '../lib/errors.js'
+import { ErrorReply } from '../schemas/common.ts'
+import { CATALOGUE } from '../lib/errors.ts'
 
 export const DOCS_PATH = '/docs'
 

@@ -3,7 +3,7 @@
 // browser's egress gate (plugins/browser-pool.ts).
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createUrlPolicy, parseAddressList, type Resolver, type UrlPolicy } from '../lib/access/url-policy.js'
+import { createUrlPolicy, parseAddressList, type Resolver, type UrlPolicy } from '../lib/access/url-policy.ts'
 
 declare module 'fastify' {
   interface FastifyInstance { urlPolicy: UrlPolicy }

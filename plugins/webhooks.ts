@@ -4,9 +4,9 @@
 // (routes/sessions.ts checks it with webhookUrl below).
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import { createDelivery } from '../lib/webhooks/delivery.js'
-import { createNotifier, type Notifier } from '../lib/webhooks/notifier.js'
-import { checkWebhookUrl, newWebhookSecret, parseWebhookSecret } from '../lib/webhooks/url.js'
+import { createDelivery } from '../lib/webhooks/delivery.ts'
+import { createNotifier, type Notifier } from '../lib/webhooks/notifier.ts'
+import { checkWebhookUrl, newWebhookSecret, parseWebhookSecret } from '../lib/webhooks/url.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -5,9 +5,9 @@
 // TextEncoder/TextDecoder, and imports nothing at run time. Its types come
 // from the service's TypeBox schemas, so a schema change breaks the build.
 import type { Static } from '@sinclair/typebox'
-import type { EndReply, HandshakeReply, ListReply, StartBody, StartReply } from '../schemas/session.js'
-import type { ErrorReply } from '../schemas/common.js'
-import type { SessionEvent as SessionEventSchema } from '../schemas/events.js'
+import type { EndReply, HandshakeReply, ListReply, StartBody, StartReply } from '../schemas/session.ts'
+import type { ErrorReply } from '../schemas/common.ts'
+import type { SessionEvent as SessionEventSchema } from '../schemas/events.ts'
 
 export type HandshakeReplyT = Static<typeof HandshakeReply>
 export type StartReplyT = Static<typeof StartReply>

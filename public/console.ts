@@ -1,7 +1,7 @@
 // The console at /console: starts, watches and ends sessions from a browser
 // through the typed client (./client.ts, compiled beside this file). No
 // framework; the page's HTML is public/index.html, its style console.css.
-import { ApiError, STAGE_TEXT as STAGES, createClient, type Client, type ListReplyT, type SessionEvent } from './client.js'
+import { ApiError, STAGE_TEXT as STAGES, createClient, type Client, type ListReplyT, type SessionEvent } from './client.ts'
 
 const KEY_STORAGE = 'foundry-sessions.apiKey'
 /** Session streams open at once: a browser allows 6 HTTP/1.1 connections per origin. */

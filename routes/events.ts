@@ -8,11 +8,11 @@
 // lines keep idle ones open and show when a client is gone.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { fastifySSE } from '@fastify/sse'
-import type { ReconnectInfo, Session, SessionEvent as ManagerEvent } from '../lib/session/types.js'
-import { isFinal, reconnectInfo } from '../lib/session/types.js'
-import { AUTHENTICATED, SECURITY, errorResponses } from '../schemas/common.js'
-import { TooManyStreams, withContext } from '../lib/errors.js'
-import { EventsParams, SessionEvent, type SessionEventT, type StatusEventT } from '../schemas/events.js'
+import type { ReconnectInfo, Session, SessionEvent as ManagerEvent } from '../lib/session/types.ts'
+import { isFinal, reconnectInfo } from '../lib/session/types.ts'
+import { AUTHENTICATED, SECURITY, errorResponses } from '../schemas/common.ts'
+import { TooManyStreams, withContext } from '../lib/errors.ts'
+import { EventsParams, SessionEvent, type SessionEventT, type StatusEventT } from '../schemas/events.ts'
 
 function reconnectOf (r: ReconnectInfo | undefined): Pick<StatusEventT, 'reconnect'> {
   if (r === undefined) return {}

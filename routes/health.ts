@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { HealthReply } from '../schemas/health.js'
-import { errorResponses } from '../schemas/common.js'
+import { HealthReply } from '../schemas/health.ts'
+import { errorResponses } from '../schemas/common.ts'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { browserPool, sessions, config, fleet } = fastify

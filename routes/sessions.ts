@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
-import { isFinal, reconnectInfo, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.js'
-import { ScreenshotNotFound } from '../lib/errors.js'
-import { rememberChecks } from '../lib/access/checked-urls.js'
-import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.js'
+import { isFinal, reconnectInfo, startOptions, type FinalStatus, type Session, type SessionStatus } from '../lib/session/index.ts'
+import { ScreenshotNotFound } from '../lib/errors.ts'
+import { rememberChecks } from '../lib/access/checked-urls.ts'
+import { AUTHENTICATED, JSON_BODY, SECURITY, errorResponses } from '../schemas/common.ts'
 import {
   EndQuery, EndReply, ScreenshotParams, HandshakeHeaders, HandshakeReply, ListReply, StartBody, StartReply
-} from '../schemas/session.js'
+} from '../schemas/session.ts'
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { keystore, sessions, config, urlPolicy, screenshots, fleet, webhooks } = fastify

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { CATALOGUE, LOGIN_STAGES, type ErrorCode } from '../lib/errors.js'
+import { CATALOGUE, LOGIN_STAGES, type ErrorCode } from '../lib/errors.ts'
 
 /** The one error shape, for every status and route. */
 export const ErrorReply = Type.Object({

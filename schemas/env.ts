@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { TRUST_PROXY_PATTERN } from '../lib/access/client-address.js'
-import { BLOCKABLE } from '../lib/browser/page-setup.js'
-import { URL_POLICY_MODES } from '../lib/access/url-policy.js'
+import { TRUST_PROXY_PATTERN } from '../lib/access/client-address.ts'
+import { BLOCKABLE } from '../lib/browser/page-setup.ts'
+import { URL_POLICY_MODES } from '../lib/access/url-policy.ts'
 
 /** One PAGE_BLOCK_RESOURCES word: a blockable resource type, or none. */
 const RESOURCE_WORD = [...BLOCKABLE, 'none'].join('|')

@@ -1,8 +1,8 @@
 // The events of GET /session/{id}/events: one server-sent event per change,
 // its `event:` field the type, its `data:` the JSON below.
 import { Type, type Static } from '@sinclair/typebox'
-import { SessionStatus } from '../lib/session/types.js'
-import { Reconnect } from './session.js'
+import { SessionStatus } from '../lib/session/types.ts'
+import { Reconnect } from './session.ts'
 
 const common = {
   sessionId: Type.String({ description: 'The session the event is about' }),

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
-import { BLOCKABLE } from '../lib/browser/page-setup.js'
-import { FinalStatus, RunningStatus } from '../lib/session/types.js'
+import { BLOCKABLE } from '../lib/browser/page-setup.ts'
+import { FinalStatus, RunningStatus } from '../lib/session/types.ts'
 
 export const HandshakeHeaders = Type.Object({
   'x-foundry-url': Type.String({ minLength: 1, maxLength: 2048, description: 'Foundry server URL (http or https), as opened in a browser' }),

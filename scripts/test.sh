@@ -7,7 +7,7 @@
 #    example), script(1) (the CLI on a terminal), libnss3 and libexpat1
 #    (@sparticuz/chromium's binary). As root on Debian/Ubuntu they are
 #    installed with apt-get; otherwise one line names them and the run stops.
-# 2. A supported Node: the machine's own when it is 22 or newer, else Node 24
+# 2. A supported Node: the machine's own when it is 22.18 or newer, else Node 24
 #    from npm's `node` package in .cache/ (nothing outside the checkout).
 #    TEST_NODE="24 22" runs the suite once on each of those lines (CI: 24).
 # 3. npm ci when node_modules is missing or older than package-lock.json,
@@ -39,9 +39,15 @@ fi
 
 # A Node binary of the given major line: the machine's if it is that line,
 # else npm's `node` package installed under .cache/node-<line>.
+# The machine's Node as its major line when it runs TypeScript as it is
+# (22.18 or newer), else 0.
+supported_node () {
+  node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 22 || (a === 22 && b >= 18) ? a : 0' 2>/dev/null || echo 0
+}
+
 node_of_line () {
   local line=$1 have
-  have=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  have=$(supported_node)
   if [ "$have" = "$line" ]; then dirname "$(command -v node)"; return; fi
   local dir="$root/.cache/node-$line"
   if [ ! -x "$dir/node_modules/.bin/node" ]; then
@@ -53,7 +59,7 @@ node_of_line () {
 
 lines=${TEST_NODE:-}
 if [ -z "$lines" ]; then
-  have=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  have=$(supported_node)
   if [ "$have" -ge 22 ]; then lines=$have; else lines=24; fi
 fi
 

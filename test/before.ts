@@ -6,7 +6,7 @@
 //   starting in parallel on a fresh machine do not all unpack it at once.
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { resolveChromium } from '../lib/browser/chromium.js'
+import { resolveChromium } from '../lib/browser/chromium.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 try {

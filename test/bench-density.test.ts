@@ -2,9 +2,9 @@
 // densityVariants) and the bench-only way to launch without one of the
 // service's default flags (bench/chromium-drop.ts).
 import t from 'tap'
-import { densityVariants } from '../bench/density.js'
-import { dropFlags } from '../bench/chromium-drop.js'
-import { EXTRA } from '../lib/browser/chromium.js'
+import { densityVariants } from '../bench/density.ts'
+import { dropFlags } from '../bench/chromium-drop.ts'
+import { EXTRA } from '../lib/browser/chromium.ts'
 
 t.test('no variant unless asked', async (t) => {
   t.same(densityVariants({}), [])

@@ -1,8 +1,8 @@
 // npm run bench judges issue 21's goals only on valid, quiet measurements and
 // flags figures that got worse than the last committed results (bench/goals.ts).
 import t from 'tap'
-import { figures, goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.js'
-import { egressVerdict } from '../bench/egress.js'
+import { figures, goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.ts'
+import { egressVerdict } from '../bench/egress.ts'
 
 const http = (connections: number, hsRps: number, hsP99: number, non2xx = 0): NonNullable<RunResults['handshake']>['http'] => [
   { target: 'GET /health (reference)', connections, rps: 10_000, p50: 1, p99: 10, non2xx: 0, requests: 1000, cpuUs: 50 },

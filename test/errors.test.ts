@@ -2,10 +2,10 @@
 // document's error descriptions and the error classes all agree with it.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import * as errors from '../lib/errors.js'
-import { CATALOGUE, LOGIN_STAGES, isErrorCode, type ErrorCode } from '../lib/errors.js'
-import type { Stage } from '../lib/foundry/index.js'
-import { build } from './helper.js'
+import * as errors from '../lib/errors.ts'
+import { CATALOGUE, LOGIN_STAGES, isErrorCode, type ErrorCode } from '../lib/errors.ts'
+import type { Stage } from '../lib/foundry/index.ts'
+import { build } from './helper.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 

@@ -4,9 +4,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { ServerOptions } from 'node:http'
 import { Writable } from 'node:stream'
 import { constants, publicEncrypt, webcrypto } from 'node:crypto'
-import service, { REDACT, serverOptions } from '../app.js'
-import type { Resolver } from '../lib/access/url-policy.js'
-import type { Env } from '../schemas/env.js'
+import service, { REDACT, serverOptions } from '../app.ts'
+import type { Resolver } from '../lib/access/url-policy.ts'
+import type { Env } from '../schemas/env.ts'
 
 /** What build() needs of a tap test: its end-of-test hook (as the Fastify templates use it). */
 export interface TestContext { after: (fn: () => unknown) => void }

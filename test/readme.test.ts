@@ -2,7 +2,7 @@
 // start true to the code.
 import t from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
-import { EnvSchema } from '../schemas/env.js'
+import { EnvSchema } from '../schemas/env.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }

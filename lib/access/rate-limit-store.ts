@@ -8,7 +8,13 @@ export interface WindowCount { current: number, ttl: number }
 export class WindowStore {
   private readonly windows = new Map<string, { count: number, start: number }>()
 
-  constructor (private readonly maxKeys = 10_000, private readonly now: () => number = Date.now) {}
+  private readonly maxKeys: number
+  private readonly now: () => number
+
+  constructor (maxKeys = 10_000, now: () => number = Date.now) {
+    this.maxKeys = maxKeys
+    this.now = now
+  }
 
   incr (key: string, cb: (err: Error | null, res?: WindowCount) => void, timeWindow: number): void {
     cb(null, this.hit(key, timeWindow))

@@ -20,7 +20,7 @@
 // outgoing URL (webhooks).
 import { lookup } from 'node:dns/promises'
 import { BlockList, isIP } from 'node:net'
-import { InvalidFoundryUrl } from '../errors.js'
+import { InvalidFoundryUrl } from '../errors.ts'
 
 export const URL_POLICY_MODES = ['default', 'public-only', 'any'] as const
 export type UrlPolicyMode = typeof URL_POLICY_MODES[number]

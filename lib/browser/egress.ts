@@ -31,8 +31,8 @@ import type { LookupFunction } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { Duplex } from 'node:stream'
 import { RequestError, Server } from 'proxy-chain'
-import { pinnedLookup } from '../access/pinned-lookup.js'
-import { classifyAddress, type RefusalReason, type Verdict } from '../access/url-policy.js'
+import { pinnedLookup } from '../access/pinned-lookup.ts'
+import { classifyAddress, type RefusalReason, type Verdict } from '../access/url-policy.ts'
 
 export interface EgressLogger {
   info: (obj: object, msg?: string) => void

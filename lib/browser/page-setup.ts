@@ -11,8 +11,8 @@
 // cache off). Where the page may connect to is not decided here: every
 // connection of the browser goes through the egress gate (egress.ts).
 import type { Page } from 'puppeteer-core'
-import { holdPageCdp } from './cdp.js'
-import { pageFunction } from '../foundry/page-scripts.js'
+import { holdPageCdp } from './cdp.ts'
+import { pageFunction } from '../foundry/page-scripts.ts'
 
 /** Resource types that can be blocked: all are decoration for a headless GM. */
 export const BLOCKABLE = ['image', 'media', 'font'] as const

@@ -4,10 +4,10 @@
 // egress.ts). Chromium is relaunched when it dies, one launch at a time. No
 // Fastify here.
 import type { Browser, BrowserContext } from 'puppeteer-core'
-import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium, type ChromiumLaunchOptions, type ResolvedChromium } from './chromium.js'
-import type { EgressGate, EgressSession } from './egress.js'
-import { BrowserUnavailable, ServiceClosing } from '../errors.js'
-import type { Logger } from '../logger.js'
+import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium, type ChromiumLaunchOptions, type ResolvedChromium } from './chromium.ts'
+import type { EgressGate, EgressSession } from './egress.ts'
+import { BrowserUnavailable, ServiceClosing } from '../errors.ts'
+import type { Logger } from '../logger.ts'
 
 export interface BrowserPoolOptions extends ChromiumLaunchOptions {
   /** Logins allowed to run at once. */

@@ -14,8 +14,8 @@
 // the last holder lets go. It listens on the page's shared DevTools session
 // (lib/browser/cdp.ts), the one the request guard uses too.
 import type { Page } from 'puppeteer-core'
-import { holdPageCdp } from './cdp.js'
-import { pageFunction } from '../foundry/page-scripts.js'
+import { holdPageCdp } from './cdp.ts'
+import { pageFunction } from '../foundry/page-scripts.ts'
 
 export interface WsConnection {
   requestId: string

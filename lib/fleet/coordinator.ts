@@ -6,15 +6,15 @@
 // taken, handing sessions over on shutdown, coming back after a fence, and
 // where a request about a session is served (route(): a pure function of
 // facts). Every status change goes through lib/session/machine.ts.
-import type { Credentials, Session } from '../session/types.js'
-import { isFinal } from '../session/types.js'
-import { next } from '../session/machine.js'
-import type { FleetRegistry } from '../session/registry.js'
-import type { Fleet, MachineState } from './machines.js'
-import type { Logger } from '../logger.js'
-import type { Handover } from './handover.js'
-import { isMachineId } from './messages.js'
-import { openCredentials, type Sealer } from './seal.js'
+import type { Credentials, Session } from '../session/types.ts'
+import { isFinal } from '../session/types.ts'
+import { next } from '../session/machine.ts'
+import type { FleetRegistry } from '../session/registry.ts'
+import type { Fleet, MachineState } from './machines.ts'
+import type { Logger } from '../logger.ts'
+import type { Handover } from './handover.ts'
+import { isMachineId } from './messages.ts'
+import { openCredentials, type Sealer } from './seal.ts'
 
 /** What the coordinator needs of this machine's sessions (lib/session/manager.ts). */
 export interface CoordinatedSessions {

@@ -14,9 +14,9 @@
 // signed and checked (messages.ts); anything else is dropped with a warning
 // and never thrown. No Fastify here.
 import type { Redis } from 'ioredis'
-import { signMessage, verifyMessage, type FleetMessage, type Unsigned } from './messages.js'
-import { channel } from './keys.js'
-import type { Logger } from '../logger.js'
+import { signMessage, verifyMessage, type FleetMessage, type Unsigned } from './messages.ts'
+import { channel } from './keys.ts'
+import type { Logger } from '../logger.ts'
 
 export interface HandoverOptions {
   /** Publishes (the registry's client). */

@@ -11,10 +11,10 @@
 // again after a fence (Redis reachable again, or the event loop back after a
 // stall), onRenewed runs before the machine acts again (acting()).
 import type { Redis } from 'ioredis'
-import { FLEET_RETRY_AFTER_S, FleetUnavailable, withContext } from '../errors.js'
-import { KEY, digest } from './keys.js'
-import { isMachineId } from './messages.js'
-import type { Logger } from '../logger.js'
+import { FLEET_RETRY_AFTER_S, FleetUnavailable, withContext } from '../errors.ts'
+import { KEY, digest } from './keys.ts'
+import { isMachineId } from './messages.ts'
+import type { Logger } from '../logger.ts'
 
 export interface MachineState {
   id: string

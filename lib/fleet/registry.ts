@@ -10,11 +10,11 @@
 // session or whose token is stale, and `onRefused` hears of it (the machine
 // drops that session at once).
 import type { Redis } from 'ioredis'
-import { capacityError, claimedRecord, sameKey, type FleetRegistry } from '../session/registry.js'
-import { isFinal, type Session } from '../session/types.js'
-import { registry as call } from './machines.js'
-import { PREFIX, fleetKeys } from './keys.js'
-import { CLAIM, FINISH, HOLDS, INSERT, PRUNE, PUT_SEALED, REMOVE, RESTORE, TOUCH, UPDATE } from './lua.js'
+import { capacityError, claimedRecord, sameKey, type FleetRegistry } from '../session/registry.ts'
+import { isFinal, type Session } from '../session/types.ts'
+import { registry as call } from './machines.ts'
+import { PREFIX, fleetKeys } from './keys.ts'
+import { CLAIM, FINISH, HOLDS, INSERT, PRUNE, PUT_SEALED, REMOVE, RESTORE, TOUCH, UPDATE } from './lua.ts'
 
 export interface RedisRegistryOptions {
   redis: Redis

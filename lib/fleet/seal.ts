@@ -11,8 +11,8 @@
 // last everywhere, then first, then drop the old one. The keys are a secret
 // shared by every machine; Redis holds only what seal() returns.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { foundryBase } from '../foundry/names.js'
-import type { Credentials } from '../session/types.js'
+import { foundryBase } from '../foundry/names.ts'
+import type { Credentials } from '../session/types.ts'
 
 export interface Sealer {
   seal: (sessionId: string, secrets: Record<string, string>, bind?: string[]) => string

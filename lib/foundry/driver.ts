@@ -8,13 +8,13 @@ import type { Frame, HTTPRequest, HTTPResponse, Page } from 'puppeteer-core'
 import {
   FLEET_RETRY_AFTER_S, FleetCutOff, FoundryError, FoundryTimeout, FoundryTlsError, FoundryUnreachable, FoundryUrlRefused, LoginLost,
   SessionCancelled, withContext, type ServiceError
-} from '../errors.js'
-import type { WsWatcher } from '../browser/websockets.js'
-import { chromiumNetError, egressTarget, type EgressReason } from '../browser/egress.js'
-import { foundryBase } from './names.js'
-import { pageFunction, type PageScript } from './page-scripts.js'
-import type { PageArgs, PageFn, PageResult } from './page-api.js'
-import type { LoginOptions, LoginParams, Stage } from './types.js'
+} from '../errors.ts'
+import type { WsWatcher } from '../browser/websockets.ts'
+import { chromiumNetError, egressTarget, type EgressReason } from '../browser/egress.ts'
+import { foundryBase } from './names.ts'
+import { pageFunction, type PageScript } from './page-scripts.ts'
+import type { PageArgs, PageFn, PageResult } from './page-api.ts'
+import type { LoginOptions, LoginParams, Stage } from './types.ts'
 
 /**
  * Longest single waitForFunction: each is one protocol call, which the
@@ -56,7 +56,14 @@ export class Driver {
    */
   private navigation: { request: HTTPRequest, target: string, status: number | null } | null = null
 
-  constructor (readonly page: Page, readonly params: LoginParams, readonly opts: LoginOptions) {
+  readonly page: Page
+  readonly params: LoginParams
+  readonly opts: LoginOptions
+
+  constructor (page: Page, params: LoginParams, opts: LoginOptions) {
+    this.page = page
+    this.params = params
+    this.opts = opts
     this.base = foundryBase(params.foundryUrl)
   }
 

@@ -1,10 +1,10 @@
 // Foundry's /game page (page script ./page/game.js): wait for game.ready (the
 // static skeleton is no signal), read who is logged in where, and check it is
 // the world asked for and, when the module is required, a Gamemaster.
-import { NotGamemaster, WorldMismatch } from '../errors.js'
-import type { Driver } from './driver.js'
-import { matchWorld } from './names.js'
-import type { WorldInfo } from './types.js'
+import { NotGamemaster, WorldMismatch } from '../errors.ts'
+import type { Driver } from './driver.ts'
+import { matchWorld } from './names.ts'
+import type { WorldInfo } from './types.ts'
 
 export async function game (d: Driver): Promise<WorldInfo> {
   d.enter('game-load')

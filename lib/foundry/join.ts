@@ -4,9 +4,9 @@
 import {
   FoundryError, JoinFormUnknown, LoginLost, LoginRejected, UserAlreadyActive, UserBanned, UserNotFound, WorldMismatch,
   WorldNotRunning
-} from '../errors.js'
-import type { Driver } from './driver.js'
-import { foundryMessage, matchUser, matchWorld } from './names.js'
+} from '../errors.ts'
+import type { Driver } from './driver.ts'
+import { foundryMessage, matchUser, matchWorld } from './names.ts'
 
 /**
  * The rendered join form (./page/join.js `probe`): a user list (v11 to

@@ -4,17 +4,17 @@
 // ready and the module connected. Every wait is on a condition, bounded by a
 // timeout; there is no fixed sleep.
 import type { Page } from 'puppeteer-core'
-import { FoundryError, SessionCancelled } from '../errors.js'
-import { watchWebSockets } from '../browser/websockets.js'
-import { Driver, isServiceError } from './driver.js'
-import { game } from './game.js'
-import { join } from './join.js'
-import { moduleConnection } from './module-connection.js'
-import { pageFunction } from './page-scripts.js'
-import { playersGate } from './players.js'
-import { adminAuth, licence, notFoundryOr } from './reach.js'
-import { launchWorld } from './setup.js'
-import { CONNECTION_TOKEN_KEY, type LoginOptions, type LoginParams, type LoginResult } from './types.js'
+import { FoundryError, SessionCancelled } from '../errors.ts'
+import { watchWebSockets } from '../browser/websockets.ts'
+import { Driver, isServiceError } from './driver.ts'
+import { game } from './game.ts'
+import { join } from './join.ts'
+import { moduleConnection } from './module-connection.ts'
+import { pageFunction } from './page-scripts.ts'
+import { playersGate } from './players.ts'
+import { adminAuth, licence, notFoundryOr } from './reach.ts'
+import { launchWorld } from './setup.ts'
+import { CONNECTION_TOKEN_KEY, type LoginOptions, type LoginParams, type LoginResult } from './types.ts'
 
 /** Page loads a login may take before it counts as a redirect loop. */
 const MAX_STEPS = 8

@@ -2,11 +2,11 @@
 // (lib/browser/websockets.ts; close codes from ./page/document.js): wait until the
 // relay accepts it (2.x: the upgrade stays open; 3.x: auth-success), or name
 // the refusal by its close code (4004 taken, 1008/4001/4002 token refused).
-import { ModuleConnectionTaken, ModuleNotConnected, ModuleTokenRefused } from '../errors.js'
-import { WsWaitTimeout, type WsConnection } from '../browser/websockets.js'
-import type { Driver } from './driver.js'
-import { otherPrimaryGm } from './game.js'
-import type { ModuleInfo, WorldInfo } from './types.js'
+import { ModuleConnectionTaken, ModuleNotConnected, ModuleTokenRefused } from '../errors.ts'
+import { WsWaitTimeout, type WsConnection } from '../browser/websockets.ts'
+import type { Driver } from './driver.ts'
+import { otherPrimaryGm } from './game.ts'
+import type { ModuleInfo, WorldInfo } from './types.ts'
 
 const REFUSALS = new Set([4004, 1008, 4001, 4002])
 

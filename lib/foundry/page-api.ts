@@ -4,12 +4,12 @@
 // JavaScript (see page-scripts.ts); PAGE_FUNCTIONS names every function, and
 // test/lib/page-scripts.test.ts checks the names against what each script
 // returns.
-import type { PageScript } from './page-scripts.js'
-import type { FoundryStatus } from './driver.js'
-import type { AuthForm } from './reach.js'
-import type { JoinForm, JoinUser } from './join.js'
-import type { LaunchOutcome, SetupWorld } from './setup.js'
-import type { WorldInfo } from './types.js'
+import type { PageScript } from './page-scripts.ts'
+import type { FoundryStatus } from './driver.ts'
+import type { AuthForm } from './reach.ts'
+import type { JoinForm, JoinUser } from './join.ts'
+import type { LaunchOutcome, SetupWorld } from './setup.ts'
+import type { WorldInfo } from './types.ts'
 
 interface CommonPage {
   errorCount: () => number

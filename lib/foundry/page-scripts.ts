@@ -3,9 +3,10 @@
 // Foundry page, plus common.js and document.js); this module reads them as
 // text and turns a call into a JavaScript expression that puppeteer sends
 // verbatim (page.evaluate / waitForFunction / evaluateOnNewDocument all take
-// source strings). So `tsx server.ts`, tsc and tap's loader all send the same
-// bytes (issue 8: tsx's esbuild keepNames put `__name(…)` into serialised
-// functions, which threw in the page).
+// source strings). So `node server.ts` (Node's type stripping), tsc's dist/
+// and the tests all send the same bytes (issue 8: tsx's esbuild keepNames,
+// `npm run dev`'s loader then, put `__name(…)` into serialised functions,
+// which threw in the page).
 //
 // A page file is one expression: `(common) => { …; return { fn, … } }`;
 // common.js is `() => { …; return { … } }`. `pageFunction('join', 'probe')`
@@ -14,7 +15,7 @@
 // written, and arguments travel as the protocol's call arguments.
 // `npm run build` copies ./page/ next to the compiled module (dist/…/page/).
 import { readFileSync } from 'node:fs'
-import type { PageFn } from './page-api.js'
+import type { PageFn } from './page-api.ts'
 
 export const PAGE_SCRIPTS = ['common', 'document', 'auth', 'setup', 'players', 'join', 'game'] as const
 export type PageScript = typeof PAGE_SCRIPTS[number]

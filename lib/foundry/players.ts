@@ -1,7 +1,7 @@
 // Foundry v14's /players page, the user setup of a world's first launch
 // (page script ./page/players.js): pressed through with "Save and Continue".
-import { FoundryError } from '../errors.js'
-import { isServiceError, type Driver } from './driver.js'
+import { FoundryError } from '../errors.ts'
+import { isServiceError, type Driver } from './driver.ts'
 
 export async function playersGate (d: Driver): Promise<void> {
   d.enter('join')

@@ -16,9 +16,9 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { LookupFunction } from 'node:net'
-import { pinnedLookup } from '../access/pinned-lookup.js'
-import type { Verdict } from '../access/url-policy.js'
-import { foundryBase } from './names.js'
+import { pinnedLookup } from '../access/pinned-lookup.ts'
+import type { Verdict } from '../access/url-policy.ts'
+import { foundryBase } from './names.ts'
 
 export interface ProbeParams {
   foundryUrl: string

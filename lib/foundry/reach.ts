@@ -3,8 +3,8 @@
 // ./page/auth.js), and pages that are not Foundry's at all.
 import {
   AdminPasswordRejected, AdminPasswordRequired, FoundryError, LicenseNotSigned, NotFoundry, WorldNotRunning
-} from '../errors.js'
-import { KNOWN_ROUTES, type Driver } from './driver.js'
+} from '../errors.ts'
+import { KNOWN_ROUTES, type Driver } from './driver.ts'
 
 /** What ./page/auth.js's probe sees: the form, and whether it asks for an administrator user name (v14). */
 export interface AuthForm { kind: 'form', username: boolean }

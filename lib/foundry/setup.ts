@@ -4,9 +4,9 @@
 // behalf: a migration dialog, a locked world or a failed launch is an error.
 import {
   AdminPasswordRequired, FoundryError, WorldLaunchFailed, WorldLocked, WorldNeedsMigration, WorldNotFound, WorldNotRunning
-} from '../errors.js'
-import type { Driver } from './driver.js'
-import { foundryMessage, matchWorld } from './names.js'
+} from '../errors.ts'
+import type { Driver } from './driver.ts'
+import { foundryMessage, matchWorld } from './names.ts'
 
 export interface SetupWorld { id: string, title: string }
 

@@ -1,6 +1,6 @@
 // The login driver's public types: what a login is asked (LoginParams,
 // LoginOptions) and what it returns (LoginResult). No code.
-import type { EgressReason } from '../browser/egress.js'
+import type { EgressReason } from '../browser/egress.ts'
 
 export interface LoginTimeouts {
   navigation: number

@@ -6,8 +6,8 @@ import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
 import {
   HandshakeExpired, HandshakeNotFound, HandshakeOwnerFull, HandshakeStoreFull, InvalidEncryptedPassword, NonceMismatch,
   withContext
-} from '../errors.js'
-import { createKeyPairPool, decryptOaep } from './key-pairs.js'
+} from '../errors.ts'
+import { createKeyPairPool, decryptOaep } from './key-pairs.ts'
 
 export interface HandshakeInput {
   ownerId: string

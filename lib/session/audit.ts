@@ -2,8 +2,8 @@
 // started, ended or failed — who (the API key's short digest, never the
 // key), which Foundry origin, world and user. No secrets: a session record
 // holds none, and only these fields are written.
-import type { Logger } from '../logger.js'
-import type { SessionEventListener } from './types.js'
+import type { Logger } from '../logger.ts'
+import type { SessionEventListener } from './types.ts'
 
 export type AuditEvent = 'session.started' | 'session.ended' | 'session.failed'
 

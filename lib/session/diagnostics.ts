@@ -1,9 +1,9 @@
 // Diagnostics of a failed first login: a screenshot of its page, every
 // password field emptied first, kept in the screenshot store for the owner.
 import type { Page } from 'puppeteer-core'
-import type { Logger } from '../logger.js'
-import { pageFunction } from '../foundry/page-scripts.js'
-import type { ScreenshotStore } from '../browser/screenshots.js'
+import type { Logger } from '../logger.ts'
+import { pageFunction } from '../foundry/page-scripts.ts'
+import type { ScreenshotStore } from '../browser/screenshots.ts'
 
 export interface ScreenshotTarget {
   store: ScreenshotStore

@@ -3,9 +3,9 @@
 // ends), its browser handles and timers. Also the credentials → LoginParams
 // mapping for a first login and for logging back in. No I/O here.
 import type { BrowserContext, Page } from 'puppeteer-core'
-import type { LoginParams } from '../foundry/index.js'
-import type { WsWatcher } from '../browser/websockets.js'
-import type { Credentials, Lifecycle, Session, SessionOptions, SessionSecrets } from './types.js'
+import type { LoginParams } from '../foundry/index.ts'
+import type { WsWatcher } from '../browser/websockets.ts'
+import type { Credentials, Lifecycle, Session, SessionOptions, SessionSecrets } from './types.ts'
 
 export interface Timers {
   setTimeout: (fn: () => void, ms: number) => NodeJS.Timeout

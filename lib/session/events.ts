@@ -2,8 +2,8 @@
 // per-session listeners (the console's event stream). Ownership is checked
 // by the manager before a per-session listener is added. A listener that
 // throws is logged and does not stop the others.
-import type { Logger } from '../logger.js'
-import type { Session, SessionEvent, SessionEventListener } from './types.js'
+import type { Logger } from '../logger.ts'
+import type { Session, SessionEvent, SessionEventListener } from './types.ts'
 
 export interface SessionEvents {
   emit: (event: SessionEvent, session: Session) => void

@@ -13,8 +13,8 @@
 // the relay answers again, the game page is reloaded to bring it back.
 // A session that Foundry logs out while another login of the same user is
 // active (a human took it over) fails instead of logging back in against it.
-import { isPermanent } from './causes.js'
-import { isFinal, type Lifecycle, type ModuleState } from './types.js'
+import { isPermanent } from './causes.ts'
+import { isFinal, type Lifecycle, type ModuleState } from './types.ts'
 
 export interface MachineConfig {
   /** End a session after this long without an API call naming or listing it (0: never). */

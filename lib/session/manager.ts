@@ -3,20 +3,20 @@
 // the login slots), end, list, subscribe, counts, endAll, and the fleet's
 // hooks (running, takeOver, release, beforeShutdown, keepAgain). Records come
 // from the registry; the sessions this instance runs from the executor.
-import type { BrowserPool } from '../browser/pool.js'
-import type { Logger } from '../logger.js'
-import { SessionNotFound } from '../errors.js'
-import type { LoginTimeouts } from '../foundry/index.js'
-import type { PageSetupOptions } from '../browser/page-setup.js'
-import type { ScreenshotStore } from '../browser/screenshots.js'
-import type { Verdict } from '../access/url-policy.js'
-import { releaseSecrets, snapshot, type Timers } from './entry.js'
-import { createSessionEvents } from './events.js'
-import { createExecutor, type Tracker } from './executor.js'
-import { DEFAULT_MACHINE, next, type MachineConfig } from './machine.js'
-import { createMemoryRegistry, type SessionRegistry } from './registry.js'
-import { createStart, type StartResult } from './start.js'
-import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.js'
+import type { BrowserPool } from '../browser/pool.ts'
+import type { Logger } from '../logger.ts'
+import { SessionNotFound } from '../errors.ts'
+import type { LoginTimeouts } from '../foundry/index.ts'
+import type { PageSetupOptions } from '../browser/page-setup.ts'
+import type { ScreenshotStore } from '../browser/screenshots.ts'
+import type { Verdict } from '../access/url-policy.ts'
+import { releaseSecrets, snapshot, type Timers } from './entry.ts'
+import { createSessionEvents } from './events.ts'
+import { createExecutor, type Tracker } from './executor.ts'
+import { DEFAULT_MACHINE, next, type MachineConfig } from './machine.ts'
+import { createMemoryRegistry, type SessionRegistry } from './registry.ts'
+import { createStart, type StartResult } from './start.ts'
+import { isFinal, type Credentials, type Session, type SessionEventListener, type StartRequest } from './types.ts'
 
 export type { StartResult }
 

@@ -2,7 +2,7 @@
 // connection: connected or not, why not (by the relay's close code, as the
 // module itself reads them: foundry.md §6), and whether a reload of the game
 // page would bring it back. Pure: the executor feeds it the watcher's list.
-import type { WsConnection } from '../browser/websockets.js'
+import type { WsConnection } from '../browser/websockets.ts'
 
 export interface ModuleView {
   connected: boolean

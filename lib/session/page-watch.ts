@@ -4,14 +4,14 @@
 // been quiet long enough after a close a reload cures, probe its relay and,
 // when it answers, tell the machine (which answers with reload-game).
 import type { Page } from 'puppeteer-core'
-import { foundryBase } from '../foundry/index.js'
-import { pageFunction } from '../foundry/page-scripts.js'
+import { foundryBase } from '../foundry/index.ts'
+import { pageFunction } from '../foundry/page-scripts.ts'
 import http from 'node:http'
 import https from 'node:https'
-import type { EgressSession } from '../browser/egress.js'
-import { lifecycleOf, type Entry, type Timers } from './entry.js'
-import { moduleNeedsRevival, type MachineConfig, type MachineEvent } from './machine.js'
-import { moduleView, relayProbeUrl } from './module-watch.js'
+import type { EgressSession } from '../browser/egress.ts'
+import { lifecycleOf, type Entry, type Timers } from './entry.ts'
+import { moduleNeedsRevival, type MachineConfig, type MachineEvent } from './machine.ts'
+import { moduleView, relayProbeUrl } from './module-watch.ts'
 
 export interface PageWatchDeps {
   dispatch: (entry: Entry, event: MachineEvent) => Promise<void>

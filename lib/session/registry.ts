@@ -13,9 +13,9 @@
 // keeps the same contract (test/lib/registry-contract.ts): several
 // registries on one MemoryStore are the machines of one fleet.
 import { createHash } from 'node:crypto'
-import { AtCapacity, withContext } from '../errors.js'
-import { next } from './machine.js'
-import { isFinal, type Session } from './types.js'
+import { AtCapacity, withContext } from '../errors.ts'
+import { next } from './machine.ts'
+import { isFinal, type Session } from './types.ts'
 
 export interface Caps {
   /** Live (not ended or failed) sessions in total. */

@@ -4,15 +4,15 @@
 // the first login. Two starts of the same login, here or anywhere in the
 // fleet, log in once: the later one answers with the first one's session.
 import { randomUUID } from 'node:crypto'
-import type { BrowserPool } from '../browser/pool.js'
-import type { Logger } from '../logger.js'
-import { AtCapacity, FLEET_RETRY_AFTER_S, FleetCutOff, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.js'
-import { foundryBase, matchWorld } from '../foundry/index.js'
-import { snapshot } from './entry.js'
-import type { Executor } from './executor.js'
-import { initialState } from './machine.js'
-import { sameKey, type SessionRegistry } from './registry.js'
-import { isFinal, type Credentials, type Session, type SessionOptions, type StartRequest } from './types.js'
+import type { BrowserPool } from '../browser/pool.ts'
+import type { Logger } from '../logger.ts'
+import { AtCapacity, FLEET_RETRY_AFTER_S, FleetCutOff, ServiceClosing, SessionCancelled, withContext, type ServiceError } from '../errors.ts'
+import { foundryBase, matchWorld } from '../foundry/index.ts'
+import { snapshot } from './entry.ts'
+import type { Executor } from './executor.ts'
+import { initialState } from './machine.ts'
+import { sameKey, type SessionRegistry } from './registry.ts'
+import { isFinal, type Credentials, type Session, type SessionOptions, type StartRequest } from './types.ts'
 
 export interface StartResult {
   session: Session
@@ -35,7 +35,11 @@ const LOGIN_SLOTS_RETRY_AFTER_S = 5
 
 /** Another start of the same login holds the start lock (registry insert). */
 class StartLockHeld extends Error {
-  constructor (readonly holder: string) { super('the same login is starting') }
+  readonly holder: string
+  constructor (holder: string) {
+    super('the same login is starting')
+    this.holder = holder
+  }
 }
 
 export function createStart (deps: StartDeps): (req: StartRequest) => Promise<StartResult> {

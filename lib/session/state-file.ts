@@ -11,9 +11,9 @@
 // service starts without it.
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Logger } from '../logger.js'
-import { openCredentials, sealCredentials, type Sealer } from '../fleet/seal.js'
-import { isFinal, type Credentials, type Session } from './types.js'
+import type { Logger } from '../logger.ts'
+import { openCredentials, sealCredentials, type Sealer } from '../fleet/seal.ts'
+import { isFinal, type Credentials, type Session } from './types.ts'
 
 export const STATE_FILE_NAME = 'sessions.json'
 const VERSION = 1

@@ -2,8 +2,8 @@
 // API schema and the code), the record the registry keeps (no secrets), the
 // options a start takes (defaults applied in one place), and its events.
 import { Type, type Static } from '@sinclair/typebox'
-import type { LoginResult, Stage } from '../foundry/index.js'
-import { DEFAULT_PAGE_SETUP, type BlockableResource, type PageSetupOptions } from '../browser/page-setup.js'
+import type { LoginResult, Stage } from '../foundry/index.ts'
+import { DEFAULT_PAGE_SETUP, type BlockableResource, type PageSetupOptions } from '../browser/page-setup.ts'
 
 export const SessionStatus = Type.Union([
   Type.Literal('starting'), Type.Literal('active'), Type.Literal('reconnecting'), Type.Literal('failed'), Type.Literal('ended')

@@ -19,9 +19,9 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { LookupFunction } from 'node:net'
 import { Webhook } from 'standardwebhooks'
-import { pinnedLookup } from '../access/pinned-lookup.js'
-import type { Verdict } from '../access/url-policy.js'
-import type { Logger } from '../logger.js'
+import { pinnedLookup } from '../access/pinned-lookup.ts'
+import type { Verdict } from '../access/url-policy.ts'
+import type { Logger } from '../logger.ts'
 
 export interface Target {
   /** 'session': the session's own webhook; 'instance': the operator's (WEBHOOK_URL). For log lines. */

@@ -22,11 +22,11 @@
 // gets a Discord message ({content, embeds}); any other URL the Standard
 // Webhooks payload {type, timestamp, data}. No Fastify here.
 import { createHash } from 'node:crypto'
-import type { Logger } from '../logger.js'
-import type { Tracker } from '../session/executor.js'
-import { keyDigest } from '../session/audit.js'
-import type { Session, SessionEvent, SessionEventListener } from '../session/types.js'
-import type { Delivery, Target } from './delivery.js'
+import type { Logger } from '../logger.ts'
+import type { Tracker } from '../session/executor.ts'
+import { keyDigest } from '../session/audit.ts'
+import type { Session, SessionEvent, SessionEventListener } from '../session/types.ts'
+import type { Delivery, Target } from './delivery.ts'
 
 export const WEBHOOK_TYPES = ['session.failed', 'session.reconnecting', 'session.recovered', 'module.offline', 'session.ended'] as const
 export type WebhookType = typeof WEBHOOK_TYPES[number]

@@ -4,7 +4,7 @@
 // reason that never repeats the URL (it carries a token); the secret the
 // client's (whsec_<base64 of 24 to 64 bytes>) or one made here.
 import { randomBytes } from 'node:crypto'
-import { InvalidRequest, InvalidWebhookUrl } from '../errors.js'
+import { InvalidRequest, InvalidWebhookUrl } from '../errors.ts'
 
 /** What a URL policy offers here: its check (throws when refused). */
 export interface PolicyCheck { check: (raw: string) => Promise<URL> }

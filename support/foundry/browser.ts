@@ -1,8 +1,8 @@
 // Helpers for the stand-in's own tests: one Chromium per test file, a fresh
 // browser context per test, everything closed in teardown.
 import type { Browser, BrowserContext, Page } from 'puppeteer-core'
-import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
-import type { StandinUser, StandinWorld } from './standin.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.ts'
+import type { StandinUser, StandinWorld } from './standin.ts'
 
 interface TapLike { teardown: (fn: () => unknown) => void }
 

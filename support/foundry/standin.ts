@@ -54,12 +54,12 @@
 import http from 'node:http'
 import type { AddressInfo, Socket as NetSocket } from 'node:net'
 import { Server as IOServer } from 'socket.io'
-import { onConnection } from './server/game.js'
-import { handle } from './server/router.js'
-import { launch, doShutdown } from './server/setup.js'
-import { computeActive, createCtx, emitActivity } from './server/state.js'
+import { onConnection } from './server/game.ts'
+import { handle } from './server/router.ts'
+import { launch, doShutdown } from './server/setup.ts'
+import { computeActive, createCtx, emitActivity } from './server/state.ts'
 
-export { defaultClientId } from './server/module.js'
+export { defaultClientId } from './server/module.ts'
 
 export interface StandinUser { id: string, name: string, role: 0 | 1 | 2 | 3 | 4, password: string }
 

@@ -4,9 +4,9 @@
 // Foundry restart. Issue 8 §1: under `tsx server.ts` the page-side WebSocket
 // watcher broke and both refusals came back as MODULE_NOT_CONNECTED.
 import t from 'tap'
-import { defaultClientId } from '../../support/foundry/standin.js'
-import { GM, WORLD, eventually, foundry } from './fixtures.js'
-import { startService, startSessionHttp, type ServiceProcess } from './service-process.js'
+import { defaultClientId } from '../../support/foundry/standin.ts'
+import { GM, WORLD, eventually, foundry } from './fixtures.ts'
+import { startService, startSessionHttp, type ServiceProcess } from './service-process.ts'
 
 const KEY = 'as-users-run-key'
 let service: ServiceProcess

@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { API_KEY, build } from '../helper.js'
-import { GM, alive, descendants, eventually, foundry } from './fixtures.js'
+import { API_KEY, build } from '../helper.ts'
+import { GM, alive, descendants, eventually, foundry } from './fixtures.ts'
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 

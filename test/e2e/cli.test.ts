@@ -5,8 +5,8 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { API_KEY, OTHER_KEY, build } from '../helper.js'
-import { GM, WORLD, eventually, foundry, listSessions } from './fixtures.js'
+import { API_KEY, OTHER_KEY, build } from '../helper.ts'
+import { GM, WORLD, eventually, foundry, listSessions } from './fixtures.ts'
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 

@@ -9,10 +9,10 @@ import t from 'tap'
 import { join } from 'node:path'
 import type { Page } from 'puppeteer-core'
 import { Webhook } from 'standardwebhooks'
-import { API_KEY, build } from '../helper.js'
-import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
-import { GM, WORLD, endSession, foundry, listSessions, startSession } from './fixtures.js'
-import { payload, startReceiver } from '../webhooks/receiver.js'
+import { API_KEY, build } from '../helper.ts'
+import { fileBrowser, freshPage } from '../../support/foundry/browser.ts'
+import { GM, WORLD, endSession, foundry, listSessions, startSession } from './fixtures.ts'
+import { payload, startReceiver } from '../webhooks/receiver.ts'
 
 interface Fit { width: number, scrollWidth: number, innerWidth: number, tables: Array<{ id: string, right: number, cardRight: number, buttonsRight: number }> }
 

@@ -4,9 +4,9 @@
 // with a session running (docs/console.png in the README).
 import t from 'tap'
 import type { Page } from 'puppeteer-core'
-import { API_KEY, build } from '../helper.js'
-import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
-import { GM, WORLD, foundry, listSessions } from './fixtures.js'
+import { API_KEY, build } from '../helper.ts'
+import { fileBrowser, freshPage } from '../../support/foundry/browser.ts'
+import { GM, WORLD, foundry, listSessions } from './fixtures.ts'
 
 /** Text of each row of a table of the console. */
 async function rows (page: Page, table: 'sessions' | 'ended'): Promise<string[]> {

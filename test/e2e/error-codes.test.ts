@@ -5,9 +5,9 @@ import net from 'node:net'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { resolveChromium } from '../../lib/browser/chromium.js'
-import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
-import { GM, PLAYER, WORLD, alive, endSession, eventually, foundry, listSessions, startSession } from './fixtures.js'
+import { resolveChromium } from '../../lib/browser/chromium.ts'
+import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.ts'
+import { GM, PLAYER, WORLD, alive, endSession, eventually, foundry, listSessions, startSession } from './fixtures.ts'
 
 t.test('JOIN_FORM_UNKNOWN: a join page with neither a user list nor a user name field', async (t) => {
   const { app, logs } = await build(t)
@@ -205,7 +205,7 @@ t.test('INTERNAL_ERROR: an unexpected failure is logged, and answered without it
   // The service's error handler alone, on a route that fails as no route of
   // the service should (the style guide's plugin-alone test).
   const { default: Fastify } = await import('fastify')
-  const { default: errorHandler } = await import('../../plugins/error-handler.js')
+  const { default: errorHandler } = await import('../../plugins/error-handler.ts')
   const lines: string[] = []
   const { Writable } = await import('node:stream')
   const app = Fastify({ logger: { level: 'info', stream: new Writable({ write (c, _e, cb) { lines.push(String(c)); cb() } }) } })

@@ -1,9 +1,9 @@
 // GET /session/{id}/events over HTTP, read with the typed client (the same
 // code the console and the CLI run), against real Chromium and the stand-in.
 import t from 'tap'
-import { createClient, type SessionEvent } from '../../public/client.js'
-import { API_KEY, OTHER_KEY, build } from '../helper.js'
-import { GM, WORLD, eventually, foundry } from './fixtures.js'
+import { createClient, type SessionEvent } from '../../public/client.ts'
+import { API_KEY, OTHER_KEY, build } from '../helper.ts'
+import { GM, WORLD, eventually, foundry } from './fixtures.ts'
 
 const ORDER = ['reach', 'admin-auth', 'world-launch', 'join', 'game-load', 'module-connection']
 

@@ -2,10 +2,10 @@
 // stand-in: the typed event stream (stage, status), who may follow which
 // session, and one audit line per session started / ended / failed.
 import t from 'tap'
-import { hashKey } from '../../lib/access/api-keys.js'
-import type { SessionEvent } from '../../lib/session/index.js'
-import { API_KEY, OTHER_KEY, build } from '../helper.js'
-import { GM, WORLD, endSession, eventually, foundry, listSessions, startSession } from './fixtures.js'
+import { hashKey } from '../../lib/access/api-keys.ts'
+import type { SessionEvent } from '../../lib/session/index.ts'
+import { API_KEY, OTHER_KEY, build } from '../helper.ts'
+import { GM, WORLD, endSession, eventually, foundry, listSessions, startSession } from './fixtures.ts'
 
 const OWNER = hashKey(API_KEY)
 const OTHER_OWNER = hashKey(OTHER_KEY)

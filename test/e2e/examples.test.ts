@@ -3,8 +3,8 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { API_KEY, build } from '../helper.js'
-import { GM, WORLD, endSession, foundry } from './fixtures.js'
+import { API_KEY, build } from '../helper.ts'
+import { GM, WORLD, endSession, foundry } from './fixtures.ts'
 
 const run = promisify(execFile)
 
@@ -27,8 +27,8 @@ t.test('client examples start a session and get the module\'s clientId', async (
   const hasCryptography = await run(python, ['-c', 'import cryptography']).then(() => true, () => false)
   const examples: Array<[string, string, string[]]> = [
     ['JavaScript (WebCrypto, SHA-1)', process.execPath, ['examples/client.mjs']],
-    ['TypeScript (node:crypto, SHA-1)', process.execPath, ['--import', 'tsx', 'examples/client.ts']],
-    ['TypeScript (the typed client: WebCrypto, SHA-256, live stages)', process.execPath, ['--import', 'tsx', 'examples/typed-client.ts']],
+    ['TypeScript (node:crypto, SHA-1)', process.execPath, ['examples/client.ts']],
+    ['TypeScript (the typed client: WebCrypto, SHA-256, live stages)', process.execPath, ['examples/typed-client.ts']],
     ['Python (cryptography, SHA-256)', python, ['examples/client.py']]
   ]
   for (const [name, cmd, args] of examples) {

@@ -1,9 +1,9 @@
 // Worlds, users and process helpers shared by the end-to-end tests.
 import type { FastifyInstance } from 'fastify'
-import { alive, processTree } from '../../support/proc.js'
-import { startFoundryStandin, type Standin, type StandinOptions, type StandinWorld } from '../../support/foundry/standin.js'
-import { startRelayStandin, type RelayStandin, type RelayStandinOptions } from '../../support/foundry/relay.js'
-import { API_KEY, encryptNode, encryptWebCrypto } from '../helper.js'
+import { alive, processTree } from '../../support/proc.ts'
+import { startFoundryStandin, type Standin, type StandinOptions, type StandinWorld } from '../../support/foundry/standin.ts'
+import { startRelayStandin, type RelayStandin, type RelayStandinOptions } from '../../support/foundry/relay.ts'
+import { API_KEY, encryptNode, encryptWebCrypto } from '../helper.ts'
 
 export const GM = { id: 'aB3dE5gH7jK9mN1p', name: 'Gamemaster', role: 4 as const, password: 'gm-secret-Pa55word!' }
 export const GM2 = { id: 'zZ9dE5gH7jK9mN1q', name: 'Second GM', role: 4 as const, password: 'second-secret-Pw' }

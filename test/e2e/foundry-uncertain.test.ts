@@ -4,8 +4,8 @@
 // variants (test/standin/uncertain.test.ts checks the variants themselves).
 import t from 'tap'
 import { existsSync } from 'node:fs'
-import { build, expectError } from '../helper.js'
-import { GM, WORLD, endSession, foundry, startSession } from './fixtures.js'
+import { build, expectError } from '../helper.ts'
+import { GM, WORLD, endSession, foundry, startSession } from './fixtures.ts'
 
 // One service (one Chromium) for the tests with the default settings: each
 // test has its own stand-in, so the sessions and requests it looks at are its

@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { defaultClientId } from '../../support/foundry/standin.js'
-import { API_KEY, OTHER_KEY, build, expectError } from '../helper.js'
-import { GM, PLAYER, WORLD, endSession, foundry, listSessions, startSession } from './fixtures.js'
+import { defaultClientId } from '../../support/foundry/standin.ts'
+import { API_KEY, OTHER_KEY, build, expectError } from '../helper.ts'
+import { GM, PLAYER, WORLD, endSession, foundry, listSessions, startSession } from './fixtures.ts'
 
 const ASSISTANT = { id: 'cC4sT6uV8wX0yZ2c', name: 'Assistant', role: 3 as const, password: 'assistant-secret-Pw' }
 

@@ -2,8 +2,8 @@
 // stand-in and into Chromium, and what each session does about them.
 import t from 'tap'
 import http from 'node:http'
-import { build, expectError } from '../helper.js'
-import { GM, WORLD, alive, descendants, endSession, eventually, foundry, listSessions, startSession } from './fixtures.js'
+import { build, expectError } from '../helper.ts'
+import { GM, WORLD, alive, descendants, endSession, eventually, foundry, listSessions, startSession } from './fixtures.ts'
 
 const FAST = { RELOGIN_BASE_MS: 200, RELOGIN_ATTEMPTS: 3 }
 

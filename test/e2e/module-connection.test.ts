@@ -4,11 +4,11 @@
 // injected at the relay, and what GET /session then says.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { hashKey } from '../../lib/access/api-keys.js'
-import type { SessionEvent } from '../../lib/session/index.js'
-import { fileBrowser, freshPage, waitReady } from '../../support/foundry/browser.js'
-import { API_KEY, build } from '../helper.js'
-import { GM, eventually, foundry, listSessions, startSession } from './fixtures.js'
+import { hashKey } from '../../lib/access/api-keys.ts'
+import type { SessionEvent } from '../../lib/session/index.ts'
+import { fileBrowser, freshPage, waitReady } from '../../support/foundry/browser.ts'
+import { API_KEY, build } from '../helper.ts'
+import { GM, eventually, foundry, listSessions, startSession } from './fixtures.ts'
 
 interface Listed { id: string, status: string, statusReason: string, clientId: string, module: { connected: boolean, since: string, reason: string } }
 

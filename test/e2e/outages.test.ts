@@ -7,9 +7,9 @@
 // whose configuration is the same; each ends its session, and checks the
 // pages and contexts it holds, itself.
 import t from 'tap'
-import { build } from '../helper.js'
-import { GM, WORLD, endSession, eventually, foundry, listSessions, startSession } from './fixtures.js'
-import type { SessionEvent } from '../../lib/session/types.js'
+import { build } from '../helper.ts'
+import { GM, WORLD, endSession, eventually, foundry, listSessions, startSession } from './fixtures.ts'
+import type { SessionEvent } from '../../lib/session/types.ts'
 
 const CAP_MS = 500
 /** How many failed attempts Foundry stays away for (OUTAGE_STEPS to make it longer). */

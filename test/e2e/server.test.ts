@@ -4,9 +4,9 @@
 // graceful SIGTERM that ends sessions and Chromium.
 import t from 'tap'
 import { once } from 'node:events'
-import { encryptNode } from '../helper.js'
-import { GM, alive, descendants, eventually, foundry } from './fixtures.js'
-import { startService } from './service-process.js'
+import { encryptNode } from '../helper.ts'
+import { GM, alive, descendants, eventually, foundry } from './fixtures.ts'
+import { startService } from './service-process.ts'
 
 t.test('starts with no configuration, prints a generated API key once, and it works', async (t) => {
   const s = startService({ CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' })

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { encryptNode } from '../helper.js'
+import { encryptNode } from '../helper.ts'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 /** The command line `npm start` ends in (after its prestart build). */

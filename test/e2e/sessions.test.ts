@@ -3,10 +3,10 @@
 import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
-import { OTHER_KEY, build, expectError } from '../helper.js'
+import { OTHER_KEY, build, expectError } from '../helper.ts'
 import {
   BANNED, GM, GM2, OTHER_WORLD, foundry as foundryOf, PLAYER, WORLD, alive, descendants, endSession, eventually, listSessions, startSession
-} from './fixtures.js'
+} from './fixtures.ts'
 
 /** This file's worlds: WORLD running, OTHER_WORLD on the setup page. */
 async function foundry (t: Parameters<typeof foundryOf>[0], opts: Parameters<typeof foundryOf>[1] = {}) {

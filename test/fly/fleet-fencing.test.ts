@@ -10,11 +10,11 @@
 // and takes no machine down, and end-session leaves no page anywhere.
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
-import { GM, eventually } from '../e2e/fixtures.js'
-import { messageKeys, signMessage } from '../../lib/fleet/messages.js'
-import { startFleet, watchTwice, type Fleet } from './fleet.js'
-import { startGate } from './gate.js'
-import type { MachineProc } from './machines.js'
+import { GM, eventually } from '../e2e/fixtures.ts'
+import { messageKeys, signMessage } from '../../lib/fleet/messages.ts'
+import { startFleet, watchTwice, type Fleet } from './fleet.ts'
+import { startGate } from './gate.ts'
+import type { MachineProc } from './machines.ts'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
 const HEARTBEAT_MS = 1000

@@ -10,10 +10,10 @@
 // module 3.x, whose relay takes the token in the module's first message).
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { monitorRedis } from './redis.js'
-import { GM, eventually } from '../e2e/fixtures.js'
-import { createClient, type SessionEvent } from '../../public/client.js'
-import { startFleet, watchTwice, type Fleet } from './fleet.js'
+import { monitorRedis } from './redis.ts'
+import { GM, eventually } from '../e2e/fixtures.ts'
+import { createClient, type SessionEvent } from '../../public/client.ts'
+import { startFleet, watchTwice, type Fleet } from './fleet.ts'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
 /** The module's v3 connection token (its relay's pairing): a secret like the password. */

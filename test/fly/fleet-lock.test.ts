@@ -3,8 +3,8 @@
 // (the start lock), and a session used only through other machines is not
 // ended for being idle (their calls reach its machine through Redis).
 import t from 'tap'
-import { GM, eventually } from '../e2e/fixtures.js'
-import { neverTwice, startFleet } from './fleet.js'
+import { GM, eventually } from '../e2e/fixtures.ts'
+import { neverTwice, startFleet } from './fleet.ts'
 
 const IDLE_MS = 5000
 

@@ -2,9 +2,9 @@
 // one real Redis stand for two machines): rate limits shared fleet-wide,
 // heartbeats, and Redis lost and back while running.
 import t from 'tap'
-import { API_KEY, build, expectError, NO_LOGIN } from '../helper.js'
-import { eventually } from '../e2e/fixtures.js'
-import { startRedis } from './redis.js'
+import { API_KEY, build, expectError, NO_LOGIN } from '../helper.ts'
+import { eventually } from '../e2e/fixtures.ts'
+import { startRedis } from './redis.ts'
 
 const hsHeaders = { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 

@@ -7,11 +7,11 @@
 // once (session.failed).
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { GM, eventually } from '../e2e/fixtures.js'
-import { neverTwice, startFleet } from './fleet.js'
-import { processTree } from '../../support/proc.js'
-import { payload, startReceiver } from '../webhooks/receiver.js'
-import { newWebhookSecret } from '../../lib/webhooks/url.js'
+import { GM, eventually } from '../e2e/fixtures.ts'
+import { neverTwice, startFleet } from './fleet.ts'
+import { processTree } from '../../support/proc.ts'
+import { payload, startReceiver } from '../webhooks/receiver.ts'
+import { newWebhookSecret } from '../../lib/webhooks/url.ts'
 
 function alive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch { return false }

@@ -3,11 +3,11 @@
 // machine that holds the handshake's key. Redis unreachable at start stops a
 // machine with the reason. Nothing secret reaches Redis.
 import t from 'tap'
-import { GM, GM2, PLAYER, WORLD, eventually, foundry } from '../e2e/fixtures.js'
-import { encryptNode } from '../helper.js'
-import { startRedis, freePort } from './redis.js'
-import { startFlyProxy } from './proxy.js'
-import { startMachine } from './machines.js'
+import { GM, GM2, PLAYER, WORLD, eventually, foundry } from '../e2e/fixtures.ts'
+import { encryptNode } from '../helper.ts'
+import { startRedis, freePort } from './redis.ts'
+import { startFlyProxy } from './proxy.ts'
+import { startMachine } from './machines.ts'
 
 const KEY = 'fleet-routing-key-0123456789'
 const headers = { 'x-api-key': KEY }

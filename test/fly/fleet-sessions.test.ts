@@ -4,12 +4,12 @@
 // with SIGKILL (no seal key: its session fails, with the reason, listed
 // fleet-wide). No session ever runs twice; nothing secret reaches Redis.
 import t from 'tap'
-import { GM, PLAYER, eventually, foundry } from '../e2e/fixtures.js'
-import { encryptNode } from '../helper.js'
-import { processTree } from '../../support/proc.js'
-import { startRedis } from './redis.js'
-import { startFlyProxy } from './proxy.js'
-import { startMachine, type MachineProc } from './machines.js'
+import { GM, PLAYER, eventually, foundry } from '../e2e/fixtures.ts'
+import { encryptNode } from '../helper.ts'
+import { processTree } from '../../support/proc.ts'
+import { startRedis } from './redis.ts'
+import { startFlyProxy } from './proxy.ts'
+import { startMachine, type MachineProc } from './machines.ts'
 
 const KEY = 'fleet-sessions-key-0123456789'
 const headers = { 'x-api-key': KEY }

@@ -8,11 +8,11 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Webhook } from 'standardwebhooks'
-import { GM, eventually } from '../e2e/fixtures.js'
-import { encryptNode } from '../helper.js'
-import { newWebhookSecret } from '../../lib/webhooks/url.js'
-import { payload, startReceiver, type Received } from '../webhooks/receiver.js'
-import { startFleet, type Fleet } from './fleet.js'
+import { GM, eventually } from '../e2e/fixtures.ts'
+import { encryptNode } from '../helper.ts'
+import { newWebhookSecret } from '../../lib/webhooks/url.ts'
+import { payload, startReceiver, type Received } from '../webhooks/receiver.ts'
+import { startFleet, type Fleet } from './fleet.ts'
 
 const SEAL_KEY = randomBytes(32).toString('base64')
 const OPERATOR_SECRET = newWebhookSecret()

@@ -2,14 +2,14 @@
 // three service processes (node dist/server.js) started as users start them,
 // and the fly-replay proxy stand-in in front; with the client calls the
 // scenarios make (handshake + start-session as a client does, list, end).
-import { GM, foundry } from '../e2e/fixtures.js'
-import { encryptNode } from '../helper.js'
-import { processTree } from '../../support/proc.js'
-import type { Standin, StandinOptions } from '../../support/foundry/standin.js'
-import type { RelayStandin, RelayStandinOptions } from '../../support/foundry/relay.js'
-import { freePort, startRedis, type TestRedis } from './redis.js'
-import { startFlyProxy, type FlyProxy } from './proxy.js'
-import { startMachine, type MachineProc } from './machines.js'
+import { GM, foundry } from '../e2e/fixtures.ts'
+import { encryptNode } from '../helper.ts'
+import { processTree } from '../../support/proc.ts'
+import type { Standin, StandinOptions } from '../../support/foundry/standin.ts'
+import type { RelayStandin, RelayStandinOptions } from '../../support/foundry/relay.ts'
+import { freePort, startRedis, type TestRedis } from './redis.ts'
+import { startFlyProxy, type FlyProxy } from './proxy.ts'
+import { startMachine, type MachineProc } from './machines.ts'
 
 export interface Listed { sessionId: string, instanceId: string, status: string, statusReason: string, clientId: string, lastActivity: number, relogins: number }
 export interface List { activeSessions: Listed[], endedSessions: Listed[], pendingSessions: Listed[] }

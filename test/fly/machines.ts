@@ -3,7 +3,7 @@
 // the fleet tests. tap's before script (test/before.ts) builds dist/.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { processTree } from '../../support/proc.js'
+import { processTree } from '../../support/proc.ts'
 
 export interface MachineProc {
   id: string

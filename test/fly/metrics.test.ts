@@ -1,9 +1,9 @@
 // Prometheus metrics on METRICS_PORT: handshakes, logins by result and code,
 // sessions by status, registry errors; never a secret in a label.
 import t from 'tap'
-import { API_KEY, build } from '../helper.js'
-import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
-import { freePort, startRedis } from './redis.js'
+import { API_KEY, build } from '../helper.ts'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
+import { freePort, startRedis } from './redis.ts'
 
 const hsHeaders = { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 

@@ -3,8 +3,8 @@
 import t from 'tap'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
-import { freePort } from './redis.js'
-import { parseReplay, startFlyProxy, type Machine } from './proxy.js'
+import { freePort } from './redis.ts'
+import { parseReplay, startFlyProxy, type Machine } from './proxy.ts'
 
 interface Seen { machine: string, method: string, path: string, body: string, src: string | undefined }
 

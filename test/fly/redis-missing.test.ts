@@ -2,7 +2,7 @@
 // line, instead of an unhandled spawn error that takes the file down
 // (issue 20; toolchain.md trap 15).
 import t from 'tap'
-import { redisMissing, startRedis } from './redis.js'
+import { redisMissing, startRedis } from './redis.ts'
 
 t.test('a machine without redis-server gets one clear line', async (t) => {
   const path = process.env.PATH

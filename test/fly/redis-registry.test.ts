@@ -4,9 +4,9 @@
 // has: two machines' inserts racing, the fencing token as
 // stored, and a Redis that lost everything or did not answer.
 import t from 'tap'
-import { createRedisRegistry } from '../../lib/fleet/registry.js'
-import { fleetContract, record, registryContract } from '../lib/registry-contract.js'
-import { redisFleet, startRedis } from './redis.js'
+import { createRedisRegistry } from '../../lib/fleet/registry.ts'
+import { fleetContract, record, registryContract } from '../lib/registry-contract.ts'
+import { redisFleet, startRedis } from './redis.ts'
 
 const redis = await startRedis(t)
 let n = 0

@@ -7,10 +7,10 @@ import { accessSync, constants } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { Redis } from 'ioredis'
-import { createRedisRegistry } from '../../lib/fleet/registry.js'
-import { fleetKeys } from '../../lib/fleet/keys.js'
-import type { FleetRegistry } from '../../lib/session/registry.js'
-import type { FleetBackend } from '../lib/registry-contract.js'
+import { createRedisRegistry } from '../../lib/fleet/registry.ts'
+import { fleetKeys } from '../../lib/fleet/keys.ts'
+import type { FleetRegistry } from '../../lib/session/registry.ts'
+import type { FleetBackend } from '../lib/registry-contract.ts'
 
 export interface TestRedis {
   url: string

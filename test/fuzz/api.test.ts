@@ -9,12 +9,12 @@ import t from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { constants, createHash, publicEncrypt } from 'node:crypto'
-import { classifyAddress, kindAllowed, type Resolver } from '../../lib/access/url-policy.js'
-import { API_KEY, OTHER_KEY, build, encryptNode, type TestContext } from '../helper.js'
+import { classifyAddress, kindAllowed, type Resolver } from '../../lib/access/url-policy.ts'
+import { API_KEY, OTHER_KEY, build, encryptNode, type TestContext } from '../helper.ts'
 
 /** Codes of a start-session refused before the keystore sees the token. */
 const BEFORE_KEYSTORE = new Set(['INVALID_REQUEST', 'INVALID_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'])
-import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31)
 const runs = (n: number) => ({ numRuns: Math.round(n * Number(process.env.FUZZ_SCALE ?? 1)), seed: SEED, endOnFailure: true })

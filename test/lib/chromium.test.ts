@@ -3,8 +3,8 @@
 // switch reaches the renderers of a real launch.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { launchChromium, mergeJsFlags, resolveChromium } from '../../lib/browser/chromium.js'
-import { processTree } from '../../support/proc.js'
+import { launchChromium, mergeJsFlags, resolveChromium } from '../../lib/browser/chromium.ts'
+import { processTree } from '../../support/proc.ts'
 
 t.test('mergeJsFlags', async (t) => {
   t.same(mergeJsFlags(['--a', '--b']), ['--a', '--b'], 'nothing to merge')

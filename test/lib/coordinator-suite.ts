@@ -6,12 +6,12 @@
 // collaborators that record what they were asked.
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { createCoordinator, type CoordinatedSessions } from '../../lib/fleet/coordinator.js'
-import { createSealer, sealCredentials } from '../../lib/fleet/seal.js'
-import type { MachineState } from '../../lib/fleet/machines.js'
-import type { FleetRegistry } from '../../lib/session/registry.js'
-import { startOptions, type Session } from '../../lib/session/types.js'
-import { record, type FleetBackend, type MakeFleet } from './registry-contract.js'
+import { createCoordinator, type CoordinatedSessions } from '../../lib/fleet/coordinator.ts'
+import { createSealer, sealCredentials } from '../../lib/fleet/seal.ts'
+import type { MachineState } from '../../lib/fleet/machines.ts'
+import type { FleetRegistry } from '../../lib/session/registry.ts'
+import { startOptions, type Session } from '../../lib/session/types.ts'
+import { record, type FleetBackend, type MakeFleet } from './registry-contract.ts'
 
 export const KEY = randomBytes(32).toString('base64')
 const CAPS = { maxSessions: 10, maxPerOwner: 10 }

@@ -2,9 +2,9 @@
 // registry (the same suite runs on Redis in test/fly/coordinator.test.ts),
 // and replay routing as a pure function.
 import t from 'tap'
-import { route } from '../../lib/fleet/coordinator.js'
-import { coordinatorSuite } from './coordinator-suite.js'
-import { memoryFleet, record } from './registry-contract.js'
+import { route } from '../../lib/fleet/coordinator.ts'
+import { coordinatorSuite } from './coordinator-suite.ts'
+import { memoryFleet, record } from './registry-contract.ts'
 
 t.test('route: served here, replayed, replay missed, or its machine gone', async (t) => {
   const s = record({ status: 'active' })

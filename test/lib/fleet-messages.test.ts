@@ -3,7 +3,7 @@
 // reason, never thrown.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { isMachineId, messageKeys, signMessage, verifyMessage } from '../../lib/fleet/messages.js'
+import { isMachineId, messageKeys, signMessage, verifyMessage } from '../../lib/fleet/messages.ts'
 
 const [key, other] = messageKeys([randomBytes(32), randomBytes(32)])
 const now = 1_700_000_000_000

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { createKeystore } from '../../lib/handshake/keystore.js'
-import { createKeyPairPool } from '../../lib/handshake/key-pairs.js'
-import { encryptNode, encryptWebCrypto } from '../helper.js'
+import { createKeystore } from '../../lib/handshake/keystore.ts'
+import { createKeyPairPool } from '../../lib/handshake/key-pairs.ts'
+import { encryptNode, encryptWebCrypto } from '../helper.ts'
 
 const owner = 'a'.repeat(64)
 const input = { ownerId: owner, foundryUrl: 'http://127.0.0.1:30000/', username: 'Gamemaster' }

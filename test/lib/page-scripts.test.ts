@@ -8,10 +8,10 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WebSocketServer } from 'ws'
-import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource } from '../../lib/foundry/page-scripts.js'
-import { PAGE_FUNCTIONS } from '../../lib/foundry/page-api.js'
-import { watchWebSockets } from '../../lib/browser/websockets.js'
-import { fileBrowser, freshPage } from '../../support/foundry/browser.js'
+import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource } from '../../lib/foundry/page-scripts.ts'
+import { PAGE_FUNCTIONS } from '../../lib/foundry/page-api.ts'
+import { watchWebSockets } from '../../lib/browser/websockets.ts'
+import { fileBrowser, freshPage } from '../../support/foundry/browser.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 

@@ -3,11 +3,11 @@
 // and each setting has its effect (no image/audio requests, core.noCanvas,
 // per-session overrides).
 import t from 'tap'
-import type { Standin } from '../../support/foundry/standin.js'
-import { fileBrowser, freshPage, loginWithForm, waitReady } from '../../support/foundry/browser.js'
-import { API_KEY, build } from '../helper.js'
-import { GM, foundry as foundryOf, startSession } from '../e2e/fixtures.js'
-import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/browser/page-setup.js'
+import type { Standin } from '../../support/foundry/standin.ts'
+import { fileBrowser, freshPage, loginWithForm, waitReady } from '../../support/foundry/browser.ts'
+import { API_KEY, build } from '../helper.ts'
+import { GM, foundry as foundryOf, startSession } from '../e2e/fixtures.ts'
+import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/browser/page-setup.ts'
 
 const HEAVY = { scriptBytes: 64 * 1024, images: 3, canvasMs: 50 }
 

@@ -7,8 +7,8 @@ import t from 'tap'
 import http from 'node:http'
 import tls from 'node:tls'
 import type { AddressInfo, Socket } from 'node:net'
-import { probeFoundry, type ProbeParams } from '../../lib/foundry/probe.js'
-import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
+import { probeFoundry, type ProbeParams } from '../../lib/foundry/probe.ts'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.ts'
 
 async function server (t: { teardown: (fn: () => unknown) => void }, handler: http.RequestListener): Promise<string> {
   const conns = new Set<Socket>()

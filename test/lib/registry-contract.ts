@@ -6,9 +6,9 @@
 // runs the same in test/fly/redis-registry.test.ts.
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
-import { initialState } from '../../lib/session/machine.js'
-import { createMemoryRegistry, createMemoryStore, type FleetRegistry, type SessionRegistry } from '../../lib/session/registry.js'
-import type { Session } from '../../lib/session/types.js'
+import { initialState } from '../../lib/session/machine.ts'
+import { createMemoryRegistry, createMemoryStore, type FleetRegistry, type SessionRegistry } from '../../lib/session/registry.ts'
+import type { Session } from '../../lib/session/types.ts'
 
 export interface ContractOptions { retainEndedMs: number }
 export type MakeRegistry = (opts: ContractOptions) => SessionRegistry | Promise<SessionRegistry>

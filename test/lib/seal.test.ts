@@ -3,8 +3,8 @@
 // additional data; a keyring that rotates.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { createSealer, openCredentials, sealCredentials } from '../../lib/fleet/seal.js'
-import { startOptions } from '../../lib/session/types.js'
+import { createSealer, openCredentials, sealCredentials } from '../../lib/fleet/seal.ts'
+import { startOptions } from '../../lib/session/types.ts'
 
 const key = randomBytes(32).toString('base64')
 const secrets = { password: 'gm-secret-Pa55word!', adminPassword: 'admin-Pw', connectionToken: 'tok-123' }

@@ -2,8 +2,8 @@
 // both, the same words, and every code a catalogued error.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { CAUSES } from '../../lib/session/causes.js'
-import { CATALOGUE } from '../../lib/errors.js'
+import { CAUSES } from '../../lib/session/causes.ts'
+import { CATALOGUE } from '../../lib/errors.ts'
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 

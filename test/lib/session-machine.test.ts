@@ -3,9 +3,9 @@
 import t from 'tap'
 import {
   DEFAULT_MACHINE, backoffMs, initialState, next, nextDeadline, transition, type Effect, type MachineConfig, type MachineEvent
-} from '../../lib/session/machine.js'
-import { CAUSES, causeOf } from '../../lib/session/causes.js'
-import { reconnectInfo, type Lifecycle } from '../../lib/session/types.js'
+} from '../../lib/session/machine.ts'
+import { CAUSES, causeOf } from '../../lib/session/causes.ts'
+import { reconnectInfo, type Lifecycle } from '../../lib/session/types.ts'
 
 const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, reconnectMaxMs: 0, moduleReviveAfterMs: 10_000 }
 

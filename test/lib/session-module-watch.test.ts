@@ -1,8 +1,8 @@
 // Reading the module's relay connection from the page's WebSockets, without
 // Chromium: the close codes as the module reads them (foundry.md §6).
 import t from 'tap'
-import { moduleConnections, moduleView, relayProbeUrl } from '../../lib/session/module-watch.js'
-import type { WsConnection } from '../../lib/browser/websockets.js'
+import { moduleConnections, moduleView, relayProbeUrl } from '../../lib/session/module-watch.ts'
+import type { WsConnection } from '../../lib/browser/websockets.ts'
 
 const RELAY = { relayUrl: 'ws://relay.test:3010/', clientId: 'foundry-abc' }
 let n = 0

@@ -1,8 +1,8 @@
 // The in-memory session registry against the registry contract, and against
 // the fleet's part of it: several machines' registries on one MemoryStore.
 import t from 'tap'
-import { createMemoryRegistry } from '../../lib/session/registry.js'
-import { fleetContract, memoryFleet, record, registryContract } from './registry-contract.js'
+import { createMemoryRegistry } from '../../lib/session/registry.ts'
+import { fleetContract, memoryFleet, record, registryContract } from './registry-contract.ts'
 
 registryContract(t, (opts) => createMemoryRegistry(opts))
 

@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createSealer } from '../../lib/fleet/seal.js'
-import { initialState } from '../../lib/session/machine.js'
-import { createStateFile, STATE_FILE_NAME } from '../../lib/session/state-file.js'
-import { startOptions, type Credentials, type Session } from '../../lib/session/types.js'
+import { createSealer } from '../../lib/fleet/seal.ts'
+import { initialState } from '../../lib/session/machine.ts'
+import { createStateFile, STATE_FILE_NAME } from '../../lib/session/state-file.ts'
+import { startOptions, type Credentials, type Session } from '../../lib/session/types.ts'
 
 const quiet = { info () {}, warn () {}, error () {}, debug () {} } as never
 const KEY = randomBytes(32).toString('base64')

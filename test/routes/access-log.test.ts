@@ -2,7 +2,7 @@
 // health checks, at info for the rest and every failure; a line below the
 // logger's level is not built at all (plugins/access-log.ts).
 import t from 'tap'
-import { API_KEY, build, NO_LOGIN } from '../helper.js'
+import { API_KEY, build, NO_LOGIN } from '../helper.ts'
 
 const handshake = { method: 'POST' as const, url: '/session-handshake', headers: { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:30000/', 'x-username': 'Gamemaster' } }
 

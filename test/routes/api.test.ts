@@ -4,8 +4,8 @@
 import t from 'tap'
 import { FormatRegistry } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import { HandshakeReply } from '../../schemas/session.js'
-import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
+import { HandshakeReply } from '../../schemas/session.ts'
+import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.ts'
 
 // TypeBox checks formats only once they are registered (Fastify's Ajv knows date-time).
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(v))

@@ -3,8 +3,8 @@
 // too) until the window ends; other addresses are unaffected. The client
 // address comes from proxy headers only when TRUST_PROXY says so.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.js'
-import { clientAddress, parseTrustProxy } from '../../lib/access/client-address.js'
+import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.ts'
+import { clientAddress, parseTrustProxy } from '../../lib/access/client-address.ts'
 
 type Inject = Awaited<ReturnType<typeof build>>['app']
 

@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createApiKeys, entryDigest, hashKey, parseApiKeys, parseApiKeysFile, readApiKeysFile } from '../../lib/access/api-keys.js'
-import { build, expectError, NO_LOGIN } from '../helper.js'
+import { createApiKeys, entryDigest, hashKey, parseApiKeys, parseApiKeysFile, readApiKeysFile } from '../../lib/access/api-keys.ts'
+import { build, expectError, NO_LOGIN } from '../helper.ts'
 
 t.test('lib', async (t) => {
   t.same(parseApiKeys(' a , b,,c '), ['a', 'b', 'c'])

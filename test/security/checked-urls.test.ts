@@ -3,9 +3,9 @@
 // bounded; through the service, a name that starts resolving to a refused
 // address is refused once the moment has passed.
 import t from 'tap'
-import { rememberChecks } from '../../lib/access/checked-urls.js'
-import { InvalidFoundryUrl } from '../../lib/errors.js'
-import { API_KEY, build, expectError, NO_LOGIN } from '../helper.js'
+import { rememberChecks } from '../../lib/access/checked-urls.ts'
+import { InvalidFoundryUrl } from '../../lib/errors.ts'
+import { API_KEY, build, expectError, NO_LOGIN } from '../helper.ts'
 
 t.test('passes are reused for ttlMs, refusals never, at most max values', async (t) => {
   let clock = 0

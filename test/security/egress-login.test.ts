@@ -10,12 +10,12 @@
 import t from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createEgressGate, egressTarget, type EgressSession } from '../../lib/browser/egress.js'
-import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import type { SessionEvent } from '../../lib/session/types.js'
-import type { StandinRequest } from '../../support/foundry/standin.js'
-import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
-import { API_KEY, build, encryptNode, expectError } from '../helper.js'
+import { createEgressGate, egressTarget, type EgressSession } from '../../lib/browser/egress.ts'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.ts'
+import type { SessionEvent } from '../../lib/session/types.ts'
+import type { StandinRequest } from '../../support/foundry/standin.ts'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
+import { API_KEY, build, encryptNode, expectError } from '../helper.ts'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 

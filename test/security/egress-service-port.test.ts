@@ -6,11 +6,11 @@
 import t from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createEgressGate } from '../../lib/browser/egress.js'
-import { createUrlPolicy } from '../../lib/access/url-policy.js'
-import type { SessionEvent } from '../../lib/session/types.js'
-import { GM, eventually, foundry, startSession } from '../e2e/fixtures.js'
-import { build } from '../helper.js'
+import { createEgressGate } from '../../lib/browser/egress.ts'
+import { createUrlPolicy } from '../../lib/access/url-policy.ts'
+import type { SessionEvent } from '../../lib/session/types.ts'
+import { GM, eventually, foundry, startSession } from '../e2e/fixtures.ts'
+import { build } from '../helper.ts'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 

@@ -7,12 +7,12 @@ import http from 'node:http'
 import dgram from 'node:dgram'
 import { connect as netConnect, type AddressInfo } from 'node:net'
 import type { Browser } from 'puppeteer-core'
-import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
-import { createEgressGate, type EgressRefusal } from '../../lib/browser/egress.js'
-import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import type { SessionEvent } from '../../lib/session/types.js'
-import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.js'
-import { API_KEY, build, expectError, type TestContext } from '../helper.js'
+import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.ts'
+import { createEgressGate, type EgressRefusal } from '../../lib/browser/egress.ts'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.ts'
+import type { SessionEvent } from '../../lib/session/types.ts'
+import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
+import { API_KEY, build, expectError, type TestContext } from '../helper.ts'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 

@@ -4,7 +4,7 @@
 // (remaining 0); each API key counts alone, and the window's reset is the
 // window's end, not each request's.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.ts'
 
 const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 

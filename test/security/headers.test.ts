@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { ConsoleMessage, HTTPResponse } from 'puppeteer-core'
-import { API_KEY, build, NO_LOGIN } from '../helper.js'
+import { API_KEY, build, NO_LOGIN } from '../helper.ts'
 
 function expectSecurityHeaders (t: Test, headers: Record<string, unknown>, what: string): void {
   const csp = String(headers['content-security-policy'] ?? '')

@@ -7,12 +7,12 @@ import t from 'tap'
 import http from 'node:http'
 import { readFileSync } from 'node:fs'
 import { parse } from 'smol-toml'
-import { loadConfig } from '../../plugins/config.js'
-import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
-import { createEgressGate } from '../../lib/browser/egress.js'
-import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import { API_KEY, build, expectError, NO_LOGIN } from '../helper.js'
-import { eventually } from '../e2e/fixtures.js'
+import { loadConfig } from '../../plugins/config.ts'
+import { EGRESS_BYPASS, egressArgs, launchChromium, resolveChromium } from '../../lib/browser/chromium.ts'
+import { createEgressGate } from '../../lib/browser/egress.ts'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.ts'
+import { API_KEY, build, expectError, NO_LOGIN } from '../helper.ts'
+import { eventually } from '../e2e/fixtures.ts'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 

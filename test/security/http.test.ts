@@ -3,7 +3,7 @@
 // docs, no way around the API key through it.
 import t from 'tap'
 import net from 'node:net'
-import { API_KEY, build, expectError } from '../helper.js'
+import { API_KEY, build, expectError } from '../helper.ts'
 
 async function raw (port: number, request: string): Promise<{ status: number, body: string }> {
   return await new Promise((resolve, reject) => {

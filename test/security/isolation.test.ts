@@ -1,8 +1,8 @@
 // Tenant isolation: a key never sees, ends or learns of another key's
 // sessions or handshakes, and its attempts change nothing for the owner.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.js'
-import { GM, endSession, eventually, foundry, listSessions } from '../e2e/fixtures.js'
+import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.ts'
+import { GM, endSession, eventually, foundry, listSessions } from '../e2e/fixtures.ts'
 
 t.test('handshakes and sessions are per key', async (t) => {
   const { app } = await build(t)

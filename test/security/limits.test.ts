@@ -2,7 +2,7 @@
 // Retry-After), a per-key bound and a global bound on open handshakes, and
 // /health and /session answering promptly through a flood.
 import t from 'tap'
-import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.js'
+import { API_KEY, OTHER_KEY, build, expectError, NO_LOGIN } from '../helper.ts'
 
 const HEADERS = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
 

@@ -2,7 +2,7 @@
 // way, open a page, and report the launch flags and each renderer's seccomp
 // mode (2 = seccomp-bpf filter: the sandbox is on).
 import { readFileSync, readdirSync } from 'node:fs'
-import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.ts'
 
 const resolved = await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' })
 const browser = await launchChromium(resolved)

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, chmodSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { resolveChromium } from '../../lib/browser/chromium.js'
+import { resolveChromium } from '../../lib/browser/chromium.ts'
 
 const runuser = ['/usr/sbin/runuser', '/sbin/runuser'].find((p) => existsSync(p))
 const uid = process.getuid?.()
@@ -44,10 +44,9 @@ t.test('not root, Chromium starts and its renderers are sandboxed', { skip: canP
   const home = mkdtempSync(join(tmpdir(), 'sandbox-probe-'))
   chmodSync(home, 0o777)
   t.teardown(() => { rmSync(home, { recursive: true, force: true }) })
-  const tsx = resolve('node_modules/.bin/tsx')
   const probe = resolve('test/security/sandbox-probe.ts')
   const asUser = isRoot ? [runuser!, '-u', 'nobody', '--'] : []
-  const [cmd, ...args] = [...asUser, 'env', `HOME=${home}`, `TMPDIR=${home}`, tsx, probe]
+  const [cmd, ...args] = [...asUser, 'env', `HOME=${home}`, `TMPDIR=${home}`, process.execPath, probe]
   const { stdout } = await promisify(execFile)(cmd, args, {
     timeout: 90_000,
     // A private copy of @sparticuz/chromium's binary lands in TMPDIR, owned by nobody.

@@ -5,11 +5,11 @@
 // API keys (accepted and rejected), credentials in a URL, each
 // encryptedPassword, and the handshake private keys (captured by wrapping
 // key generation) in PEM, base64 DER and hex.
-import { capturedPrivateKeys as privateKeys } from './capture-keys.js'
+import { capturedPrivateKeys as privateKeys } from './capture-keys.ts'
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
-import { API_KEY, OTHER_KEY, build, encryptNode } from '../helper.js'
-import { GM, PLAYER, foundry } from '../e2e/fixtures.js'
+import { API_KEY, OTHER_KEY, build, encryptNode } from '../helper.ts'
+import { GM, PLAYER, foundry } from '../e2e/fixtures.ts'
 
 const ADMIN_PASSWORD = 'admin-secret-Qz7x'
 const CONNECTION_TOKEN = 'conn-token-secret-Lm3k'

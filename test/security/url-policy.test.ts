@@ -1,8 +1,8 @@
 // The Foundry URL policy on its own (injected resolver, no network) and on
 // the handshake's x-foundry-url header.
 import t from 'tap'
-import { classifyAddress, createUrlPolicy, kindAllowed, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import { API_KEY, build, expectError, type TestContext, NO_LOGIN } from '../helper.js'
+import { classifyAddress, createUrlPolicy, kindAllowed, parseAddressList, type Resolver } from '../../lib/access/url-policy.ts'
+import { API_KEY, build, expectError, type TestContext, NO_LOGIN } from '../helper.ts'
 
 const names: Record<string, string[]> = {
   'public.test': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],

@@ -2,8 +2,8 @@
 // session cookie, POST /join strictness and its bare i18n keys, /auth,
 // POST /setup, /api/status, the route prefix.
 import t from 'tap'
-import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
-import { BANNED, GM, GM2, PLAYER, makeWorld } from '../../support/foundry/browser.js'
+import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.ts'
+import { BANNED, GM, GM2, PLAYER, makeWorld } from '../../support/foundry/browser.ts'
 
 async function standin (t: { teardown: (fn: () => unknown) => void }, opts: Partial<StandinOptions> = {}) {
   const s = await startFoundryStandin({ worlds: [makeWorld('world-one'), makeWorld('world-two')], joinRenderDelayMs: 50, launchDelayMs: 100, ...opts })

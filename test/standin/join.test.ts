@@ -3,8 +3,8 @@
 // activity, core.noCanvas.
 import t from 'tap'
 import type { Page } from 'puppeteer-core'
-import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
-import { ASSISTANT, GM, GM2, PLAYER, fileBrowser, freshPage, isReady, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
+import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.ts'
+import { ASSISTANT, GM, GM2, PLAYER, fileBrowser, freshPage, isReady, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.ts'
 
 type W = Window & { game: any, Hooks: any, canvas: any }
 

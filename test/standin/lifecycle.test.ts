@@ -2,9 +2,9 @@
 // a cut connection reconnects, refused reconnects → /no, server 'reload'.
 import t from 'tap'
 import type { Page } from 'puppeteer-core'
-import { startFoundryStandin, type Standin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
-import { GM, PLAYER, fileBrowser, freshPage, isReady, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
+import { startFoundryStandin, type Standin } from '../../support/foundry/standin.ts'
+import { startRelayStandin } from '../../support/foundry/relay.ts'
+import { GM, PLAYER, fileBrowser, freshPage, isReady, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.ts'
 
 t.test('live socket', async (t) => {
   const browser = await fileBrowser(t)

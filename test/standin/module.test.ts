@@ -1,9 +1,9 @@
 // The fake REST API module in real Chromium: v2 primary-GM rule and query
 // auth; v3 seeded token, auth message, close codes.
 import t from 'tap'
-import { defaultClientId, startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
-import { ASSISTANT, GM, GM2, PLAYER, fileBrowser, freshPage, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
+import { defaultClientId, startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.ts'
+import { startRelayStandin } from '../../support/foundry/relay.ts'
+import { ASSISTANT, GM, GM2, PLAYER, fileBrowser, freshPage, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.ts'
 
 const TOKEN_KEY = 'foundry-rest-api.connectionToken'
 

@@ -1,7 +1,7 @@
 // The relay stand-in's module-facing protocol, driven with a plain ws client.
 import t from 'tap'
 import WebSocket from 'ws'
-import { startRelayStandin } from '../../support/foundry/relay.js'
+import { startRelayStandin } from '../../support/foundry/relay.ts'
 
 interface Opened { ws: WebSocket, messages: unknown[], closed: Promise<{ code: number, reason: string }> }
 

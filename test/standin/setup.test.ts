@@ -3,8 +3,8 @@
 // clicks, the migration dialog, the licence page.
 import t from 'tap'
 import type { Page } from 'puppeteer-core'
-import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
-import { GM, fileBrowser, freshPage, makeWorld, until } from '../../support/foundry/browser.js'
+import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.ts'
+import { GM, fileBrowser, freshPage, makeWorld, until } from '../../support/foundry/browser.ts'
 
 const launchPosts = (s: { requests: Array<{ method: string, path: string, body?: unknown }> }) =>
   s.requests.filter((r) => r.method === 'POST' && r.path === '/setup' && (r.body as { action?: string } | undefined)?.action === 'launchWorld')

@@ -5,9 +5,9 @@
 // WebGL. Each variant is checked here; test/e2e/foundry-uncertain.test.ts
 // drives the service through them.
 import t from 'tap'
-import { launchChromium, resolveChromium } from '../../lib/browser/chromium.js'
-import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.js'
-import { GM, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
+import { launchChromium, resolveChromium } from '../../lib/browser/chromium.ts'
+import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.ts'
+import { GM, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.ts'
 
 async function standin (t: { teardown: (fn: () => unknown) => void }, opts: Partial<StandinOptions> = {}) {
   const s = await startFoundryStandin({ worlds: [makeWorld('world-one')], activeWorld: 'world-one', gameReadyDelayMs: 100, canvasDelayMs: 50, ...opts })

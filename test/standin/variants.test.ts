@@ -1,9 +1,9 @@
 // Join-page variants in real Chromium: v11 whole form, v14.367 username
 // field with the userId key, and a route prefix end to end.
 import t from 'tap'
-import { startFoundryStandin } from '../../support/foundry/standin.js'
-import { startRelayStandin } from '../../support/foundry/relay.js'
-import { GM, GM2, PLAYER, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.js'
+import { startFoundryStandin } from '../../support/foundry/standin.ts'
+import { startRelayStandin } from '../../support/foundry/relay.ts'
+import { GM, GM2, PLAYER, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.ts'
 
 type W = Window & { game: any }
 

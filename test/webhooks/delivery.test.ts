@@ -8,10 +8,10 @@ import t from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Webhook } from 'standardwebhooks'
-import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.js'
-import { createDelivery, type Target } from '../../lib/webhooks/delivery.js'
-import { newWebhookSecret } from '../../lib/webhooks/url.js'
-import { startReceiver } from './receiver.js'
+import { createUrlPolicy, parseAddressList, type Resolver } from '../../lib/access/url-policy.ts'
+import { createDelivery, type Target } from '../../lib/webhooks/delivery.ts'
+import { newWebhookSecret } from '../../lib/webhooks/url.ts'
+import { startReceiver } from './receiver.ts'
 
 function memoryLog () {
   const lines: string[] = []

@@ -3,9 +3,9 @@
 // what is told, once, and what is not. The messages it hands to delivery
 // are recorded (delivery itself is tested against a receiver elsewhere).
 import t from 'tap'
-import { createNotifier, isDiscordWebhook } from '../../lib/webhooks/notifier.js'
-import type { Delivery, Message, Target } from '../../lib/webhooks/delivery.js'
-import type { Session, SessionEvent, SessionStatus } from '../../lib/session/types.js'
+import { createNotifier, isDiscordWebhook } from '../../lib/webhooks/notifier.ts'
+import type { Delivery, Message, Target } from '../../lib/webhooks/delivery.ts'
+import type { Session, SessionEvent, SessionStatus } from '../../lib/session/types.ts'
 
 const quiet = { info () {}, warn () {}, error () {}, debug () {} }
 const sleep = async (ms: number) => await new Promise((resolve) => setTimeout(resolve, ms))

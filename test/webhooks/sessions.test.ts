@@ -10,10 +10,10 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Webhook } from 'standardwebhooks'
-import { API_KEY, build, encryptNode, expectError } from '../helper.js'
-import { GM, WORLD, endSession, foundry, listSessions } from '../e2e/fixtures.js'
-import { newWebhookSecret } from '../../lib/webhooks/url.js'
-import { payload, startReceiver, type Received, type Receiver } from './receiver.js'
+import { API_KEY, build, encryptNode, expectError } from '../helper.ts'
+import { GM, WORLD, endSession, foundry, listSessions } from '../e2e/fixtures.ts'
+import { newWebhookSecret } from '../../lib/webhooks/url.ts'
+import { payload, startReceiver, type Received, type Receiver } from './receiver.ts'
 
 const OPERATOR_SECRET = newWebhookSecret()
 const SESSION_TOKEN = 'sess-hook-token-Yx3k9'

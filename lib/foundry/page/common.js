@@ -1,8 +1,8 @@
 // Page-side helpers every Foundry page script receives as `common`.
 //
 // Plain JavaScript, read as text by lib/foundry/page-scripts.ts and sent to
-// the page as source: no compiler transforms it (tsx's esbuild, with keepNames,
-// would add calls to a naming helper that does not exist in the page; issue 8). Keep it to what
+// the page as source: no compiler transforms it (a bundler's keepNames, as
+// tsx's esbuild had, would add calls to a naming helper that does not exist in the page; issue 8). Keep it to what
 // Chromium runs as it is, and free of anything from Node.
 () => {
   /** Foundry's error toasts. */

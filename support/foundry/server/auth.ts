@@ -1,8 +1,8 @@
 // Administrator access and the licence: GET/POST /auth (the admin password
 // form, v14's administrator user name, the flashed ERROR.InvalidAdminKey) and
 // /license (the EULA page every route goes to while it is unsigned).
-import { type Reply, esc, page } from './html.js'
-import { type Ctx, type Session, gated, needsAdminAuth, world } from './state.js'
+import { type Reply, esc, page } from './html.ts'
+import { type Ctx, type Session, gated, needsAdminAuth, world } from './state.ts'
 
 export function eulaSigned (ctx: Ctx): boolean {
   return ctx.opts.eulaSigned !== false

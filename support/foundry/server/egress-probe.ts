@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { esc, page } from './html.js'
-import type { Ctx } from './state.js'
+import { esc, page } from './html.ts'
+import type { Ctx } from './state.ts'
 
 const clientDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'client')
 let files: { probe: string, sw: string } | null = null

@@ -3,13 +3,13 @@
 // (the 'session' event, socket counts that make a user active, canvas
 // reports), which also wires the join and setup pages' data requests.
 import type { Socket as IOSocket } from 'socket.io'
-import type { StandinWorld } from '../standin.js'
-import { heavyConfig } from './heavy.js'
-import { type Reply, SKELETON, ioScript, page, pageScript } from './html.js'
-import { onJoinSocket } from './join.js'
-import { moduleEntry, moduleSettings } from './module.js'
-import { onSetupSocket } from './setup.js'
-import { type Ctx, type Session, emitActivity, gated, usersPayload, world } from './state.js'
+import type { StandinWorld } from '../standin.ts'
+import { heavyConfig } from './heavy.ts'
+import { type Reply, SKELETON, ioScript, page, pageScript } from './html.ts'
+import { onJoinSocket } from './join.ts'
+import { moduleEntry, moduleSettings } from './module.ts'
+import { onSetupSocket } from './setup.ts'
+import { type Ctx, type Session, emitActivity, gated, usersPayload, world } from './state.ts'
 
 function gamePage (ctx: Ctx, w: StandinWorld): string {
   return page(ctx, `${w.title} • Foundry Virtual Tabletop`, `vtt game system-${w.system.id}`,

@@ -1,7 +1,7 @@
 // The heavyGame option's /game assets, for benchmarks: a big script (parse,
 // compile and a retained heap), noise images (decode cost) and a tone (audio
 // decode), plus the CONFIG.heavy that tells game.js to load them.
-import type { Ctx } from './state.js'
+import type { Ctx } from './state.ts'
 
 export function heavyConfig (ctx: Ctx): unknown {
   const heavy = ctx.heavy

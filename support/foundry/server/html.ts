@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Ctx } from './state.js'
+import type { Ctx } from './state.ts'
 
 /** How a route handler answers (built per request by the router). */
 export interface Reply {

@@ -3,10 +3,10 @@
 // with Foundry's bare i18n error keys, or the admin's return to setup) and
 // the second-login rule.
 import type { Socket as IOSocket } from 'socket.io'
-import type { StandinJoin, StandinWorld } from '../standin.js'
-import { type Reply, esc, ioScript, page } from './html.js'
-import { doShutdown } from './setup.js'
-import { type Ctx, type Session, emitActivity, gated, logout, usersPayload, world } from './state.js'
+import type { StandinJoin, StandinWorld } from '../standin.ts'
+import { type Reply, esc, ioScript, page } from './html.ts'
+import { doShutdown } from './setup.ts'
+import { type Ctx, type Session, emitActivity, gated, logout, usersPayload, world } from './state.ts'
 
 function joinShell (ctx: Ctx, w: StandinWorld): string {
   return page(ctx, `${w.title} • Foundry Virtual Tabletop`, 'auth join theme-dark', `<header id="main-header">

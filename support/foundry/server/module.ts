@@ -2,9 +2,9 @@
 // under /modules/, its world settings and its entry in /game's world data.
 // The browser side (relay connection, pings, requests) is client/module-*.js.
 import { createHash } from 'node:crypto'
-import type { StandinWorld } from '../standin.js'
-import { clientFiles } from './html.js'
-import type { Ctx } from './state.js'
+import type { StandinWorld } from '../standin.ts'
+import { clientFiles } from './html.ts'
+import type { Ctx } from './state.ts'
 
 export const MODULE_ID = 'foundry-rest-api'
 export const modulePath = `/modules/${MODULE_ID}/scripts/module.js`

@@ -1,8 +1,8 @@
 // v14's /players user-management gate (playersGate): a world's first launch
 // shows "Save and Continue" to an administrator before /join works.
-import type { StandinWorld } from '../standin.js'
-import { type Reply, esc, ioScript, page } from './html.js'
-import { type Ctx, type Session, gated, needsAdminAuth, world } from './state.js'
+import type { StandinWorld } from '../standin.ts'
+import { type Reply, esc, ioScript, page } from './html.ts'
+import { type Ctx, type Session, gated, needsAdminAuth, world } from './state.ts'
 
 function playersPage (ctx: Ctx, w: StandinWorld): string {
   const rows = w.users.map((u) => `<li class="user" data-user-id="${esc(u.id)}"><span class="name">${esc(u.name)}</span> <span class="role">${u.role}</span></li>`).join('')

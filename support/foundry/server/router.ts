@@ -3,17 +3,17 @@
 // everything to /license while the EULA is unsigned, then hands each route to
 // the page module that owns it (auth, setup, join, players, game).
 import type http from 'node:http'
-import type { StandinRequest } from '../standin.js'
-import { eulaSigned, getAuth, getLicense, postAuth } from './auth.js'
-import { gameScript, getGame } from './game.js'
-import { heavyAudio, heavyImage, heavyScript } from './heavy.js'
-import { type Reply, CSS, clientFiles, pageScript } from './html.js'
-import { egressProbePage, egressProbeScript, egressServiceWorker } from './egress-probe.js'
-import { getJoin, postJoin } from './join.js'
-import { modulePath, moduleScript } from './module.js'
-import { getPlayers, postPlayers } from './players.js'
-import { getSetup, postQuit, postSetup } from './setup.js'
-import { type Ctx, computeActive, gated, needsAdminAuth, newSession, world } from './state.js'
+import type { StandinRequest } from '../standin.ts'
+import { eulaSigned, getAuth, getLicense, postAuth } from './auth.ts'
+import { gameScript, getGame } from './game.ts'
+import { heavyAudio, heavyImage, heavyScript } from './heavy.ts'
+import { type Reply, CSS, clientFiles, pageScript } from './html.ts'
+import { egressProbePage, egressProbeScript, egressServiceWorker } from './egress-probe.ts'
+import { getJoin, postJoin } from './join.ts'
+import { modulePath, moduleScript } from './module.ts'
+import { getPlayers, postPlayers } from './players.ts'
+import { getSetup, postQuit, postSetup } from './setup.ts'
+import { type Ctx, computeActive, gated, needsAdminAuth, newSession, world } from './state.ts'
 
 function parseCookies (header: string | undefined): Record<string, string> {
   const out: Record<string, string> = {}

@@ -4,8 +4,8 @@
 // with its progress events (migration, launch failure), shutting a world down
 // and POST /quit.
 import type { Socket as IOSocket } from 'socket.io'
-import { type Reply, ioScript, page } from './html.js'
-import { type Ctx, type Session, emitActivity, hasAdminPassword, needsAdminAuth, world } from './state.js'
+import { type Reply, ioScript, page } from './html.ts'
+import { type Ctx, type Session, emitActivity, hasAdminPassword, needsAdminAuth, world } from './state.ts'
 
 function setupPage (ctx: Ctx): string {
   return page(ctx, 'Foundry Virtual Tabletop', `setup theme-dark${ctx.generation <= 13 ? ' hover-controls' : ''}`, `<header id="setup-menu"><h1>Foundry Virtual Tabletop</h1></header>

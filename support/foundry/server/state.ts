@@ -5,7 +5,7 @@
 // the server reads and changes state through the Ctx made here.
 import { randomBytes } from 'node:crypto'
 import type { Server as IOServer } from 'socket.io'
-import type { HeavyGameOptions, StandinCanvas, StandinJoin, StandinOptions, StandinRequest, StandinWorld } from '../standin.js'
+import type { HeavyGameOptions, StandinCanvas, StandinJoin, StandinOptions, StandinRequest, StandinWorld } from '../standin.ts'
 
 export interface Session {
   id: string
