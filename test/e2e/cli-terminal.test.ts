@@ -9,6 +9,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { API_KEY, build } from '../helper.ts'
+import { asUsersRun, asUsersRunLine } from '../child-env.ts'
 import { GM, alive, descendants, eventually, foundry } from './fixtures.ts'
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
@@ -17,7 +18,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 /** Run the CLI with nothing on standard input; only PATH and HOME from this environment. */
 async function cli (args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(...asUsersRun(process.execPath, [CLI, ...args]), {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -54,7 +55,7 @@ t.test('start reads the password from a prompt without echo at a terminal', asyn
   const server = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   const { standin } = await foundry(t)
   // script(1) gives the CLI a pseudo-terminal, which echoes what is typed unless the program turns echo off.
-  const cmd = [process.execPath, CLI, 'start', '--server', server, '--api-key', API_KEY, '--foundry-url', standin.url, '--user', `'${GM.name}'`, '--json'].join(' ')
+  const cmd = asUsersRunLine([process.execPath, CLI, 'start', '--server', server, '--api-key', API_KEY, '--foundry-url', standin.url, '--user', `'${GM.name}'`, '--json'].join(' '))
   const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { PATH: process.env.PATH ?? '', HOME: '/tmp', TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] })
   let screen = ''
   child.stdout.on('data', (d: Buffer) => { screen += d.toString() })
@@ -68,7 +69,7 @@ t.test('start reads the password from a prompt without echo at a terminal', asyn
 })
 
 t.test('serve runs the service, as npm start does', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+  const child = spawn(...asUsersRun(process.execPath, [CLI, 'serve']), {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: '0', API_KEYS: 'serve-key', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -89,7 +90,7 @@ t.test('serve runs the service, as npm start does', async (t) => {
 
 t.test('at a terminal the logs are readable lines, and a generated key is shown once', async (t) => {
   // script(1) runs the service on a pseudo-terminal (stdout and stderr both).
-  const cmd = `${process.execPath} ${CLI} serve`
+  const cmd = asUsersRunLine(`${process.execPath} ${CLI} serve`)
   const child = spawn('script', ['-qec', cmd, '/dev/null'], {
     env: { PATH: process.env.PATH ?? '', HOME: '/tmp', TERM: 'xterm', HOST: '127.0.0.1', PORT: '0', CHROMIUM_PATH: process.env.CHROMIUM_PATH ?? '' },
     stdio: ['pipe', 'pipe', 'pipe']

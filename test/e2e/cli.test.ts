@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { API_KEY, OTHER_KEY, build } from '../helper.ts'
+import { asUsersRun } from '../child-env.ts'
 import { GM, WORLD, eventually, foundry, listSessions } from './fixtures.ts'
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
@@ -14,7 +15,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 /** Run the CLI with `stdin` piped in; only PATH and HOME from this environment. */
 async function cli (args: string[], opts: { stdin?: string, env?: Record<string, string>, live?: { stdout: string } } = {}): Promise<Run> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(...asUsersRun(process.execPath, [CLI, ...args]), {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe']
   })

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { encryptNode } from '../helper.ts'
+import { asUsersRun } from '../child-env.ts'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 /** The command line `npm start` ends in (after its prestart build). */
@@ -22,7 +23,7 @@ export interface ServiceProcess {
 }
 
 export function startService (env: Record<string, string>): ServiceProcess {
-  const [cmd, ...args] = SERVICE_COMMAND
+  const [cmd, args] = asUsersRun(SERVICE_COMMAND[0]!, SERVICE_COMMAND.slice(1))
   const child = spawn(cmd, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: '0', ...env },

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { processTree } from '../../support/proc.ts'
+import { asUsersRun } from '../child-env.ts'
 
 export interface MachineProc {
   id: string
@@ -21,7 +22,7 @@ const ROOT = new URL('../../', import.meta.url).pathname
 
 /** Start one machine; rejects with its output if it exits before listening. */
 export async function startMachine (id: string, env: Record<string, string>, t?: { teardown: (fn: () => unknown) => void }): Promise<MachineProc> {
-  const child = spawn(process.execPath, ['dist/server.js'], {
+  const child = spawn(...asUsersRun(process.execPath, ['dist/server.js']), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
