@@ -77,8 +77,23 @@ for line in $lines; do
   export PATH="$bin:$PATH"
   echo "# Node $(node --version)"
   if [ $first = 1 ]; then
-    npm run --silent typecheck
-    npm run --silent lint
+    # Type check, lint and the build (test/before.ts then finds dist/ up to
+    # date) side by side: each is mostly one core. Each one's output is shown
+    # when it fails.
+    checks=$(mktemp -d)
+    pids=()
+    for check in typecheck lint build; do
+      npm run --silent "$check" >"$checks/$check" 2>&1 &
+      pids+=($!)
+    done
+    failed=()
+    i=0
+    for check in typecheck lint build; do
+      if ! wait "${pids[$i]}"; then failed+=("$check"); echo "# npm run $check failed:"; cat "$checks/$check"; fi
+      i=$((i + 1))
+    done
+    rm -rf "$checks"
+    if [ ${#failed[@]} -gt 0 ]; then echo "# ${failed[*]} failed; the suite was not run" >&2; exit 1; fi
     first=0
   fi
   log=$(mktemp)
