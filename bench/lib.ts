@@ -72,6 +72,48 @@ export function log (msg: string): void {
 /** `pid` and every live process below it. */
 export const tree = processTree
 
+/** CPU seconds the whole host has been busy so far, every core (/proc/stat: all but idle and iowait). */
+export function hostBusySeconds (): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal
+  return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) / 100
+}
+
+/**
+ * CPU seconds of a process tree so far, its exited children included: each
+ * live process's own time plus the time of the children it has waited for
+ * (Chromiums, services and renderers that ended earlier in the run).
+ */
+export function treeSecondsWithExited (pid: number): number {
+  let ticks = 0
+  for (const p of tree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+    } catch {}
+  }
+  return ticks / 100
+}
+
+/**
+ * The host's other work while a part ran, in cores: what the whole host was
+ * busy with minus what this run's own process tree did. The load average
+ * counts the run's own logins and Chromiums too (a burst of 20 logins on 2
+ * cores reads as a load of 30 for minutes after), so it cannot tell a quiet
+ * host from a busy one; this can.
+ */
+export function otherWork (): () => number {
+  const host0 = hostBusySeconds()
+  const own0 = treeSecondsWithExited(process.pid)
+  const t0 = Date.now()
+  return () => {
+    const s = (Date.now() - t0) / 1000
+    const other = (hostBusySeconds() - host0) - (treeSecondsWithExited(process.pid) - own0)
+    return s > 0 ? Math.max(0, other / s) : 0
+  }
+}
+
 /** Proportional set size of a process tree, in MB (from /proc/<pid>/smaps_rollup). */
 export function pssMB (pid: number): { mb: number, procs: number } {
   let kb = 0

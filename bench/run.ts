@@ -23,8 +23,8 @@ import { benchLogin } from './login.ts'
 import { benchEgress } from './egress.ts'
 import { benchMemory, benchTuning } from './memory.ts'
 import { benchOutage, OUTAGE_SESSIONS } from './outage.ts'
-import { goalsTable, HIGH_LOAD, regressionTable, type RunResults } from './goals.ts'
-import { BENCH_DIR, FULL, killAllChildren, log, machine, median, QUICK, ROOT, startStage } from './lib.ts'
+import { goalsTable, OTHER_WORK_MAX, regressionTable, type RunResults } from './goals.ts'
+import { BENCH_DIR, FULL, killAllChildren, log, machine, median, otherWork, QUICK, ROOT, startStage } from './lib.ts'
 
 const ALL = ['handshake', 'login', 'egress', 'memory', 'burst', 'density', 'fleet'] as const
 const EXTRA = ['tuning', 'outage'] as const
@@ -55,16 +55,21 @@ const nLight = Math.max(run.has('density') ? 2 * Math.max(0, ...IDLE_LEVELS) : 0
 const stage = await startStage(nHeavy, nLight)
 const sections: string[] = []
 const loads: Record<string, [number, number]> = {}
-const json: Record<string, unknown> = { date: new Date().toISOString(), quick: QUICK, machine: m, loads }
+const others: Record<string, number> = {}
+const json: Record<string, unknown> = { date: new Date().toISOString(), quick: QUICK, machine: m, loads, others }
 const print = (md: string): void => { process.stdout.write(`\n${md}\n`); sections.push(md) }
 // Each part's table carries the host's 1-minute load average at its start
-// and end: a figure measured beside other work says so.
+// and end, and the host's other work during it (its CPU minus this run's
+// own): a figure measured beside other work says so.
 let part = ''
-const begin = (name: string): void => { part = name; loads[name] = [loadavg()[0]!, 0] }
+let other: () => number = () => 0
+const begin = (name: string): void => { part = name; loads[name] = [loadavg()[0]!, 0]; other = otherWork() }
 const printPart = (md: string): void => {
   loads[part]![1] = loadavg()[0]!
+  others[part] = other()
   const [a, b] = loads[part]!
-  print(`${md}\n\nLoad average ${a.toFixed(1)} → ${b.toFixed(1)}${Math.max(a, b) >= HIGH_LOAD ? ` (high: ≥ ${HIGH_LOAD}, the host's other work is in these figures)` : ''}.`)
+  const busy = others[part]! >= OTHER_WORK_MAX
+  print(`${md}\n\nLoad average ${a.toFixed(1)} → ${b.toFixed(1)} (this run's own work included); the host's other work ${others[part]!.toFixed(2)} cores${busy ? ` (≥ ${OTHER_WORK_MAX}: it is in these figures)` : ''}.`)
 }
 // The last committed results, to compare with (before this run overwrites them).
 const latest = join(BENCH_DIR, 'results', 'latest.json')

@@ -1,7 +1,9 @@
 // npm run bench judges issue 21's goals only on valid, quiet measurements and
 // flags figures that got worse than the last committed results (bench/goals.ts).
 import t from 'tap'
-import { figures, goalsTable, HIGH_LOAD, regressionTable, type RunResults } from '../bench/goals.ts'
+import { spawn, spawnSync } from 'node:child_process'
+import { figures, goalsTable, HIGH_LOAD, OTHER_WORK_MAX, regressionTable, type RunResults } from '../bench/goals.ts'
+import { hostBusySeconds, otherWork, treeSecondsWithExited } from '../bench/lib.ts'
 import { egressVerdict } from '../bench/egress.ts'
 
 const http = (connections: number, hsRps: number, hsP99: number, non2xx = 0): NonNullable<RunResults['handshake']>['http'] => [
@@ -40,6 +42,13 @@ t.test('non-2xx answers, dead pages and a loaded host are not judged', async (t)
   t.match(row(invalid, 'idle CPU ≤ 1.1× a bare browser, 10'), /\*\*invalid\*\*: after the windows 7\/10/)
   const loaded = goalsTable({ machine, loads: { handshake: [HIGH_LOAD + 1, 0.5] }, handshake: { http: http(50, 9000, 11) } })
   t.match(row(loaded, 'handshake ≥ 0.8× `/health`, 50'), /\*\*inconclusive\*\*/)
+  // With the host's other work measured, the load average (which counts the
+  // run's own logins) no longer decides: a busy run of its own is judged...
+  const ownLoad = goalsTable({ machine, loads: { handshake: [HIGH_LOAD + 10, HIGH_LOAD + 20] }, others: { handshake: 0.05 }, handshake: { http: http(50, 9000, 11) } })
+  t.notMatch(row(ownLoad, 'handshake ≥ 0.8× `/health`, 50'), /inconclusive/)
+  // ...and other work on the host is not, whatever the load average.
+  const busy = goalsTable({ machine, loads: { handshake: [0.3, 0.4] }, others: { handshake: OTHER_WORK_MAX + 0.1 }, handshake: { http: http(50, 9000, 11) } })
+  t.match(row(busy, 'handshake ≥ 0.8× `/health`, 50'), /\*\*inconclusive\*\*: the host's other work ≥ 0\.25 cores \(handshake 0\.35\)/)
 })
 
 t.test('a figure more than 10 % worse than the committed one is flagged, on the same kind of machine only', async (t) => {
@@ -96,4 +105,28 @@ t.test('under a high load the memory verdict is withheld, the floor still printe
   const names = figures({ density: { memory, idle: [] } }).map((f) => f.name)
   t.ok(names.includes('heavy page: MB per session above its live JS heap'), 'the defaults keep the committed figure\'s name')
   t.ok(names.includes('heavy page: MB per session above its live JS heap (service, `--no-zygote`)'))
+})
+
+t.test('the host\'s other work: CPU outside this process tree counts, the tree\'s own (exited children included) does not', async (t) => {
+  const burn = 'const end = Date.now() + 1500; while (Date.now() < end);'
+  // A child that burns ~1.5 CPU-s and is waited for: this tree's work.
+  const own0 = treeSecondsWithExited(process.pid)
+  spawnSync(process.execPath, ['-e', burn])
+  t.ok(treeSecondsWithExited(process.pid) - own0 >= 1, 'an exited child\'s CPU stays in the tree\'s count')
+  // This process's own work is taken out of the host's.
+  const host0 = hostBusySeconds()
+  const mine = otherWork()
+  const t0 = Date.now()
+  const end = t0 + 1000
+  while (Date.now() < end);
+  const hostCores = (hostBusySeconds() - host0) / ((Date.now() - t0) / 1000)
+  t.ok(mine() <= hostCores - 0.7, 'this process\'s own second of CPU is not other work')
+  // A process that is not below this one (started through setsid and left
+  // to init): the host's other work.
+  const other = otherWork()
+  const started = Date.now()
+  spawn('setsid', ['-f', process.execPath, '-e', burn], { stdio: 'ignore' }).unref()
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  const cores = other()
+  t.ok(cores >= 1.5 / ((Date.now() - started) / 1000) * 0.8, `another process's CPU is other work (${cores.toFixed(2)} cores)`)
 })
