@@ -106,6 +106,7 @@ try {
     json.egress = { ms: r.ms, ratios: r.ratios, loads: r.loads, verdict: r.verdict }
     // Its table prints the load beside the ratio (sampled every round); recorded here for the goals' high-load check.
     loads.egress = [r.loads[0]!, r.loads[r.loads.length - 1]!]
+    others.egress = other()
     print(r.markdown)
   }
   if (run.has('memory')) {
