@@ -2,7 +2,7 @@
 // their proportional set size, child processes, Foundry stand-ins.
 import { fork, type ChildProcess } from 'node:child_process'
 import puppeteer, { type CDPSession } from 'puppeteer-core'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -72,45 +72,53 @@ export function log (msg: string): void {
 /** `pid` and every live process below it. */
 export const tree = processTree
 
-/** CPU seconds the whole host has been busy so far, every core (/proc/stat: all but idle and iowait). */
-export function hostBusySeconds (): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-  // user nice system idle iowait irq softirq steal
-  return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) / 100
-}
-
 /**
- * CPU seconds of a process tree so far, its exited children included: each
- * live process's own time plus the time of the children it has waited for
- * (Chromiums, services and renderers that ended earlier in the run).
+ * The host's other work while a part runs, in cores: the CPU of every
+ * process that was never below this one, sampled from /proc every
+ * `intervalMs` (a process counts from its first sample on). A process once
+ * seen below this run stays the run's after its parent is gone, as
+ * Chromium's helpers are when their browser closes and they are left to
+ * init. The load average cannot tell the two apart: it counts the run's
+ * own logins (a burst of 20 heavy logins on 2 cores reads as a load of 30
+ * for minutes after). Call the returned function at the part's end.
  */
-export function treeSecondsWithExited (pid: number): number {
+export function otherWork (intervalMs = 500): () => number {
+  const ours = new Set<string>()
+  const last = new Map<string, number>()
   let ticks = 0
-  for (const p of tree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
-    } catch {}
-  }
-  return ticks / 100
-}
-
-/**
- * The host's other work while a part ran, in cores: what the whole host was
- * busy with minus what this run's own process tree did. The load average
- * counts the run's own logins and Chromiums too (a burst of 20 logins on 2
- * cores reads as a load of 30 for minutes after), so it cannot tell a quiet
- * host from a busy one; this can.
- */
-export function otherWork (): () => number {
-  const host0 = hostBusySeconds()
-  const own0 = treeSecondsWithExited(process.pid)
   const t0 = Date.now()
+  const sample = (): void => {
+    const procs: Array<{ key: string, pid: number, ppid: number, cpu: number }> = []
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        // pid and start time: a reused pid is another process.
+        procs.push({ key: `${name}:${f[19]}`, pid: Number(name), ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) })
+      } catch {}
+    }
+    const mine = new Set<number>([process.pid])
+    for (const p of procs) if (ours.has(p.key)) mine.add(p.pid)
+    for (let grew = true; grew;) {
+      grew = false
+      for (const p of procs) if (!mine.has(p.pid) && mine.has(p.ppid)) { mine.add(p.pid); grew = true }
+    }
+    for (const p of procs) {
+      if (mine.has(p.pid)) { ours.add(p.key); last.delete(p.key); continue }
+      const before = last.get(p.key)
+      if (before !== undefined) ticks += p.cpu - before
+      last.set(p.key, p.cpu)
+    }
+  }
+  sample()
+  const timer = setInterval(sample, intervalMs)
+  timer.unref()
   return () => {
+    sample()
+    clearInterval(timer)
     const s = (Date.now() - t0) / 1000
-    const other = (hostBusySeconds() - host0) - (treeSecondsWithExited(process.pid) - own0)
-    return s > 0 ? Math.max(0, other / s) : 0
+    return s > 0 ? ticks / 100 / s : 0
   }
 }
 

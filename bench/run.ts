@@ -63,7 +63,7 @@ const print = (md: string): void => { process.stdout.write(`\n${md}\n`); section
 // own): a figure measured beside other work says so.
 let part = ''
 let other: () => number = () => 0
-const begin = (name: string): void => { part = name; loads[name] = [loadavg()[0]!, 0]; other = otherWork() }
+const begin = (name: string): void => { other(); part = name; loads[name] = [loadavg()[0]!, 0]; other = otherWork() }
 const printPart = (md: string): void => {
   loads[part]![1] = loadavg()[0]!
   others[part] = other()
