@@ -21,7 +21,7 @@ import { createUrlPolicy } from '../lib/access/url-policy.ts'
 import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.ts'
 import { bareLogin } from './bare-login.ts'
 import { HIGH_LOAD } from './goals.ts'
-import { fmt, log, median, p99, QUICK, ratio, table, type Foundry, type Stage } from './lib.ts'
+import { fmt, killedOnExit, log, median, p99, QUICK, ratio, table, type Foundry, type Stage } from './lib.ts'
 
 type Variant = 'plain' | 'gated'
 
@@ -82,8 +82,8 @@ export async function benchEgress (stage: Stage): Promise<EgressResult> {
   const quiet = { info () {}, warn () {}, debug () {} }
   const gate = await createEgressGate({ decide: createUrlPolicy({ mode: 'default' }).resolveChecked, log: quiet })
   const resolved = await resolveChromium({ ...(process.env.CHROMIUM_PATH !== undefined ? { executablePath: process.env.CHROMIUM_PATH } : {}) })
-  const plain = await launchChromium(resolved)
-  const gated = await launchChromium({ ...resolved, args: [...resolved.args, ...egressArgs(gate.browserProxy)] })
+  const plain = killedOnExit(await launchChromium(resolved))
+  const gated = killedOnExit(await launchChromium({ ...resolved, args: [...resolved.args, ...egressArgs(gate.browserProxy)] }))
   const ms: Record<Variant, number[]> = { plain: [], gated: [] }
   const loads = [loadavg()[0]!]
   try {

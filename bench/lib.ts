@@ -268,6 +268,18 @@ export function killTree (pid: number): void {
 export function killAllChildren (): void {
   for (const c of children) if (c.pid !== undefined) killTree(c.pid)
   children.clear()
+  for (const pid of ownBrowsers) killTree(pid)
+  ownBrowsers.clear()
+}
+
+/** Chromiums this process launches itself (the egress part's), killed with the children. */
+const ownBrowsers = new Set<number>()
+
+/** Have killAllChildren kill this browser's tree too (on a signal or a crash); returns it. */
+export function killedOnExit<B extends { process: () => { pid?: number | undefined } | null }> (browser: B): B {
+  const pid = browser.process()?.pid
+  if (pid !== undefined) ownBrowsers.add(pid)
+  return browser
 }
 
 export interface Child {

@@ -8,9 +8,7 @@ import { launchChromium, resolveChromium } from '../lib/browser/chromium.ts'
 import { DEFAULT_PAGE_SETUP, preparePage } from '../lib/browser/page-setup.ts'
 import { bareLogin } from './bare-login.ts'
 import { endSession, prepareStart } from './client.ts'
-import {
-  forkChild, fmt, log, median, p99, QUICK, ratio, serviceEnv, startFoundry, table, WORLD_ID, WORLD_TITLE, type Foundry, type Stage
-} from './lib.ts'
+import { fmt, forkChild, type Foundry, killedOnExit, log, median, p99, QUICK, ratio, serviceEnv, type Stage, startFoundry, table, WORLD_ID, WORLD_TITLE } from './lib.ts'
 
 type Variant = 'service' | 'service-untuned' | 'bare' | 'bare-untuned' | 'bare-checked'
 
@@ -58,7 +56,7 @@ export async function benchLogin (stage: Stage): Promise<LoginResult> {
   }
 
   const { child, ready } = await forkChild<{ port: number }>('service-proc.ts', serviceEnv())
-  const browser = await launchChromium(await resolveChromium({ ...(process.env.CHROMIUM_PATH !== undefined ? { executablePath: process.env.CHROMIUM_PATH } : {}) }))
+  const browser = killedOnExit(await launchChromium(await resolveChromium({ ...(process.env.CHROMIUM_PATH !== undefined ? { executablePath: process.env.CHROMIUM_PATH } : {}) })))
   try {
     // One unrecorded login each: first-use costs (JIT, Chromium caches).
     let next = 0

@@ -4,7 +4,9 @@
 import t from 'tap'
 import { densityVariants } from '../bench/density.ts'
 import { dropFlags } from '../bench/chromium-drop.ts'
-import { EXTRA } from '../lib/browser/chromium.ts'
+import { EXTRA, launchChromium, resolveChromium } from '../lib/browser/chromium.ts'
+import { killAllChildren, killedOnExit, tree } from '../bench/lib.ts'
+import { alive } from '../support/proc.ts'
 
 t.test('no variant unless asked', async (t) => {
   t.same(densityVariants({}), [])
@@ -33,4 +35,15 @@ t.test('dropFlags removes default flags in place and refuses one that is not a d
   t.equal(flags.length, EXTRA.length - 1)
   t.throws(() => { dropFlags(flags, ['--disable-gpu-compositing']) }, /not one of the service's default flags/)
   t.throws(() => { dropFlags([...EXTRA], ['--no-such-flag']) }, /--no-such-flag/)
+})
+
+t.test('a Chromium the bench process launches itself is killed with its children on a signal (killAllChildren)', async (t) => {
+  const browser = killedOnExit(await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' })))
+  await browser.newPage()
+  const pids = tree(browser.process()!.pid!)
+  t.ok(pids.length > 1, 'Chromium and its helpers run')
+  killAllChildren()
+  const deadline = Date.now() + 10_000
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(pids.filter(alive), [], 'none of its processes is left')
 })
