@@ -72,21 +72,31 @@ export function log (msg: string): void {
 /** `pid` and every live process below it. */
 export const tree = processTree
 
+/** CPU time the hypervisor gave to others while this VM wanted it, seconds so far (/proc/stat's steal). */
+function stealSeconds (): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)
+  return Number(f[8] ?? 0) / 100
+}
+
 /**
- * The host's other work while a part runs, in cores: the CPU of every
+ * The host's other work while a part runs, in cores: the CPU of every user
  * process that was never below this one, sampled from /proc every
- * `intervalMs` (a process counts from its first sample on). A process once
- * seen below this run stays the run's after its parent is gone, as
- * Chromium's helpers are when their browser closes and they are left to
- * init. The load average cannot tell the two apart: it counts the run's
- * own logins (a burst of 20 heavy logins on 2 cores reads as a load of 30
- * for minutes after). Call the returned function at the part's end.
+ * `intervalMs` (a process counts from its first sample on), plus the time
+ * the hypervisor stole for other machines. A process once seen below this
+ * run stays the run's after its parent is gone, as Chromium's helpers are
+ * when their browser closes and they are left to init. Kernel threads are
+ * left out: on this host they work for the run itself (loopback traffic's
+ * softirqs, writeback). The load average cannot tell any of this apart: it
+ * counts the run's own logins (a burst of 20 heavy logins on 2 cores reads
+ * as a load of 30 for minutes after). Call the returned function at the
+ * part's end.
  */
 export function otherWork (intervalMs = 500): () => number {
   const ours = new Set<string>()
   const last = new Map<string, number>()
   let ticks = 0
   const t0 = Date.now()
+  const steal0 = stealSeconds()
   const sample = (): void => {
     const procs: Array<{ key: string, pid: number, ppid: number, cpu: number }> = []
     for (const name of readdirSync('/proc')) {
@@ -106,6 +116,7 @@ export function otherWork (intervalMs = 500): () => number {
     }
     for (const p of procs) {
       if (mine.has(p.pid)) { ours.add(p.key); last.delete(p.key); continue }
+      if (p.pid === 2 || p.ppid === 2) continue
       const before = last.get(p.key)
       if (before !== undefined) ticks += p.cpu - before
       last.set(p.key, p.cpu)
@@ -118,7 +129,7 @@ export function otherWork (intervalMs = 500): () => number {
     sample()
     clearInterval(timer)
     const s = (Date.now() - t0) / 1000
-    return s > 0 ? ticks / 100 / s : 0
+    return s > 0 ? (ticks / 100 + stealSeconds() - steal0) / s : 0
   }
 }
 
