@@ -37,14 +37,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# A Node binary of the given major line: the machine's if it is that line,
-# else npm's `node` package installed under .cache/node-<line>.
 # The machine's Node as its major line when it runs TypeScript as it is
 # (22.18 or newer), else 0.
 supported_node () {
   node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 22 || (a === 22 && b >= 18) ? a : 0' 2>/dev/null || echo 0
 }
 
+# A Node binary of the given major line: the machine's if it is that line,
+# else npm's `node` package installed under .cache/node-<line>.
 node_of_line () {
   local line=$1 have
   have=$(supported_node)
