@@ -2,11 +2,11 @@
 // their proportional set size, child processes, Foundry stand-ins.
 import { fork, type ChildProcess } from 'node:child_process'
 import puppeteer, { type CDPSession } from 'puppeteer-core'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { processTree } from '../support/proc.ts'
+import { processes, processTree } from '../support/proc.ts'
 import { startFoundryStandin, type Standin, type StandinUser, type StandinWorld } from '../support/foundry/standin.ts'
 import { startRelayStandin, type RelayStandin } from '../support/foundry/relay.ts'
 
@@ -98,16 +98,8 @@ export function otherWork (intervalMs = 500): () => number {
   const t0 = Date.now()
   const steal0 = stealSeconds()
   const sample = (): void => {
-    const procs: Array<{ key: string, pid: number, ppid: number, cpu: number }> = []
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-        // pid and start time: a reused pid is another process.
-        procs.push({ key: `${name}:${f[19]}`, pid: Number(name), ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) })
-      } catch {}
-    }
+    // pid and start time: a reused pid is another process.
+    const procs = processes().map((p) => ({ ...p, key: `${p.pid}:${p.start}`, cpu: p.cpuTicks }))
     const mine = new Set<number>([process.pid])
     for (const p of procs) if (ours.has(p.key)) mine.add(p.pid)
     for (let grew = true; grew;) {

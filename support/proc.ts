@@ -2,19 +2,36 @@
 // started, and whether it is gone.
 import { readFileSync, readdirSync } from 'node:fs'
 
-/** Live (non-zombie) processes and their parents. */
-function parents (): Map<number, number> {
-  const parent = new Map<number, number>()
+/** One process from /proc/<pid>/stat. */
+export interface ProcStat {
+  pid: number
+  ppid: number
+  zombie: boolean
+  /** user + system CPU so far, in clock ticks (1/100 s). */
+  cpuTicks: number
+  /** When it started, in ticks since boot: with the pid, a process (pids are reused). */
+  start: string
+}
+
+/** Every process on the host, as /proc shows it now. */
+export function processes (): ProcStat[] {
+  const out: ProcStat[] = []
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
       // Fields after the command (which may hold spaces) start after ')'.
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (rest[0] === 'Z') continue
-      parent.set(Number(name), Number(rest[1]))
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.push({ pid: Number(name), ppid: Number(f[1]), zombie: f[0] === 'Z', cpuTicks: Number(f[11]) + Number(f[12]), start: f[19] ?? '' })
     } catch {}
   }
+  return out
+}
+
+/** Live (non-zombie) processes and their parents. */
+function parents (): Map<number, number> {
+  const parent = new Map<number, number>()
+  for (const p of processes()) if (!p.zombie) parent.set(p.pid, p.ppid)
   return parent
 }
 
