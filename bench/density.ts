@@ -187,7 +187,8 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     // What the launch was given, read off the running browser: a dropped
     // flag that is still there would measure the defaults twice.
     const flags = browserFlags(child.pid)
-    const dropped = (env.BENCH_CHROMIUM_DROP ?? process.env.BENCH_CHROMIUM_DROP ?? '').split(/\s+/).filter((a) => a !== '')
+    const droppedFlags = env.BENCH_CHROMIUM_DROP ?? process.env.BENCH_CHROMIUM_DROP
+    const dropped = (droppedFlags ?? '').split(/\s+/).filter((a) => a !== '')
     if (flags.length === 0) log(`density: ${name}: the browser's flags could not be read`)
     else if (dropped.some((f) => flags.includes(f))) throw new Error(`density: ${name}: launched with ${dropped.filter((f) => flags.includes(f)).join(' ')}, which it was to go without`)
     else log(`density: ${name}: browser launched with ${flags.filter((a) => a.includes('gpu') || a.includes('zygote')).join(' ') || 'no gpu/zygote flag'}`)
@@ -212,7 +213,7 @@ async function memorySeries (stage: Stage, name: string, page: 'heavy' | 'light'
     const loginPeakMB = peak - baseMB
     const fits = MACHINES_MB.map((m) => Math.max(0, Math.floor((m - baseMB - Math.max(loginPeakMB, perSessionMB)) / perSessionMB)))  // as fitsOn below
     log(`density: ${name} (${page}): ${n} sessions, ${fmt(atMB, 0)} MB, ${fmt(perSessionMB, 1)} MB a session; module request ${fmt(median(moduleMs), 1)} ms`)
-    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits, chromiumArgs: env.CHROMIUM_ARGS, dropped: env.BENCH_CHROMIUM_DROP ?? process.env.BENCH_CHROMIUM_DROP, kindsBase, kindsOne, kindsAt }
+    return { name, page, baseMB, oneMB, atMB, n, perSessionMB, jsHeapMB: jsHeap, loginPeakMB, loginMs, loginCpuS, moduleMs, moduleCpuMs, fits, chromiumArgs: env.CHROMIUM_ARGS, dropped: droppedFlags, kindsBase, kindsOne, kindsAt }
   } finally {
     await child.close()
   }
