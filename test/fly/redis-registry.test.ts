@@ -6,7 +6,7 @@
 import t from 'tap'
 import { createRedisRegistry } from '../../lib/fleet/registry.ts'
 import { fleetContract, record, registryContract } from '../lib/registry-contract.ts'
-import { redisFleet, startRedis } from './redis.ts'
+import { monitoredArgs, redisFleet, startRedis } from './redis.ts'
 
 const redis = await startRedis(t)
 let n = 0
@@ -64,4 +64,12 @@ t.test('redis: an end this machine could not write (Redis unreachable) is writte
   await a.resync()
   t.match(await a.get(s.id), { status: 'ended', statusReason: 'ended by the client' }, 'written once Redis answers')
   t.equal(await a.liveCount(), 0)
+})
+
+t.test('MONITOR lines are read back into their arguments (test/fly/redis.ts monitoredArgs)', async (t) => {
+  // As Redis writes them: printable bytes as they are, quotes and
+  // backslashes escaped, control bytes as \n \r \t or \xHH, UTF-8 byte by byte.
+  const line = String.raw`+1700000000.123456 [0 127.0.0.1:5000] "SET" "fs:rec" "{\"clientId\":\"a b\"}" "line\nnext\ttab" "\x00\x7f" "\xc3\xa9t\xc3\xa9" ""`
+  t.same(monitoredArgs(line), ['SET', 'fs:rec', '{"clientId":"a b"}', 'line\nnext\ttab', '\u0000\u007f', 'été', ''])
+  t.same(monitoredArgs('+OK'), [], 'not a command line')
 })
