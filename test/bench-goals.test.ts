@@ -2,7 +2,9 @@
 // flags figures that got worse than the last committed results (bench/goals.ts).
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { figures, goalsTable, HIGH_LOAD, OTHER_WORK_MAX, regressionTable, type RunResults } from '../bench/goals.ts'
 import { otherWork } from '../bench/lib.ts'
 import { egressVerdict } from '../bench/egress.ts'
@@ -114,31 +116,65 @@ function hostBusySeconds (): number {
   return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) / 100
 }
 
-const burn = 'const end = Date.now() + 1500; while (Date.now() < end);'
+const cpuSeconds = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
+
+// A process that burns `seconds` of its own CPU (however long that takes on
+// a busy host: the suite runs 4 files on 2 cores), then writes the CPU it
+// used to BURN_OUT.
+const burn = (seconds: number): string => `const c = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }; while (c() < ${seconds}); require('fs').writeFileSync(process.env.BURN_OUT, String(c()))`
+
+/** Waits until a burner has written its CPU seconds to `file`, and returns them. */
+async function burnt (file: string): Promise<number> {
+  for (const end = Date.now() + 60_000; Date.now() < end;) {
+    try { return Number(readFileSync(file, 'utf8')) } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`no burner wrote ${file}`)
+}
+
+// Each check compares the sampler with the host's whole CPU over the same
+// window, minus (or plus) the CPU the process in question was measured to
+// use: other test files running beside this one are other work, and count
+// on both sides. 0.15 cores is the sampler's slack (100 Hz ticks, /proc read
+// a few ms apart from /proc/stat, a process's first 100 ms before it is seen).
+const SLACK = 0.15
 
 t.test('the host\'s other work: a process outside this tree counts, this tree does not, nor its children once orphaned', async (t) => {
-  // This process's own second of CPU.
+  const dir = mkdtempSync(join(tmpdir(), 'fs-otherwork-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const env = (name: string): NodeJS.ProcessEnv => ({ ...process.env, BURN_OUT: join(dir, name) })
+
+  // This process's own CPU: ~0.8 s of it.
   const host0 = hostBusySeconds()
   const mine = otherWork(100)
   const t0 = Date.now()
-  const end = t0 + 1000
-  while (Date.now() < end);
-  const hostCores = (hostBusySeconds() - host0) / ((Date.now() - t0) / 1000)
-  t.ok(mine() <= hostCores - 0.7, 'this process\'s own CPU is not other work')
-  // A child of this process that burns 1.5 s after its parent (an
+  const own0 = cpuSeconds()
+  while (cpuSeconds() - own0 < 0.8);
+  const ownSeconds = cpuSeconds() - own0
+  const window0 = (Date.now() - t0) / 1000
+  const hostCores = (hostBusySeconds() - host0) / window0
+  const ownCores = ownSeconds / window0
+  const counted = mine()
+  t.ok(counted <= hostCores - ownCores + SLACK, `this process's own CPU is not other work (${counted.toFixed(2)} counted, host ${hostCores.toFixed(2)}, this process ${ownCores.toFixed(2)} cores)`)
+
+  // A child of this process that goes on burning after its parent (an
   // intermediate shell) is gone, left to init: still this run's.
   const orphan = otherWork(100)
   const o0 = Date.now()
   const host1 = hostBusySeconds()
-  spawn('sh', ['-c', `${process.execPath} -e '${burn}' & sleep 0.3`], { stdio: 'ignore' })
-  await new Promise((resolve) => setTimeout(resolve, 2500))
-  const hostOrphan = (hostBusySeconds() - host1) / ((Date.now() - o0) / 1000)
-  t.ok(orphan() <= hostOrphan - 0.4, 'an orphaned child of this run is not other work')
+  spawn('sh', ['-c', `"${process.execPath}" -e "${burn(1)}" & sleep 0.5`], { stdio: 'ignore', env: env('orphan') })
+  const orphanSeconds = await burnt(join(dir, 'orphan'))
+  const window1 = (Date.now() - o0) / 1000
+  const hostOrphan = (hostBusySeconds() - host1) / window1
+  const orphanCounted = orphan()
+  t.ok(orphanCounted <= hostOrphan - orphanSeconds / window1 + SLACK, `an orphaned child of this run is not other work (${orphanCounted.toFixed(2)} counted, host ${hostOrphan.toFixed(2)}, the orphan ${(orphanSeconds / window1).toFixed(2)} cores)`)
+
   // A process that was never below this one (setsid -f: its parent exits at once).
   const other = otherWork(100)
   const started = Date.now()
-  spawn('setsid', ['-f', process.execPath, '-e', burn], { stdio: 'ignore' }).unref()
-  await new Promise((resolve) => setTimeout(resolve, 2500))
+  spawn('setsid', ['-f', process.execPath, '-e', burn(1)], { stdio: 'ignore', env: env('other') }).unref()
+  const otherSeconds = await burnt(join(dir, 'other'))
+  const window2 = (Date.now() - started) / 1000
   const cores = other()
-  t.ok(cores >= 1.2 / ((Date.now() - started) / 1000), `another process's CPU is other work (${cores.toFixed(2)} cores)`)
+  t.ok(cores >= otherSeconds / window2 - SLACK, `another process's CPU is other work (${cores.toFixed(2)} counted, the process ${(otherSeconds / window2).toFixed(2)} cores)`)
 })
