@@ -139,3 +139,29 @@ t.test('the fleet lease kept by the page: it leaves for about:blank once its dea
   await navigated
   t.equal(short.url(), 'about:blank', 'past the deadline the page left for about:blank')
 })
+
+t.test('the fleet lease on a busy page: extensions queued behind a heavy world\'s scripts keep it; without them it leaves once free', async (t) => {
+  const browser = await fileBrowser(t)
+  /** A page whose main thread is busy for `busyMs` from now, with a lease ending before that; `renew`: the service's extensions every 250 ms meanwhile. */
+  const busyPage = async (renew: boolean): Promise<{ url: string, late: number }> => {
+    const { page } = await freshPage(t, browser)
+    await page.goto('data:text/html,<p>game</p>')
+    await page.evaluate(pageFunction('game', 'lease'), (await page.evaluate('Date.now()') as number) + 400)
+    await page.evaluate('setTimeout(() => { const e = Date.now() + 2000; while (Date.now() < e); }, 50)')
+    const end = Date.now() + 2600
+    let late = 0
+    // As the fleet does (lib/fleet/machines.ts): each renewal moves the deadline 1.5 × its period on.
+    while (renew && Date.now() < end) {
+      void page.evaluate(pageFunction('game', 'lease'), Date.now() + 1000).catch(() => { late++ })
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    if (!renew) await page.waitForNavigation({ timeout: 20_000 }).catch(() => {})
+    await page.evaluate('1').catch(() => {})
+    return { url: page.url(), late }
+  }
+  const renewed = await busyPage(true)
+  t.match(renewed.url, /^data:/, 'renewed all along: the page stays, though the first extension it ran was already past')
+  t.equal(renewed.late, 0, 'every extension reached the page')
+  const stalled = await busyPage(false)
+  t.equal(stalled.url, 'about:blank', 'no renewal (a stalled service): the page leaves once its main thread is free')
+})

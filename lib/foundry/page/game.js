@@ -37,18 +37,26 @@
    * (ms, this machine's clock) has passed without a later one arriving. It
    * runs in Chromium, so it holds while the service's Node process is
    * stalled. One timer, moved by each extension; none while nothing is due.
+   *
+   * The deadline is judged in a task of its own, never inside an extension,
+   * and a passed one once more a task later: while this page's main thread
+   * was busy (a heavy world's scripts), the service's extensions queued up
+   * behind it, and the oldest, run first, is already past its deadline with
+   * newer ones right behind it. The page then leaves a task later at most:
+   * the machine's lease in the registry runs twice as long as its deadline.
    */
   function lease (until) {
     const w = globalThis
     w.__fsLeaseUntil = Math.max(w.__fsLeaseUntil || 0, until)
     if (w.__fsLeaseTimer !== undefined) clearTimeout(w.__fsLeaseTimer)
-    const check = () => {
+    const check = (last) => {
       const left = w.__fsLeaseUntil - Date.now()
-      if (left > 0) { w.__fsLeaseTimer = setTimeout(check, left); return }
+      if (left > 0) { w.__fsLeaseTimer = setTimeout(() => check(false), left); return }
+      if (!last) { w.__fsLeaseTimer = setTimeout(() => check(true), 0); return }
       w.__fsLeaseTimer = undefined
       location.replace('about:blank')
     }
-    check()
+    w.__fsLeaseTimer = setTimeout(() => check(false), Math.max(0, w.__fsLeaseUntil - Date.now()))
   }
 
   return { ready, info, otherPrimaryGm, lease }
