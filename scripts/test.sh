@@ -77,7 +77,7 @@ for line in $lines; do
   export PATH="$bin:$PATH"
   echo "# Node $(node --version)"
   if [ $first = 1 ]; then
-    # Type check, lint and the build (test/before.ts then finds dist/ up to
+    # Type check, lint and the build (test/prepare.ts then finds dist/ up to
     # date) side by side: each is mostly one core. Each one's output is shown
     # when it fails.
     checks=$(mktemp -d)

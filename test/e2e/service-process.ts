@@ -1,5 +1,5 @@
 // The service as users run it: `npm start` builds and runs `node dist/server.js`
-// (what the Docker image runs). tap's `before` script (test/before.ts) runs
+// (what the Docker image runs). tap's `before` script (test/before.ts → test/prepare.ts) runs
 // the build once, so tests spawn the compiled server directly.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'

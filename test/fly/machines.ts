@@ -1,6 +1,6 @@
 // Service processes as users start them (`node dist/server.js`, the compiled
 // service `npm start` runs), on loopback, each with its own machine id, for
-// the fleet tests. tap's before script (test/before.ts) builds dist/.
+// the fleet tests. tap's before script (test/before.ts → test/prepare.ts) builds dist/.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { processTree } from '../../support/proc.ts'
