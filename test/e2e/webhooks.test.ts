@@ -11,9 +11,9 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Webhook } from 'standardwebhooks'
 import { API_KEY, build, encryptNode, expectError } from '../helper.ts'
-import { GM, WORLD, endSession, foundry, listSessions } from '../e2e/fixtures.ts'
+import { GM, WORLD, endSession, foundry, listSessions } from './fixtures.ts'
 import { newWebhookSecret } from '../../lib/webhooks/url.ts'
-import { payload, startReceiver, type Received, type Receiver } from './receiver.ts'
+import { payload, startReceiver, type Received, type Receiver } from '../webhooks/receiver.ts'
 
 const OPERATOR_SECRET = newWebhookSecret()
 const SESSION_TOKEN = 'sess-hook-token-Yx3k9'
