@@ -1,11 +1,11 @@
 // One DevTools session of our own per page, shared by everything in the
 // service that talks to the page over the protocol: resource blocking
-// (lib/browser/page-setup.ts) and the WebSocket watcher
-// (lib/browser/websockets.ts). Each session a page has, with the Network domain on,
-// gets every network event of the page again (every WebSocket frame, every
-// request) and sends it to Node over the same pipe: with one shared session
-// an idle page's pings reach Node twice (puppeteer's own session and this
-// one) instead of three times. No Fastify here.
+// (lib/browser/page-setup.ts, the Fetch domain) and the WebSocket watcher
+// (lib/browser/websockets.ts, a Runtime binding). Neither turns the Network
+// domain on: each session that has it on gets every network event of the
+// page again (every WebSocket frame, a big world's data included, every
+// ping) and sends it to Node over the same pipe, and puppeteer's own
+// session has it on already. No Fastify here.
 //
 // The session is created on the first hold and detached when the last
 // holder lets go (or with the page). Each holder adds its own listeners
@@ -17,13 +17,11 @@ export interface PageCdp {
   readonly session: CDPSession
   /** Listen to an event of the shared session until this hold ends. */
   on: <K extends keyof CDPEvents>(event: K, listener: (e: CDPEvents[K]) => void) => void
-  /** Make sure the Network domain is on (once per session, whoever asks). */
-  enableNetwork: () => Promise<void>
   /** Let go of this hold: its listeners go, and the last hold detaches the session. */
   release: () => Promise<void>
 }
 
-interface Shared { session: Promise<CDPSession>, holds: number, network?: Promise<void> }
+interface Shared { session: Promise<CDPSession>, holds: number }
 const shared = new WeakMap<Page, Shared>()
 
 /** Hold the page's shared DevTools session (created on first use). */
@@ -52,10 +50,6 @@ export async function holdPageCdp (page: Page): Promise<PageCdp> {
       if (released) return
       session.on(event, listener)
       listeners.push(() => { session.off(event, listener) })
-    },
-    async enableNetwork () {
-      held.network ??= session.send('Network.enable').then(() => {}, (err: unknown) => { held.network = undefined; throw err })
-      await held.network
     },
     async release () {
       if (released) return

@@ -1,26 +1,29 @@
-// Watches a page's WebSocket connections through the DevTools protocol, so
-// the REST API module's relay connection can be identified exactly: its URL
-// (and so its `id`), its handshake status and, for module 3.x, the relay's
-// `auth-success` answer. Frame payloads are read for that one word and never
-// kept or logged: they can carry connection tokens.
+// Watches a page's WebSocket connections, so the REST API module's relay
+// connection can be identified exactly: its URL (and so its `id`), whether
+// its upgrade was accepted, for module 3.x the relay's `auth-success` answer,
+// and its close code, which says why the relay refused it (4004: id held
+// elsewhere; 1008: bad token).
 //
-// The protocol does not carry close codes, and the relay's codes say why a
-// connection was refused (4004: id held elsewhere; 1008: bad token). A small
-// script in the page (lib/foundry/page/document.js) reports each socket's
-// close code through a binding.
+// A small script in every document of the page (lib/foundry/page/document.js
+// watchSockets) reports each socket's events through a binding. Not the
+// DevTools Network domain: with it on, Chromium sends every frame of every
+// socket to Node (a big world's data arrives as one frame of tens of MB, and
+// every ping of Foundry's socket and the relay's follows), once for each
+// session that has it on. Payloads stay in the page: a frame is only looked
+// at there for that one word, and can carry connection tokens.
 //
 // One watcher per page, shared: the login and the session (which follows the
-// module's connection for its whole life) each hold it, and it detaches when
-// the last holder lets go. It listens on the page's shared DevTools session
-// (lib/browser/cdp.ts), the one the request guard uses too.
+// module's connection for its whole life) each hold it, and it stops
+// listening when the last holder lets go.
 import type { Page } from 'puppeteer-core'
 import { holdPageCdp } from './cdp.ts'
 import { pageFunction } from '../foundry/page-scripts.ts'
 
 export interface WsConnection {
+  /** The page's id of the socket (unique across the page's documents). */
   requestId: string
   url: URL
-  /** HTTP status of the upgrade response (101 when accepted). */
+  /** 101 once the upgrade was accepted (the page saw it open); unset before, and when it never was. */
   status?: number
   /** The relay answered {"type":"auth-success"} (module 3.x). */
   authSucceeded: boolean
@@ -32,7 +35,7 @@ export interface WsConnection {
   closedAt?: number
 }
 
-const BINDING = '__foundrySessionsSocketClosed'
+const BINDING = '__foundrySessionsSocket'
 
 export interface WsWatcher {
   connections: () => WsConnection[]
@@ -79,55 +82,74 @@ export async function watchWebSockets (page: Page): Promise<WsWatcher> {
 }
 
 async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & { release: () => Promise<void> }> {
-  const cdp = await holdPageCdp(page)
   const byId = new Map<string, WsConnection>()
   const waiters = new Set<() => void>()
   const listeners = new Set<() => void>()
+  let released = false
   const changed = (): void => {
     for (const w of [...waiters]) w()
     for (const l of [...listeners]) { try { l() } catch {} }
   }
-
-  cdp.on('Network.webSocketCreated', (e) => {
-    let url: URL
-    try { url = new URL(e.url) } catch { return }
-    byId.set(e.requestId, { requestId: e.requestId, url, authSucceeded: false, closed: false, openedAt: Date.now() })
-    if (byId.size > MAX_KEPT) {
-      const old = [...byId.values()].find((c) => c.closed)
-      if (old !== undefined) byId.delete(old.requestId)
+  /** The execution context (the document) each open socket lives in. */
+  const contextOf = new Map<string, number>()
+  const close = (c: WsConnection, code?: unknown): void => {
+    c.closed = true
+    c.closedAt = Date.now()
+    if (typeof code === 'number' && Number.isInteger(code)) c.closeCode = code
+    contextOf.delete(c.requestId)
+  }
+  const onSocket = (context: number, event: unknown, id: unknown, href: unknown, code: unknown): void => {
+    if (released || typeof id !== 'string' || typeof href !== 'string') return
+    if (event === 'created') {
+      let url: URL
+      try { url = new URL(href) } catch { return }
+      byId.set(id, { requestId: id, url, authSucceeded: false, closed: false, openedAt: Date.now() })
+      contextOf.set(id, context)
+      if (byId.size > MAX_KEPT) {
+        const old = [...byId.values()].find((c) => c.closed)
+        if (old !== undefined) byId.delete(old.requestId)
+      }
+      changed()
+      return
     }
+    const c = byId.get(id)
+    if (c === undefined) return
+    if (event === 'open' && !c.closed) c.status = 101
+    else if (event === 'auth' && !c.closed) c.authSucceeded = true
+    else if (event === 'close' && !c.closed) close(c, code)
+    else return
     changed()
+  }
+  /** A document went (a navigation, a reload, the fleet lease's about:blank): its sockets with it, without a close code. */
+  const contextGone = (context: number | null): void => {
+    let any = false
+    for (const [id, ctx] of [...contextOf]) {
+      const c = byId.get(id)
+      if (context !== null && ctx !== context) continue
+      if (c !== undefined && !c.closed) { close(c); any = true } else contextOf.delete(id)
+    }
+    if (any) changed()
+  }
+  // A binding of the DevTools protocol on the page's shared session (the
+  // Runtime domain on: it installs bindings, and says when a document's
+  // context goes): each call is one small event, with its document.
+  const cdp = await holdPageCdp(page)
+  cdp.on('Runtime.bindingCalled', (e) => {
+    if (e.name !== BINDING) return
+    let args: unknown
+    try { args = JSON.parse(e.payload) } catch { return }
+    if (Array.isArray(args)) onSocket(e.executionContextId, args[0], args[1], args[2], args[3])
   })
-  cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
-    const c = byId.get(e.requestId)
-    if (c !== undefined) { c.status = e.response.status; changed() }
-  })
-  cdp.on('Network.webSocketFrameReceived', (e) => {
-    const c = byId.get(e.requestId)
-    if (c === undefined || c.authSucceeded || e.response.opcode !== 1) return
-    const data = e.response.payloadData
-    // Only small JSON messages can be the relay's auth answer.
-    if (data.length > 512 || !data.includes('auth-success')) return
-    try {
-      if ((JSON.parse(data) as { type?: unknown }).type === 'auth-success') { c.authSucceeded = true; changed() }
-    } catch {}
-  })
-  cdp.on('Network.webSocketClosed', (e) => {
-    const c = byId.get(e.requestId)
-    if (c !== undefined && !c.closed) { c.closed = true; c.closedAt = Date.now(); changed() }
-  })
+  cdp.on('Runtime.executionContextDestroyed', (e) => { contextGone(e.executionContextId) })
+  cdp.on('Runtime.executionContextsCleared', () => { contextGone(null) })
   try {
-    await cdp.enableNetwork()
+    await cdp.session.send('Runtime.addBinding', { name: BINDING })
+    await cdp.session.send('Runtime.enable')
+    await page.evaluateOnNewDocument(pageFunction('document', 'watchSockets'), BINDING)
   } catch (err) {
     await cdp.release()
     throw err
   }
-  await page.exposeFunction(BINDING, (url: string, code: number) => {
-    // The newest connection to that URL without a code is the one that closed.
-    const c = [...byId.values()].reverse().find((x) => x.url.href === url && x.closeCode === undefined)
-    if (c !== undefined && Number.isInteger(code)) { c.closeCode = code; c.closed = true; c.closedAt ??= Date.now(); changed() }
-  })
-  await page.evaluateOnNewDocument(pageFunction('document', 'reportCloseCodes'), BINDING)
 
   return {
     connections: () => [...byId.values()],
@@ -159,6 +181,7 @@ async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & {
     },
 
     async release () {
+      released = true
       waiters.clear()
       listeners.clear()
       await cdp.release()

@@ -24,7 +24,7 @@ interface CommonPage {
 export interface PageApi {
   common: CommonPage
   document: {
-    reportCloseCodes: (binding: string) => boolean
+    watchSockets: (binding: string) => boolean
     setNoCanvas: () => boolean
     seedConnectionToken: (origin: string, key: string, token: string) => boolean
   }
@@ -72,7 +72,7 @@ export type PageResult<S extends PageScript, F extends PageFn<S>> = Signature<S,
 /** Every page function by script; the compiler keeps it equal to PageApi, the test to the scripts. */
 export const PAGE_FUNCTIONS: { [S in PageScript]: { [F in PageFn<S>]: true } } = {
   common: { errorCount: true, lastError: true, users: true, userCount: true, status: true, postJson: true, clearPasswords: true },
-  document: { reportCloseCodes: true, setNoCanvas: true, seedConnectionToken: true },
+  document: { watchSockets: true, setNoCanvas: true, seedConnectionToken: true },
   auth: { probe: true, submit: true, error: true },
   setup: { ready: true, worlds: true, dismissOverlays: true, errorCount: true, launch: true, outcome: true, declineMigration: true },
   players: { ready: true, submit: true },

@@ -99,13 +99,16 @@ t.test('each page script runs in a blank page of real Chromium', async (t) => {
   t.equal(await page.evaluate(pageFunction('players', 'ready')), true)
 })
 
-t.test('the WebSocket close-code reporter, installed as production installs it, reports 4004 and 1008', async (t) => {
+t.test('the WebSocket watcher, installed as production installs it: accepted, auth-success, close codes 4004 and 1008, and a document that goes', async (t) => {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
   await new Promise((resolve) => wss.once('listening', resolve))
   t.teardown(() => { for (const c of wss.clients) c.terminate(); wss.close() })
   wss.on('connection', (ws, req) => {
-    const code = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('close'))
-    ws.close(code, 'refused')
+    const q = new URL(req.url ?? '/', 'http://x').searchParams
+    const code = Number(q.get('close'))
+    if (code !== 0) { ws.close(code, 'refused'); return }
+    // A big frame first (a world's data, which never leaves the page), then the relay's answer.
+    if (q.get('auth') === '1') { ws.send('x'.repeat(1 << 20)); ws.send(JSON.stringify({ type: 'auth-success' })) }
   })
   const port = (wss.address() as { port: number }).port
   const browser = await fileBrowser(t)
@@ -119,6 +122,20 @@ t.test('the WebSocket close-code reporter, installed as production installs it, 
   const refused = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'b' && c.closeCode !== undefined, 10_000)
   t.equal(refused.closeCode, 1008)
   t.equal(await page.evaluate('WebSocket.name'), 'Watched', 'the page\'s WebSocket is the watched one')
+
+  await page.evaluate(`window.keep = [new WebSocket('ws://127.0.0.1:${port}/relay?id=c&auth=1'), new WebSocket('ws://127.0.0.1:${port}/?id=d')]`)
+  const authed = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'c' && c.authSucceeded, 10_000)
+  t.equal(authed.status, 101, 'accepted')
+  t.notOk(authed.closed)
+  const plain = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'd' && c.status === 101, 10_000)
+  t.notOk(plain.authSucceeded, 'no auth-success on a socket that never got one')
+  t.not(authed.requestId, plain.requestId)
+  // The document goes (as for the fleet lease's about:blank): its sockets with it, no close code.
+  await page.goto('data:text/html,<p>next</p>')
+  await watcher.waitFor((c) => c.requestId === authed.requestId && c.closed, 10_000)
+  await watcher.waitFor((c) => c.requestId === plain.requestId && c.closed, 10_000)
+  t.equal(authed.closeCode, undefined, 'closed with the document, without a code')
+  t.ok(watcher.connections().every((c) => c.closed), 'nothing of the old document is left open')
 })
 
 t.test('the fleet lease kept by the page: it leaves for about:blank once its deadline passes, and an extension moves the deadline', async (t) => {
