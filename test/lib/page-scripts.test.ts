@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws'
 import { PAGE_SCRIPTS, pageCallSource, pageFunction, pageScriptSource } from '../../lib/foundry/page-scripts.ts'
 import { PAGE_FUNCTIONS } from '../../lib/foundry/page-api.ts'
 import { watchWebSockets } from '../../lib/browser/websockets.ts'
+import { holdPageCdp } from '../../lib/browser/cdp.ts'
 import { fileBrowser, freshPage } from '../../support/foundry/browser.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -115,6 +116,11 @@ t.test('the WebSocket watcher, installed as production installs it: accepted, au
   const { page } = await freshPage(t, browser)
   const watcher = await watchWebSockets(page)
   t.teardown(async () => { await watcher.detach() })
+  // The service's own DevTools session (shared with the watcher): no frame crosses it.
+  const cdp = await holdPageCdp(page)
+  t.teardown(async () => { await cdp.release() })
+  let frames = 0
+  cdp.on('Network.webSocketFrameReceived', () => { frames++ })
   await page.goto('about:blank')
   await page.evaluate(`new WebSocket('ws://127.0.0.1:${port}/?id=a&close=4004'); new WebSocket('ws://127.0.0.1:${port}/relay?id=b&close=1008')`)
   const taken = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'a' && c.closeCode !== undefined, 10_000)
@@ -129,6 +135,7 @@ t.test('the WebSocket watcher, installed as production installs it: accepted, au
   t.notOk(authed.closed)
   const plain = await watcher.waitFor((c) => c.url.searchParams.get('id') === 'd' && c.status === 101, 10_000)
   t.notOk(plain.authSucceeded, 'no auth-success on a socket that never got one')
+  t.equal(frames, 0, 'the 1 MB frame and the auth answer reached the page, not the service\'s DevTools session')
   t.not(authed.requestId, plain.requestId)
   // The document goes (as for the fleet lease's about:blank): its sockets with it, no close code.
   await page.goto('data:text/html,<p>next</p>')
