@@ -85,26 +85,26 @@ async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & {
   const byId = new Map<string, WsConnection>()
   const waiters = new Set<() => void>()
   const listeners = new Set<() => void>()
-  let released = false
   const changed = (): void => {
     for (const w of [...waiters]) w()
     for (const l of [...listeners]) { try { l() } catch {} }
   }
-  /** The execution context (the document) each open socket lives in. */
-  const contextOf = new Map<string, number>()
+  /** The execution context (the document) of each socket still open. */
+  const contextOf = new Map<WsConnection, number>()
   const close = (c: WsConnection, code?: unknown): void => {
     c.closed = true
     c.closedAt = Date.now()
     if (typeof code === 'number' && Number.isInteger(code)) c.closeCode = code
-    contextOf.delete(c.requestId)
+    contextOf.delete(c)
   }
   const onSocket = (context: number, event: unknown, id: unknown, href: unknown, code: unknown): void => {
-    if (released || typeof id !== 'string' || typeof href !== 'string') return
+    if (typeof id !== 'string' || typeof href !== 'string') return
     if (event === 'created') {
       let url: URL
       try { url = new URL(href) } catch { return }
-      byId.set(id, { requestId: id, url, authSucceeded: false, closed: false, openedAt: Date.now() })
-      contextOf.set(id, context)
+      const c: WsConnection = { requestId: id, url, authSucceeded: false, closed: false, openedAt: Date.now() }
+      byId.set(id, c)
+      contextOf.set(c, context)
       if (byId.size > MAX_KEPT) {
         const old = [...byId.values()].find((c) => c.closed)
         if (old !== undefined) byId.delete(old.requestId)
@@ -122,13 +122,9 @@ async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & {
   }
   /** A document went (a navigation, a reload, the fleet lease's about:blank): its sockets with it, without a close code. */
   const contextGone = (context: number | null): void => {
-    let any = false
-    for (const [id, ctx] of [...contextOf]) {
-      const c = byId.get(id)
-      if (context !== null && ctx !== context) continue
-      if (c !== undefined && !c.closed) { close(c); any = true } else contextOf.delete(id)
-    }
-    if (any) changed()
+    const gone = [...contextOf].filter(([, ctx]) => context === null || ctx === context)
+    for (const [c] of gone) close(c)
+    if (gone.length > 0) changed()
   }
   // A binding of the DevTools protocol on the page's shared session (the
   // Runtime domain on: it installs bindings, and says when a document's
@@ -181,7 +177,7 @@ async function createWatcher (page: Page): Promise<Omit<WsWatcher, 'detach'> & {
     },
 
     async release () {
-      released = true
+      // Its listeners on the shared session go with the hold.
       waiters.clear()
       listeners.clear()
       await cdp.release()
