@@ -129,8 +129,18 @@ function scheduleRefresh (delayMs = 100): void {
   refreshTimer = setTimeout(() => { void refresh() }, delayMs)
 }
 
+let queued: Promise<void> | null = null
+
+/**
+ * Load the list now. A load already in flight may have read the list before
+ * what this caller saw change (a start that just failed, an end): the caller
+ * gets one more load after it, shared with every caller meanwhile.
+ */
 async function refresh (): Promise<void> {
-  if (refreshing !== null) return await refreshing
+  if (refreshing !== null) {
+    queued ??= refreshing.then(async () => { queued = null; await refresh() })
+    return await queued
+  }
   const run = load()
   refreshing = run
   try { await run } finally { if (refreshing === run) refreshing = null }
