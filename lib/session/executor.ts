@@ -97,6 +97,26 @@ export interface Executor {
   extendPageLeases: (until: number) => void
 }
 
+/**
+ * `work`, or the signal's reason as soon as it aborts (what `work` comes to
+ * afterwards is dropped).
+ */
+export async function unlessAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => {})
+  signal.throwIfAborted()
+  let stop = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    stop = () => { signal.removeEventListener('abort', onAbort) }
+  })
+  try {
+    return await Promise.race([work, aborted])
+  } finally {
+    stop()
+  }
+}
+
 /** Shortest time between two egress events of one browser context. */
 const EGRESS_REPORT_MS = 10_000
 
@@ -249,7 +269,10 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       throw new SessionCancelled()
     }
     entry.context = context
-    const page = await context.newPage()
+    // A context closed while its page is being made (the session ended or
+    // was released just then) leaves puppeteer's newPage waiting for a
+    // target that never comes, for 30 s: the start answers at once instead.
+    const page = await unlessAborted(context.newPage(), abort.signal)
     entry.page = page
     await preparePage(page, pageSetup(opts.page, entry.options.page))
     const gate = pool.egressOf(context)
