@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import * as errors from '../lib/errors.ts'
 import { CATALOGUE, LOGIN_STAGES, isErrorCode, type ErrorCode } from '../lib/errors.ts'
 import type { Stage } from '../lib/foundry/index.ts'
-import { build } from './helper.ts'
+import { NO_LOGIN, build } from './helper.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 
@@ -48,7 +48,7 @@ t.test('every error class throws a catalogued code with its status', async (t) =
 })
 
 t.test('the OpenAPI document describes errors from the catalogue', async (t) => {
-  const { app } = await build(t)
+  const { app } = await build(t, NO_LOGIN)
   const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json() as {
     info: { description: string }
     components: { schemas: Record<string, { properties: Record<string, { description?: string }> }> }

@@ -6,7 +6,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveChromium } from '../../lib/browser/chromium.ts'
-import { API_KEY, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.ts'
+import { API_KEY, NO_LOGIN, OTHER_KEY, build, encryptNode, expectError, handshake } from '../helper.ts'
 import { GM, PLAYER, WORLD, alive, endSession, eventually, foundry, listSessions, startSession } from './fixtures.ts'
 
 t.test('JOIN_FORM_UNKNOWN: a join page with neither a user list nor a user name field', async (t) => {
@@ -89,7 +89,7 @@ t.test('BROWSER_UNAVAILABLE and /health 503: a CHROMIUM_PATH that cannot start; 
 
 t.test('HANDSHAKE_EXPIRED over HTTP (HANDSHAKE_TTL_MS)', async (t) => {
   const TTL = 1500
-  const { app } = await build(t, { HANDSHAKE_TTL_MS: TTL })
+  const { app } = await build(t, { ...NO_LOGIN, HANDSHAKE_TTL_MS: TTL })
   const headers = { 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': GM.name }
   const start = async (h: Awaited<ReturnType<typeof handshake>>, nonce: string) => await app.inject({
     method: 'POST',
@@ -159,7 +159,7 @@ t.test('SERVICE_CLOSING', async (t) => {
   })
 
   t.test('a request that arrives while the service closes', async (t) => {
-    const { app } = await build(t)
+    const { app } = await build(t, NO_LOGIN)
     await app.listen({ host: '127.0.0.1', port: 0 })
     const port = (app.server.address() as net.AddressInfo).port
     // A request whose head is still arriving when the service starts to
@@ -188,7 +188,7 @@ t.test('SERVICE_CLOSING', async (t) => {
 t.test('REQUEST_TIMEOUT: a request head that does not arrive in time', async (t) => {
   // The service's own server options and client-error handler; only Node's
   // timers are shortened (its defaults: 60 s, checked every 30 s).
-  const { app } = await build(t, {}, { http: { headersTimeout: 500, connectionsCheckingInterval: 50 } })
+  const { app } = await build(t, NO_LOGIN, { http: { headersTimeout: 500, connectionsCheckingInterval: 50 } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
   t.teardown(() => { socket.destroy() })

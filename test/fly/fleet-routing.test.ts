@@ -75,7 +75,8 @@ t.test('handshake on one machine, start-session landing on another: the session 
 
 t.test('a handshake whose machine stopped: a clear 401 on the others, not a replay to nowhere', async (t) => {
   const redis = await startRedis(t)
-  const env = { API_KEYS: KEY, REDIS_URL: redis.url, FLEET_HEARTBEAT_MS: '1000' }
+  // Neither machine logs in: Chromium waits for a first session (CHROMIUM_LAUNCH).
+  const env = { API_KEYS: KEY, REDIS_URL: redis.url, FLEET_HEARTBEAT_MS: '1000', CHROMIUM_LAUNCH: 'first-session' }
   const [a, b] = await Promise.all([startMachine('machine-a', env, t), startMachine('machine-b', env, t)])
   const hs = await (await fetch(`${a.url}/session-handshake`, {
     method: 'POST', headers: { ...headers, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': GM.name }
