@@ -1,6 +1,6 @@
 // Process trees from /proc, for the tests and the benchmarks: what Chromium
 // started, and whether it is gone.
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 
 /** One process from /proc/<pid>/stat. */
 export interface ProcStat {
@@ -50,4 +50,30 @@ export function alive (pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
   } catch { return false }
+}
+
+/** TCP ports the given processes listen on (IPv4 and IPv6), from /proc/net and their open sockets. */
+export function listeningPorts (pids: number[]): number[] {
+  const sockets = new Set<string>()
+  for (const pid of pids) {
+    let fds: string[] = []
+    try { fds = readdirSync(`/proc/${pid}/fd`) } catch { continue }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+        if (m !== null) sockets.add(m[1]!)
+      } catch {}
+    }
+  }
+  const ports = new Set<number>()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let lines: string[] = []
+    try { lines = readFileSync(table, 'utf8').trim().split('\n').slice(1) } catch { continue }
+    for (const line of lines) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const f = line.trim().split(/\s+/)
+      if (f[3] === '0A' && sockets.has(f[9] ?? '')) ports.add(parseInt(f[1]!.split(':')[1]!, 16))
+    }
+  }
+  return [...ports]
 }

@@ -1,6 +1,6 @@
 // Where Chromium comes from and how it is started. No Fastify here: the
 // browser pool, the tests and the benchmarks all launch through this file.
-import puppeteer, { type Browser } from 'puppeteer-core'
+import puppeteer, { TimeoutError, type Browser, type LaunchOptions } from 'puppeteer-core'
 
 // Flags from @sparticuz/chromium that this service must not use:
 // --single-process kills the browser when a second context opens a page;
@@ -142,17 +142,39 @@ export function mergeJsFlags (args: readonly string[]): string[] {
   return out
 }
 
-/** Launch one Chromium process. Signals are left to the service's own shutdown. */
+/**
+ * Launch one Chromium process. Signals are left to the service's own shutdown.
+ *
+ * DevTools runs over a pipe (--remote-debugging-pipe), not a WebSocket:
+ * Chromium opens no DevTools port, so nothing on the machine (a session's
+ * page through the egress gate included) can reach the browser's control
+ * channel; and a Chromium whose service is killed sees the pipe close and
+ * exits. Over the pipe, a Chromium that exits at once is only a closed
+ * connection ("Target closed"): the same command is then launched once
+ * more over a WebSocket, where puppeteer waits for its first line and
+ * reports its exit code and stderr; that is the error reported. A launch
+ * that timed out is not repeated.
+ */
 export async function launchChromium (resolved: ResolvedChromium, extra: { protocolTimeout?: number } = {}): Promise<Browser> {
-  return await puppeteer.launch({
+  const options = (pipe: boolean): LaunchOptions => ({
     executablePath: resolved.executablePath,
     // puppeteer mutates the array it is given: always pass a fresh one.
     args: mergeJsFlags(resolved.args),
     headless: resolved.headless,
+    pipe,
     handleSIGINT: false,
     handleSIGTERM: false,
     handleSIGHUP: false,
     defaultViewport: null,
     protocolTimeout: extra.protocolTimeout ?? 60_000
   })
+  try {
+    return await puppeteer.launch(options(true))
+  } catch (err) {
+    if (err instanceof TimeoutError) throw err
+    const diagnosis = await puppeteer.launch({ ...options(false), timeout: 10_000 })
+    // It started this time: the pipe's error stands.
+    await diagnosis.close().catch(() => {})
+    throw err
+  }
 }

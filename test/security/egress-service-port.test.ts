@@ -11,6 +11,7 @@ import { createUrlPolicy } from '../../lib/access/url-policy.ts'
 import type { SessionEvent } from '../../lib/session/types.ts'
 import { GM, eventually, foundry, startSession } from '../e2e/fixtures.ts'
 import { build } from '../helper.ts'
+import { listeningPorts, processTree } from '../../support/proc.ts'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -120,6 +121,16 @@ t.test('the running service: its API port and METRICS_PORT are refused through e
   t.teardown(() => own.close())
   t.equal(await viaGate(own.proxyServer, `http://127.0.0.1:${port}/health`), 200, 'the session\'s own Foundry URL is let through')
   t.equal(connections, 1)
+
+  // Nor is there a DevTools port to reach: Chromium is driven over a pipe
+  // and listens on no port at all (a page could otherwise try loopback
+  // ports until it found the browser's control channel).
+  const chromium = app.browserPool.pid()
+  t.ok(chromium !== null, 'Chromium runs')
+  const tree = processTree(chromium!)
+  t.ok(tree.length > 1, `its process tree (${tree.length} processes)`)
+  t.same(listeningPorts(tree), [], 'Chromium listens on no TCP port')
+  t.ok(listeningPorts([process.pid]).includes(port), 'while the check sees this process\'s own listening port')
 })
 
 /** A session on a stand-in whose /game page runs the egress probe toward `target` (every way a page has). */
