@@ -1,5 +1,8 @@
 // Where Chromium comes from and how it is started. No Fastify here: the
 // browser pool, the tests and the benchmarks all launch through this file.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import puppeteer, { TimeoutError, type Browser, type LaunchOptions } from 'puppeteer-core'
 
 // Flags from @sparticuz/chromium that this service must not use:
@@ -143,6 +146,37 @@ export function mergeJsFlags (args: readonly string[]): string[] {
 }
 
 /**
+ * Where each Chromium's profile (--user-data-dir) lives: a directory of its
+ * own, `<pid of the process that launched it>-<random>`, in one directory
+ * of this service's for each user (another user's service cannot write
+ * in it, nor remove from it). puppeteer's own temporary profiles are removed by the
+ * process that made them, when Chromium exits: a service killed
+ * (SIGKILL, the kernel's OOM killer) left its profile behind on every
+ * crash. Here the next launch on the machine removes the profiles of
+ * processes that are gone.
+ */
+export const PROFILES_DIR = join(tmpdir(), `foundry-sessions-chromium-${process.getuid?.() ?? 'user'}`)
+
+/** Remove the profiles whose launching process is gone; returns their names. */
+export function removeStaleProfiles (dir = PROFILES_DIR): string[] {
+  let names: string[]
+  try { names = readdirSync(dir) } catch { return [] }
+  const removed: string[] = []
+  for (const name of names) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1] ?? NaN)
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue
+    try { rmSync(join(dir, name), { recursive: true, force: true }) } catch { continue }
+    removed.push(name)
+  }
+  return removed
+}
+
+/** Whether a process with this pid exists (EPERM: it does, not ours). */
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/**
  * Launch one Chromium process. Signals are left to the service's own shutdown.
  *
  * DevTools runs over a pipe (--remote-debugging-pipe), not a WebSocket:
@@ -154,8 +188,17 @@ export function mergeJsFlags (args: readonly string[]): string[] {
  * more over a WebSocket, where puppeteer waits for its first line and
  * reports its exit code and stderr; that is the error reported. A launch
  * that timed out is not repeated.
+ *
+ * Its profile is a directory of PROFILES_DIR (unless CHROMIUM_ARGS names
+ * a --user-data-dir), removed as soon as Chromium exits.
  */
 export async function launchChromium (resolved: ResolvedChromium, extra: { protocolTimeout?: number } = {}): Promise<Browser> {
+  removeStaleProfiles()
+  let profile: string | undefined
+  if (!resolved.args.some((a) => a.startsWith('--user-data-dir'))) {
+    mkdirSync(PROFILES_DIR, { recursive: true })
+    profile = mkdtempSync(join(PROFILES_DIR, `${process.pid}-`))
+  }
   const options = (pipe: boolean): LaunchOptions => ({
     executablePath: resolved.executablePath,
     // puppeteer mutates the array it is given: always pass a fresh one.
@@ -168,13 +211,24 @@ export async function launchChromium (resolved: ResolvedChromium, extra: { proto
     defaultViewport: null,
     protocolTimeout: extra.protocolTimeout ?? 60_000
   })
+  let browser: Browser
   try {
-    return await puppeteer.launch(options(true))
+    browser = await puppeteer.launch({ ...options(true), ...(profile !== undefined ? { userDataDir: profile } : {}) })
   } catch (err) {
+    if (profile !== undefined) rmSync(profile, { recursive: true, force: true })
     if (err instanceof TimeoutError) throw err
     const diagnosis = await puppeteer.launch({ ...options(false), timeout: 10_000 })
     // It started this time: the pipe's error stands.
     await diagnosis.close().catch(() => {})
     throw err
   }
+  const child = browser.process()
+  if (profile !== undefined && child !== null) {
+    // Synchronously, in the exit event itself: gone before browser.close()
+    // returns (it waits for the same event).
+    const remove = (): void => { rmSync(profile, { recursive: true, force: true }) }
+    if (child.exitCode !== null || child.signalCode !== null) remove()
+    else child.once('exit', remove)
+  }
+  return browser
 }

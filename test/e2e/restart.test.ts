@@ -98,14 +98,19 @@ t.test('SIGTERM, then SIGKILL: started again, the same sessions are active again
   // SIGKILL of the service and its whole tree (a crash, an OOM kill).
   t.ok(await eventually(() => readState(dir).sessions.some((s) => s.record.id === sessionId && s.record.status === 'active'), 10_000), 'the file says active again')
   const tree2 = processTree(svc.child.pid!)
+  // Its Chromium's profile directory, which nobody removes at a SIGKILL.
+  const profile = tree2.map((p) => { try { return /--user-data-dir=(\S+)/.exec(readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' '))?.[1] } catch { return undefined } })
+    .find((d) => d !== undefined)
   svc.child.kill('SIGKILL')
   for (const pid of tree2) { try { process.kill(pid, 'SIGKILL') } catch {} }
   t.ok(await eventually(() => tree2.every((p) => !alive(p)), 10_000), 'killed, Chromium too')
+  t.ok(profile !== undefined && existsSync(profile), `the killed service's Chromium profile is left behind (${profile})`)
   t.ok(await eventually(() => !relay.open().some((c) => c.id === clientId), 10_000), 'the relay saw the module go')
   at = Date.now();
   ({ svc, base } = await start())
   t.ok(await eventually(async () => (await listed(base, sessionId))?.status === 'active', 40_000), 'active again after the SIGKILL restart')
   t.match(await listed(base, sessionId), { sessionId, clientId, status: 'active', relogins: 2 })
+  t.notOk(existsSync(profile!), 'the new service removed it when it launched its Chromium')
   t.ok(await eventually(() => relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the module connected again')
 
   noSecretIn(readState(dir).text, 'the state file after the restarts')

@@ -1,9 +1,13 @@
 // Chromium's launch flags: V8 flags from the defaults and CHROMIUM_ARGS end
 // up in one --js-flags switch (Chromium reads only the last one), and that
-// switch reaches the renderers of a real launch.
+// switch reaches the renderers of a real launch. Each Chromium's profile is
+// a directory of the service's own, gone when Chromium exits, and the
+// profiles a killed service left behind go at the next launch.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
-import { launchChromium, mergeJsFlags, resolveChromium } from '../../lib/browser/chromium.ts'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PROFILES_DIR, launchChromium, mergeJsFlags, removeStaleProfiles, resolveChromium } from '../../lib/browser/chromium.ts'
 import { processTree } from '../../support/proc.ts'
 
 t.test('mergeJsFlags', async (t) => {
@@ -32,4 +36,52 @@ t.test('a V8 flag from CHROMIUM_ARGS reaches the renderer, beside the defaults',
     t.equal(cmd.split('--js-flags=').length - 1, 1, 'one --js-flags switch')
     t.match(cmd, /--js-flags=[^]*--stack-size=900/, 'with the flag from CHROMIUM_ARGS')
   }
+})
+
+/** The --user-data-dir of a running Chromium, from its command line. */
+function profileOf (pid: number): string | undefined {
+  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  return args.find((a) => a.startsWith('--user-data-dir='))?.slice('--user-data-dir='.length)
+}
+
+t.test('a Chromium\'s profile is a directory of the service\'s, removed when Chromium exits', async (t) => {
+  const browser = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
+  t.teardown(async () => { await browser.close().catch(() => {}) })
+  const profile = profileOf(browser.process()!.pid!)
+  t.ok(profile?.startsWith(join(PROFILES_DIR, `${process.pid}-`)), `in ${PROFILES_DIR}, named for this process: ${profile}`)
+  t.ok(existsSync(profile!) && readdirSync(profile!).length > 0, 'Chromium writes there')
+  await browser.close()
+  t.notOk(existsSync(profile!), 'gone once close() returns')
+
+  // Chromium killed (a crash, the OOM killer): gone as well.
+  const killed = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
+  const other = profileOf(killed.process()!.pid!)!
+  const exited = new Promise((resolve) => killed.process()!.once('exit', resolve))
+  killed.process()!.kill('SIGKILL')
+  await exited
+  t.notOk(existsSync(other), 'gone after SIGKILL too')
+})
+
+t.test('the profiles of processes that are gone are removed by the next launch; the others stay', async (t) => {
+  // A pid that is gone: a process that has exited (and been reaped).
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid!
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' })
+  t.teardown(() => { sleeper.kill('SIGKILL') })
+  mkdirSync(PROFILES_DIR, { recursive: true })
+  const stale = join(PROFILES_DIR, `${gone}-killed`)
+  const living = join(PROFILES_DIR, `${sleeper.pid!}-running`)
+  const ours = join(PROFILES_DIR, `${process.pid}-other`)
+  for (const dir of [stale, living, ours]) {
+    mkdirSync(join(dir, 'Default'), { recursive: true })
+    writeFileSync(join(dir, 'Default', 'Preferences'), '{}')
+  }
+  t.teardown(() => { for (const dir of [stale, living, ours]) rmSync(dir, { recursive: true, force: true }) })
+  t.same(removeStaleProfiles(), [`${gone}-killed`], 'only the one whose process is gone')
+  t.notOk(existsSync(stale), 'removed')
+  t.ok(existsSync(living) && existsSync(ours), 'a live process\'s profile and this process\'s stay')
+
+  mkdirSync(stale)
+  const browser = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
+  t.teardown(async () => { await browser.close().catch(() => {}) })
+  t.notOk(existsSync(stale), 'a launch removes them first')
 })
