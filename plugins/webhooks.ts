@@ -4,6 +4,7 @@
 // (routes/sessions.ts checks it with webhookUrl below).
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
+import { Gauge } from 'prom-client'
 import { createDelivery } from '../lib/webhooks/delivery.ts'
 import { createNotifier, type Notifier } from '../lib/webhooks/notifier.ts'
 import { checkWebhookUrl, newWebhookSecret, parseWebhookSecret } from '../lib/webhooks/url.ts'
@@ -55,6 +56,16 @@ const webhooks: FastifyPluginAsync = async (fastify) => {
     reconnectingAfterMs: config.WEBHOOK_RECONNECTING_AFTER_MS,
     moduleOfflineAfterMs: config.WEBHOOK_MODULE_OFFLINE_AFTER_MS
   })
+  // Messages waiting or being sent, read at scrape time: a receiver that
+  // does not answer shows as a backlog that stays (the gauge registers
+  // itself in the metrics registry).
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'foundry_webhook_pending',
+    help: 'Webhook messages of this machine waiting or being delivered (each session\'s webhook and the operator\'s WEBHOOK_URL)',
+    registers: [fastify.metrics.registry],
+    collect () { this.set(delivery.pending() + operator.pending()) }
+  })
   const untrack = sessions.onTrack(notifier.tracker)
   const unlisten = sessions.onEvent(notifier.listener)
   fastify.decorate('webhooks', {
@@ -73,4 +84,4 @@ const webhooks: FastifyPluginAsync = async (fastify) => {
   })
 }
 
-export default fp(webhooks, { name: 'webhooks', fastify: '5.x', dependencies: ['config', 'sessions', 'url-policy'] })
+export default fp(webhooks, { name: 'webhooks', fastify: '5.x', dependencies: ['config', 'sessions', 'url-policy', 'metrics'] })

@@ -90,8 +90,14 @@ t.test('one delivery per event on three machines, through a handover', async (t)
   t.equal(end.status, 200)
   const ended = await r.wait(sessionPath, (x) => payload(x).type === 'session.ended')
   await r.wait(operatorPath, (x) => payload(x).type === 'session.ended')
-  // Time for a duplicate to show up, if one were coming.
-  await new Promise((resolve) => setTimeout(resolve, 2000))
+  // Every running machine's webhooks delivered: a duplicate on its way
+  // anywhere has arrived by then (a message counts as pending until its
+  // receiver answered).
+  const running = f.machines.filter((m) => m.child.exitCode === null && m.child.signalCode === null)
+  t.ok(await eventually(async () => {
+    for (const m of running) if (!/^foundry_webhook_pending\{[^}]*\} 0$/m.test(await f.metrics(m))) return false
+    return true
+  }, 20_000), `no webhook pending on ${running.map((m) => m.id).join(', ')}`)
 
   t.match(payload(ended), { data: { sessionId, instanceId: newOwner, status: 'ended' } }, 'sent by the machine that ran it at the end')
   t.ok(verify(ended, sessionSecret), 'signed with the session\'s secret, which moved with it (sealed)')

@@ -1,8 +1,11 @@
 // Prometheus metrics on METRICS_PORT: handshakes, logins by result and code,
 // sessions by status, registry errors; never a secret in a label.
 import t from 'tap'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { newWebhookSecret } from '../../lib/webhooks/url.ts'
 import { API_KEY, build } from '../helper.ts'
-import { GM, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
+import { GM, endSession, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
 import { freePort, startRedis } from './redis.ts'
 
 const hsHeaders = { 'x-api-key': API_KEY, 'x-foundry-url': 'http://127.0.0.1:9/', 'x-username': 'Gamemaster' }
@@ -32,13 +35,39 @@ t.test('GET /metrics on its own port, in Prometheus text format', async (t) => {
   t.equal((await fetch(`http://127.0.0.1:${port}/session`)).status, 404, 'the metrics port serves nothing else')
 })
 
-t.test('a real login and a relogin: login duration by stage, relogins', async (t) => {
+t.test('a real login and a relogin: login duration by stage, relogins; the webhook backlog', async (t) => {
   const { standin } = await foundry(t)
+  // The operator's webhook receiver, which holds its answers until told to.
+  const held: Array<() => void> = []
+  let hold = true
+  let received = 0
+  const receiver = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      received++
+      const answer = (): void => { res.writeHead(204).end() }
+      if (hold) held.push(answer)
+      else answer()
+    })
+  })
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { receiver.closeAllConnections(); receiver.close() })
   const port = await freePort()
-  const { app } = await build(t, { METRICS_PORT: port, HOST: '127.0.0.1', INSTANCE_ID: 'metrics-b', RELOGIN_BASE_MS: 200, RELOGIN_ATTEMPTS: 10 })
+  const { app } = await build(t, {
+    METRICS_PORT: port,
+    HOST: '127.0.0.1',
+    INSTANCE_ID: 'metrics-b',
+    RELOGIN_BASE_MS: 200,
+    RELOGIN_ATTEMPTS: 10,
+    WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/op`,
+    WEBHOOK_SECRET: newWebhookSecret(),
+    WEBHOOK_TIMEOUT_MS: 60_000
+  })
+  const scrape = async (): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const backlog = (text: string): number => Number(/^foundry_webhook_pending\{machine="metrics-b"\} (\d+)$/m.exec(text)?.[1] ?? NaN)
+  t.equal(backlog(await scrape()), 0, 'no webhook waiting before any session')
   const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
   t.equal(res.statusCode, 200, res.body)
-  const scrape = async (): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
   const count = (text: string, stage: string, result: string): number =>
     Number(new RegExp(`^foundry_login_stage_duration_seconds_count\\{[^}]*stage="${stage}"[^}]*result="${result}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
   const first = await scrape()
@@ -53,6 +82,15 @@ t.test('a real login and a relogin: login duration by stage, relogins', async (t
   t.match(after, /^foundry_relogins_total\{result="ok",machine="metrics-b"\} 1$/m, 'one relogin')
   t.equal(count(after, 'join', 'ok'), 2, 'the relogin\'s stages timed too')
   t.notOk(after.includes(GM.password))
+
+  // The session ends: its session.ended goes to the operator's webhook, whose receiver holds the answer.
+  t.equal(received, 0, 'no webhook so far (a relogin this short sends none)')
+  await endSession(app, res.json().sessionId)
+  t.ok(await eventually(() => received > 0), 'the operator\'s webhook is being delivered')
+  t.ok(backlog(await scrape()) >= 1, 'its message counts as pending while the receiver holds the answer')
+  hold = false
+  for (const answer of held.splice(0)) answer()
+  t.ok(await eventually(async () => backlog(await scrape()) === 0), 'none pending once the receiver answered')
 })
 
 t.test('METRICS_PORT unset: no metrics listener', async (t) => {
