@@ -5,7 +5,8 @@
 // profiles a killed service left behind go at the next launch.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PROFILES_DIR, launchChromium, mergeJsFlags, removeStaleProfiles, resolveChromium } from '../../lib/browser/chromium.ts'
 import { processTree } from '../../support/proc.ts'
@@ -67,21 +68,26 @@ t.test('the profiles of processes that are gone are removed by the next launch; 
   const gone = spawnSync(process.execPath, ['-e', '0']).pid!
   const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' })
   t.teardown(() => { sleeper.kill('SIGKILL') })
-  mkdirSync(PROFILES_DIR, { recursive: true })
-  const stale = join(PROFILES_DIR, `${gone}-killed`)
-  const living = join(PROFILES_DIR, `${sleeper.pid!}-running`)
-  const ours = join(PROFILES_DIR, `${process.pid}-other`)
-  for (const dir of [stale, living, ours]) {
-    mkdirSync(join(dir, 'Default'), { recursive: true })
-    writeFileSync(join(dir, 'Default', 'Preferences'), '{}')
+  // In a directory of this test's (other test files' services come and go in PROFILES_DIR).
+  const dir = mkdtempSync(join(tmpdir(), 'fs-profiles-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const stale = join(dir, `${gone}-killed`)
+  const living = join(dir, `${sleeper.pid!}-running`)
+  const ours = join(dir, `${process.pid}-other`)
+  for (const d of [stale, living, ours]) {
+    mkdirSync(join(d, 'Default'), { recursive: true })
+    writeFileSync(join(d, 'Default', 'Preferences'), '{}')
   }
-  t.teardown(() => { for (const dir of [stale, living, ours]) rmSync(dir, { recursive: true, force: true }) })
-  t.same(removeStaleProfiles(), [`${gone}-killed`], 'only the one whose process is gone')
+  t.same(removeStaleProfiles(dir), [`${gone}-killed`], 'only the one whose process is gone')
   t.notOk(existsSync(stale), 'removed')
   t.ok(existsSync(living) && existsSync(ours), 'a live process\'s profile and this process\'s stay')
 
-  mkdirSync(stale)
+  // A launch does it in PROFILES_DIR before it makes its own.
+  mkdirSync(PROFILES_DIR, { recursive: true })
+  const left = join(PROFILES_DIR, `${gone}-killed`)
+  mkdirSync(left, { recursive: true })
+  t.teardown(() => { rmSync(left, { recursive: true, force: true }) })
   const browser = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
   t.teardown(async () => { await browser.close().catch(() => {}) })
-  t.notOk(existsSync(stale), 'a launch removes them first')
+  t.notOk(existsSync(left), 'a launch removes them first')
 })
