@@ -99,7 +99,7 @@ export interface ServiceError extends Error {
   stage?: string
   /** Path of the Foundry page the browser was on. */
   page?: string
-  /** Seconds after which a retry makes sense (429). */
+  /** Seconds after which a retry makes sense: the Retry-After header of a 429 or a 503. */
   retryAfter?: number
   /** URL of a failure screenshot. */
   screenshot?: string
@@ -152,6 +152,14 @@ export const ReplayMissed = define('REPLAY_MISSED')
  * next heartbeat (or Redis back) ends it.
  */
 export const FLEET_RETRY_AFTER_S = 5
+
+/**
+ * Retry-After (s) of a replayed request that missed its machine
+ * (REPLAY_MISSED: the handshake's or session's machine changed while Fly's
+ * proxy replayed it): the retry is replayed to the machine the registry
+ * names then.
+ */
+export const REPLAY_RETRY_AFTER_S = 1
 export const FleetUnavailable = define('FLEET_UNAVAILABLE', 'The fleet registry (Redis) cannot be reached from this machine: retry in a few seconds')
 /** This machine's lease is half gone: it does not act for the fleet until Redis answers again (the message says so). */
 export const FleetCutOff = define('FLEET_UNAVAILABLE')

@@ -8,7 +8,7 @@ import { createFleet, type Fleet } from '../lib/fleet/machines.ts'
 import { createHandover } from '../lib/fleet/handover.ts'
 import { isMachineId, messageKeys } from '../lib/fleet/messages.ts'
 import { createCoordinator, route, type Route } from '../lib/fleet/coordinator.ts'
-import { FLEET_RETRY_AFTER_S, FleetCutOff, HandshakeMachineGone, OtherMachine, ReplayMissed, withContext } from '../lib/errors.ts'
+import { FLEET_RETRY_AFTER_S, FleetCutOff, HandshakeMachineGone, OtherMachine, REPLAY_RETRY_AFTER_S, ReplayMissed, withContext } from '../lib/errors.ts'
 import { isFinal, type Session } from '../lib/session/types.ts'
 
 declare module 'fastify' {
@@ -151,7 +151,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
     if (owner === null || owner === config.instanceId) return // unknown: HANDSHAKE_NOT_FOUND from the keystore
     if (!isMachineId(owner) || !(await fleet.machines()).some((m) => m.id === owner)) throw new HandshakeMachineGone()
     if (request.headers['fly-replay-src'] !== undefined) {
-      throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but its handshake is on machine ${owner}: retry in a moment`), { retryAfter: 1 })
+      throw withContext(new ReplayMissed(`This request was replayed to machine ${config.instanceId}, but its handshake is on machine ${owner}: retry in a moment`), { retryAfter: REPLAY_RETRY_AFTER_S })
     }
     throw withContext(new OtherMachine(`This handshake was made on machine ${owner}, which holds its key. Fly's proxy replays this request there (fly-replay: instance=${owner}): send requests to the service's Fly.io address`), { replay: `instance=${owner}` })
   } satisfies preHandlerAsyncHookHandler)
@@ -169,7 +169,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
   /** Answer a replay or a missed replay; nothing for here or gone. */
   function follow (r: Route, why: string): void {
     if (r.to === 'missed') {
-      throw withContext(new ReplayMissed(`This request was replayed to machine ${me}, but the session runs on machine ${r.machine}: retry in a moment`), { retryAfter: 1 })
+      throw withContext(new ReplayMissed(`This request was replayed to machine ${me}, but the session runs on machine ${r.machine}: retry in a moment`), { retryAfter: REPLAY_RETRY_AFTER_S })
     }
     if (r.to === 'replay') {
       throw withContext(new OtherMachine(`This session runs on machine ${r.machine}${why}. Fly's proxy replays this request there (fly-replay: instance=${r.machine}): send requests to the service's Fly.io address`), { replay: `instance=${r.machine}` })
@@ -186,7 +186,7 @@ const fleetPlugin: FastifyPluginAsync = async (fastify) => {
       if (await coordinator.endGone(session.id, r.machine, `ended by the client (its machine ${r.machine} had stopped)`)) {
         return await reply.send({ success: true, status: 'ok', message: 'Foundry session terminated', sessionId: id })
       }
-      throw withContext(new ReplayMissed('This session is moving to another machine of the fleet: retry in a moment'), { retryAfter: 1 })
+      throw withContext(new ReplayMissed('This session is moving to another machine of the fleet: retry in a moment'), { retryAfter: REPLAY_RETRY_AFTER_S })
     }
     follow(r, '')
   } satisfies preHandlerAsyncHookHandler)
