@@ -104,13 +104,15 @@ t.test('SIGTERM, then SIGKILL: started again, the same sessions are active again
   svc.child.kill('SIGKILL')
   for (const pid of tree2) { try { process.kill(pid, 'SIGKILL') } catch {} }
   t.ok(await eventually(() => tree2.every((p) => !alive(p)), 10_000), 'killed, Chromium too')
-  t.ok(profile !== undefined && existsSync(profile), `the killed service's Chromium profile is left behind (${profile})`)
+  // Left behind now; any Chromium launched next on the machine removes it
+  // (another test file's may, before the restarted service's does).
+  t.ok(profile !== undefined, `the killed service's Chromium profile: ${profile}`)
   t.ok(await eventually(() => !relay.open().some((c) => c.id === clientId), 10_000), 'the relay saw the module go')
   at = Date.now();
   ({ svc, base } = await start())
   t.ok(await eventually(async () => (await listed(base, sessionId))?.status === 'active', 40_000), 'active again after the SIGKILL restart')
   t.match(await listed(base, sessionId), { sessionId, clientId, status: 'active', relogins: 2 })
-  t.notOk(existsSync(profile!), 'the new service removed it when it launched its Chromium')
+  t.notOk(existsSync(profile!), 'removed by the next launch (at the latest the restarted service\'s)')
   t.ok(await eventually(() => relay.open().some((c) => c.id === clientId && c.openedAt >= at), 10_000), 'the module connected again')
 
   noSecretIn(readState(dir).text, 'the state file after the restarts')
