@@ -9,14 +9,18 @@
 // - unpack @sparticuz/chromium's binary to /tmp now, so that test files
 //   starting in parallel on a fresh machine do not all unpack it at once.
 import { execFileSync } from 'node:child_process'
-import { readdirSync, statSync, utimesSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { resolveChromium } from '../lib/browser/chromium.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/** Newest modification time (ms) among the build's inputs: tsconfig.build.json's sources, the page scripts, the configs. */
+/**
+ * Newest modification time (ms) among the build's inputs: every file under
+ * the places tsconfig.build.json's `include` names (the page scripts the
+ * build copies are under lib/), the configs, and the copy script.
+ */
 function newestInput (): number {
   let newest = 0
   const see = (path: string): void => { newest = Math.max(newest, statSync(path).mtimeMs) }
@@ -24,14 +28,17 @@ function newestInput (): number {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, e.name)
       if (e.isDirectory()) walk(path)
-      else if (/\.(ts|js|mjs|json|css|html)$/.test(e.name)) see(path)
+      else see(path)
     }
   }
-  for (const e of readdirSync(root, { withFileTypes: true })) {
-    if (e.isFile() && (e.name.endsWith('.ts') || /^(tsconfig.*|package(-lock)?)\.json$/.test(e.name))) see(join(root, e.name))
+  const { include } = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')) as { include: string[] }
+  for (const pattern of include) {
+    // "lib/**/*.ts": the directory lib/; "*.ts": the root's own files of that kind.
+    const [top, ...rest] = pattern.split('/')
+    if (rest.length > 0) walk(join(root, top!))
+    else for (const e of readdirSync(root, { withFileTypes: true })) if (e.isFile() && e.name.endsWith(pattern.replace(/^\*/, ''))) see(join(root, e.name))
   }
-  for (const dir of ['lib', 'plugins', 'routes', 'schemas', 'public']) walk(join(root, dir))
-  see(join(root, 'scripts/copy-page-scripts.mjs'))
+  for (const file of ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json', 'scripts/copy-page-scripts.mjs']) see(join(root, file))
   return newest
 }
 
