@@ -67,6 +67,9 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
   const contexts = new Set<BrowserContext>()
   const egress = new WeakMap<BrowserContext, EgressSession>()
   const lostListeners: Array<(contexts: BrowserContext[]) => void> = []
+  const disconnected = new WeakMap<Browser, Promise<void>>()
+  /** Resolves once this Chromium is disconnected. */
+  const gone = (b: Browser): Promise<void> => disconnected.get(b) ?? Promise.resolve()
 
   async function launch (): Promise<Browser> {
     resolved ??= await resolveChromium(opts)
@@ -78,6 +81,7 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
     // never use it, and its renderer costs ~16 MB PSS for nothing.
     for (const p of await b.pages()) await p.close().catch(() => {})
     version = await b.version()
+    disconnected.set(b, new Promise((resolve) => { b.once('disconnected', () => { resolve() }) }))
     b.once('disconnected', () => {
       if (browser === b) browser = undefined
       const lost = [...contexts]
@@ -128,10 +132,24 @@ export function createBrowserPool (opts: BrowserPoolOptions): BrowserPool {
       }
       contexts.add(ctx)
       if (gate !== undefined) egress.set(ctx, gate)
+      // A context disposed between puppeteer's Target.createTarget and the
+      // target's attachment leaves newPage waiting for a target that never
+      // comes, with a 30 s timer that holds the process open: close lets a
+      // page being made arrive first (milliseconds), or Chromium go.
+      const making = new Set<Promise<void>>()
+      const newPage = ctx.newPage.bind(ctx)
+      ctx.newPage = async (...args) => {
+        const page = newPage(...args)
+        const settled = page.then(() => {}, () => {})
+        making.add(settled)
+        void settled.then(() => making.delete(settled))
+        return await page
+      }
       const close = ctx.close.bind(ctx)
       // Keep the set exact however the context is closed; its gate port goes with it.
       ctx.close = async () => {
         contexts.delete(ctx)
+        if (making.size > 0) await Promise.race([Promise.all(making), gone(b)])
         try { await close() } finally { await gate?.close() }
       }
       return ctx

@@ -269,9 +269,9 @@ export function createExecutor (opts: ExecutorOptions): Executor {
       throw new SessionCancelled()
     }
     entry.context = context
-    // A context closed while its page is being made (the session ended or
-    // was released just then) leaves puppeteer's newPage waiting for a
-    // target that never comes, for 30 s: the start answers at once instead.
+    // The session ended or was released while its page is being made: the
+    // start answers at once, not when the page arrives (the pool lets it
+    // arrive before the context closes).
     const page = await unlessAborted(context.newPage(), abort.signal)
     entry.page = page
     await preparePage(page, pageSetup(opts.page, entry.options.page))
