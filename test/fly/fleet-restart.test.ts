@@ -18,7 +18,7 @@ function alive (pid: number): boolean {
 }
 
 t.test('a single machine restarted with a seal key keeps its session', async (t) => {
-  const f = await startFleet(t, { SESSION_SEAL_KEY: randomBytes(32).toString('base64'), FLEET_HEARTBEAT_MS: '1000' }, ['solo'])
+  const f = await startFleet(t, { SESSION_SEAL_KEY: randomBytes(32).toString('base64') }, ['solo'])
   const started = await f.start()
   t.equal(started.status, 200, JSON.stringify(started.body))
   const { sessionId, clientId } = started.body as { sessionId: string, clientId: string }
