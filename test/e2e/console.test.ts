@@ -8,6 +8,9 @@ import { API_KEY, build } from '../helper.ts'
 import { fileBrowser, freshPage } from '../../support/foundry/browser.ts'
 import { GM, WORLD, foundry, listSessions } from './fixtures.ts'
 
+// One Chromium for the file; each test makes its page in a context of its own.
+const browser = await fileBrowser(t)
+
 /** Text of each row of a table of the console. */
 async function rows (page: Page, table: 'sessions' | 'ended'): Promise<string[]> {
   return await page.$$eval(`#${table} tbody tr`, (trs) => trs.map((tr) => tr.textContent ?? ''))
@@ -25,7 +28,6 @@ t.test('start, watch and end a session from a browser', async (t) => {
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   const { standin, relay } = await foundry(t)
-  const browser = await fileBrowser(t)
   const { page } = await freshPage(t, browser)
   await page.setViewport({ width: 1280, height: 760 })
   const problems: string[] = []
@@ -110,7 +112,6 @@ t.test('without an API key the page says what to do', async (t) => {
   const { app } = await build(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const browser = await fileBrowser(t)
   const { page } = await freshPage(t, browser)
   await page.goto(`${base}/console/`)
   t.match(await page.$eval('#sessions-note', (e) => e.textContent), 'Enter the API key to see its sessions.')

@@ -14,6 +14,9 @@ import { watchWebSockets } from '../../lib/browser/websockets.ts'
 import { holdPageCdp } from '../../lib/browser/cdp.ts'
 import { fileBrowser, freshPage } from '../../support/foundry/browser.ts'
 
+// One Chromium for the file; each test makes its page in a context of its own.
+const browser = await fileBrowser(t)
+
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 function sourceFiles (dir: string): string[] {
@@ -56,7 +59,6 @@ t.test('the page scripts on disk are the ones the loader knows', async (t) => {
 })
 
 t.test('each page script runs in a blank page of real Chromium', async (t) => {
-  const browser = await fileBrowser(t)
   const { page } = await freshPage(t, browser)
   await page.goto('about:blank')
 
@@ -112,7 +114,6 @@ t.test('the WebSocket watcher, installed as production installs it: accepted, au
     if (q.get('auth') === '1') { ws.send('x'.repeat(1 << 20)); ws.send(JSON.stringify({ type: 'auth-success' })) }
   })
   const port = (wss.address() as { port: number }).port
-  const browser = await fileBrowser(t)
   const { page } = await freshPage(t, browser)
   const watcher = await watchWebSockets(page)
   t.teardown(async () => { await watcher.detach() })
@@ -146,7 +147,6 @@ t.test('the WebSocket watcher, installed as production installs it: accepted, au
 })
 
 t.test('the fleet lease kept by the page: it leaves for about:blank once its deadline passes, and an extension moves the deadline', async (t) => {
-  const browser = await fileBrowser(t)
   const { page } = await freshPage(t, browser)
   await page.goto('data:text/html,<p>game</p>')
   const now = await page.evaluate('Date.now()') as number
@@ -165,7 +165,6 @@ t.test('the fleet lease kept by the page: it leaves for about:blank once its dea
 })
 
 t.test('the fleet lease on a busy page: extensions queued behind a heavy world\'s scripts keep it; without them it leaves once free', async (t) => {
-  const browser = await fileBrowser(t)
   /** A page whose main thread is busy for `busyMs` from now, with a lease ending before that; `renew`: the service's extensions every 250 ms meanwhile. */
   const busyPage = async (renew: boolean): Promise<{ url: string, late: number }> => {
     const { page } = await freshPage(t, browser)

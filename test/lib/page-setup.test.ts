@@ -9,6 +9,9 @@ import { API_KEY, build } from '../helper.ts'
 import { GM, foundry as foundryOf, startSession } from '../e2e/fixtures.ts'
 import { DEFAULT_PAGE_SETUP, parseBlockResources, preparePage } from '../../lib/browser/page-setup.ts'
 
+// One Chromium for the file; each test makes its page in a context of its own.
+const browser = await fileBrowser(t)
+
 const HEAVY = { scriptBytes: 64 * 1024, images: 3, canvasMs: 50 }
 
 async function foundry (t: Parameters<typeof foundryOf>[0]): Promise<Standin> {
@@ -56,7 +59,6 @@ t.test('per-session overrides: noCanvas false and blockResources [] load everyth
 })
 
 t.test('preparePage on a page: core.noCanvas, blocked requests', async (t) => {
-  const browser = await fileBrowser(t)
   const standin = await foundry(t)
   const { page } = await freshPage(t, browser)
   const prepared = await preparePage(page, DEFAULT_PAGE_SETUP)
@@ -75,7 +77,6 @@ t.test('preparePage on a page: core.noCanvas, blocked requests', async (t) => {
 })
 
 t.test('preparePage with nothing to do intercepts nothing', async (t) => {
-  const browser = await fileBrowser(t)
   const standin = await foundry(t)
   const { page } = await freshPage(t, browser)
   const prepared = await preparePage(page, { blockResources: [], noCanvas: false })

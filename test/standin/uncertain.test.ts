@@ -9,6 +9,9 @@ import { launchChromium, resolveChromium } from '../../lib/browser/chromium.ts'
 import { startFoundryStandin, type StandinOptions } from '../../support/foundry/standin.ts'
 import { GM, fileBrowser, freshPage, lastError, loginWithForm, makeWorld, until, waitReady } from '../../support/foundry/browser.ts'
 
+// One Chromium for the file; each test makes its page in a context of its own.
+const browser = await fileBrowser(t)
+
 async function standin (t: { teardown: (fn: () => unknown) => void }, opts: Partial<StandinOptions> = {}) {
   const s = await startFoundryStandin({ worlds: [makeWorld('world-one')], activeWorld: 'world-one', gameReadyDelayMs: 100, canvasDelayMs: 50, ...opts })
   t.teardown(() => s.close())
@@ -49,7 +52,6 @@ t.test('joinRedirect: prefixed (default), unprefixed or relative', async (t) => 
 })
 
 t.test('v14 administrator user: /auth asks for a user name too', async (t) => {
-  const browser = await fileBrowser(t)
   for (const required of [true, false]) {
     const s = await standin(t, { version: '14.367', activeWorld: null, adminPassword: 'admin-pw', adminUsername: 'root', adminUsernameRequired: required })
     const { page } = await freshPage(t, browser)
@@ -74,7 +76,6 @@ t.test('v14 administrator user: /auth asks for a user name too', async (t) => {
 })
 
 t.test('a launch that fails after it started: SETUP.WorldLaunchFailure with the reason', async (t) => {
-  const browser = await fileBrowser(t)
   const s = await standin(t, { activeWorld: null, launchDelayMs: 200, worlds: [makeWorld('world-one', [GM], { launchFailure: 'System "pf2e" is not installed' })] })
   const { page } = await freshPage(t, browser)
   await page.goto(s.url)
@@ -98,10 +99,10 @@ t.test('/game with the canvas on needs WebGL', async (t) => {
   // No GPU and no software rasterizer: no WebGL at all.
   const noGl = await launchChromium({ ...resolved, args: [...resolved.args.filter((a) => !/swiftshader|use-angle|use-gl/.test(a)), '--disable-gpu', '--disable-software-rasterizer'] })
   t.teardown(async () => { await noGl.close() })
-  const withGl = await fileBrowser(t)
-  for (const [browser, webgl] of [[noGl, false], [withGl, true]] as const) {
+  const withGl = browser
+  for (const [b, webgl] of [[noGl, false], [withGl, true]] as const) {
     const s = await standin(t)
-    const { page } = await freshPage(t, browser)
+    const { page } = await freshPage(t, b)
     await page.goto(s.url)
     await loginWithForm(page, GM.id, GM.password)
     await waitReady(page)
