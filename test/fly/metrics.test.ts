@@ -1,9 +1,8 @@
 // Prometheus metrics on METRICS_PORT: handshakes, logins by result and code,
 // sessions by status, registry errors; never a secret in a label.
 import t from 'tap'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { newWebhookSecret } from '../../lib/webhooks/url.ts'
+import { startReceiver } from '../webhooks/receiver.ts'
 import { API_KEY, build } from '../helper.ts'
 import { GM, endSession, eventually, foundry, listSessions, startSession } from '../e2e/fixtures.ts'
 import { freePort, startRedis } from './redis.ts'
@@ -38,20 +37,8 @@ t.test('GET /metrics on its own port, in Prometheus text format', async (t) => {
 t.test('a real login and a relogin: login duration by stage, relogins; the webhook backlog', async (t) => {
   const { standin } = await foundry(t)
   // The operator's webhook receiver, which holds its answers until told to.
-  const held: Array<() => void> = []
-  let hold = true
-  let received = 0
-  const receiver = http.createServer((req, res) => {
-    req.resume()
-    req.on('end', () => {
-      received++
-      const answer = (): void => { res.writeHead(204).end() }
-      if (hold) held.push(answer)
-      else answer()
-    })
-  })
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => { receiver.closeAllConnections(); receiver.close() })
+  const receiver = await startReceiver(t)
+  receiver.answer('/op', 'hang')
   const port = await freePort()
   const { app } = await build(t, {
     METRICS_PORT: port,
@@ -59,7 +46,7 @@ t.test('a real login and a relogin: login duration by stage, relogins; the webho
     INSTANCE_ID: 'metrics-b',
     RELOGIN_BASE_MS: 200,
     RELOGIN_ATTEMPTS: 10,
-    WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/op`,
+    WEBHOOK_URL: `${receiver.url}/op`,
     WEBHOOK_SECRET: newWebhookSecret(),
     WEBHOOK_TIMEOUT_MS: 60_000
   })
@@ -84,12 +71,12 @@ t.test('a real login and a relogin: login duration by stage, relogins; the webho
   t.notOk(after.includes(GM.password))
 
   // The session ends: its session.ended goes to the operator's webhook, whose receiver holds the answer.
-  t.equal(received, 0, 'no webhook so far (a relogin this short sends none)')
+  t.equal(receiver.at('/op').length, 0, 'no webhook so far (a relogin this short sends none)')
   await endSession(app, res.json().sessionId)
-  t.ok(await eventually(() => received > 0), 'the operator\'s webhook is being delivered')
+  t.ok(await eventually(() => receiver.held() > 0), 'the operator\'s webhook is being delivered')
   t.ok(backlog(await scrape()) >= 1, 'its message counts as pending while the receiver holds the answer')
-  hold = false
-  for (const answer of held.splice(0)) answer()
+  receiver.answer('/op', [204])
+  receiver.release(204)
   t.ok(await eventually(async () => backlog(await scrape()) === 0), 'none pending once the receiver answered')
 })
 

@@ -1,7 +1,7 @@
 // A webhook receiver on 127.0.0.1 for the tests: records every request
 // (path, headers, raw body) and answers as told per path: a list of statuses
 // used in turn (the last one repeats), or 'hang' (the request is held open
-// until the receiver closes).
+// until release() answers it or the receiver closes).
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -23,6 +23,8 @@ export interface Receiver {
   answer: (path: string, how: number[] | 'hang') => void
   /** Requests held open ('hang') right now. */
   held: () => number
+  /** Answer every request held open so far with this status. */
+  release: (status?: number) => void
   /** Resolves with the first request to `path` matching `pred` (rejects after timeoutMs). */
   wait: (path: string, pred?: (r: Received) => boolean, timeoutMs?: number) => Promise<Received>
   close: () => Promise<void>
@@ -33,6 +35,7 @@ export async function startReceiver (t?: { teardown: (fn: () => unknown) => void
   const answers = new Map<string, number[] | 'hang'>()
   const hanging = new Set<ServerResponse>()
   const waiters: Array<() => void> = []
+  const respond = (res: ServerResponse, status: number): void => { res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? '' : 'no') }
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -46,8 +49,7 @@ export async function startReceiver (t?: { teardown: (fn: () => unknown) => void
         res.on('close', () => hanging.delete(res))
         return
       }
-      const status = how.length > 1 ? how.shift()! : how[0]!
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? '' : 'no')
+      respond(res, how.length > 1 ? how.shift()! : how[0]!)
     })
   })
   server.listen(0, '127.0.0.1')
@@ -59,6 +61,9 @@ export async function startReceiver (t?: { teardown: (fn: () => unknown) => void
     at: (path) => received.filter((x) => x.path === path),
     answer: (path, how) => { answers.set(path, Array.isArray(how) ? [...how] : how) },
     held: () => hanging.size,
+    release: (status = 200) => {
+      for (const res of [...hanging]) respond(res, status)
+    },
     async wait (path, pred = () => true, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs
       for (;;) {
