@@ -93,7 +93,7 @@ t.test('one delivery per event on three machines, through a handover', async (t)
   // Every running machine's webhooks delivered: a duplicate on its way
   // anywhere has arrived by then (a message counts as pending until its
   // receiver answered).
-  const running = f.machines.filter((m) => m.child.exitCode === null && m.child.signalCode === null)
+  const running = f.running()
   t.ok(await eventually(async () => {
     for (const m of running) if (!/^foundry_webhook_pending\{[^}]*\} 0$/m.test(await f.metrics(m))) return false
     return true

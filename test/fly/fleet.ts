@@ -43,6 +43,8 @@ export interface Fleet {
   drop: (m: MachineProc) => void
   /** The machine's Prometheus metrics (each machine has its own METRICS_PORT). */
   metrics: (m: MachineProc) => Promise<string>
+  /** The machines whose process is still running. */
+  running: () => MachineProc[]
 }
 
 /** The stand-ins' options (default: module 2.x, its relay accepting any id once). */
@@ -117,7 +119,8 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
       proxy.setMachines(running())
     },
     drop (m) { proxy.setMachines(running().filter((x) => x !== m)) },
-    metrics: async (m) => await (await fetch(`http://127.0.0.1:${metricsPorts.get(m)!}/metrics`)).text()
+    metrics: async (m) => await (await fetch(`http://127.0.0.1:${metricsPorts.get(m)!}/metrics`)).text(),
+    running
   }
   return f
 }
