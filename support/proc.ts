@@ -45,6 +45,20 @@ export function processTree (pid: number): number[] {
   return out.filter((p) => p === pid ? parent.has(pid) : true)
 }
 
+/**
+ * A process's command line, its arguments joined by spaces ('' once it is
+ * gone). Chromium rewrites its children's command lines into one string, so
+ * their arguments cannot be split apart again anyway.
+ */
+export function commandLine (pid: number): string {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim() } catch { return '' }
+}
+
+/** The profile directory (--user-data-dir) a Chromium process runs with, if any. */
+export function chromiumProfile (pid: number): string | undefined {
+  return /--user-data-dir=(\S+)/.exec(commandLine(pid))?.[1]
+}
+
 export function alive (pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')

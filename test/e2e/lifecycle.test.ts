@@ -2,8 +2,8 @@
 // stand-in and into Chromium, and what each session does about them.
 import t from 'tap'
 import http from 'node:http'
-import { readFileSync } from 'node:fs'
 import { build, expectError } from '../helper.ts'
+import { commandLine } from '../../support/proc.ts'
 import { GM, WORLD, alive, descendants, endSession, eventually, foundry, listSessions, startSession } from './fixtures.ts'
 
 const FAST = { RELOGIN_BASE_MS: 200, RELOGIN_ATTEMPTS: 3 }
@@ -165,7 +165,7 @@ t.test('processes: none outlives its session, none outlives the service', async 
   const pid = app.browserPool.pid()!
   // The tab Chromium opens at launch is closed by the pool; its renderer
   // takes a moment to exit. The baseline is Chromium without any renderer.
-  const renderers = (): number => descendants(pid).filter((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--type=renderer') } catch { return false } }).length
+  const renderers = (): number => descendants(pid).filter((p) => commandLine(p).includes('--type=renderer')).length
   t.ok(await eventually(() => renderers() === 0), 'no renderer before the first session')
   const baseline = descendants(pid).length
   for (let round = 0; round < 3; round++) {

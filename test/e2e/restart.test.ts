@@ -14,7 +14,7 @@ import { createSealer } from '../../lib/fleet/seal.ts'
 import { initialState } from '../../lib/session/machine.ts'
 import { createStateFile, STATE_FILE_NAME } from '../../lib/session/state-file.ts'
 import { startOptions, type Session } from '../../lib/session/types.ts'
-import { processTree } from '../../support/proc.ts'
+import { chromiumProfile, processTree } from '../../support/proc.ts'
 import { build } from '../helper.ts'
 import { GM, WORLD, alive, eventually, foundry } from './fixtures.ts'
 import { startService, startSessionHttp, type ServiceProcess } from './service-process.ts'
@@ -99,8 +99,7 @@ t.test('SIGTERM, then SIGKILL: started again, the same sessions are active again
   t.ok(await eventually(() => readState(dir).sessions.some((s) => s.record.id === sessionId && s.record.status === 'active'), 10_000), 'the file says active again')
   const tree2 = processTree(svc.child.pid!)
   // Its Chromium's profile directory, which nobody removes at a SIGKILL.
-  const profile = tree2.map((p) => { try { return /--user-data-dir=(\S+)/.exec(readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' '))?.[1] } catch { return undefined } })
-    .find((d) => d !== undefined)
+  const profile = tree2.map(chromiumProfile).find((d) => d !== undefined)
   svc.child.kill('SIGKILL')
   for (const pid of tree2) { try { process.kill(pid, 'SIGKILL') } catch {} }
   t.ok(await eventually(() => tree2.every((p) => !alive(p)), 10_000), 'killed, Chromium too')

@@ -5,11 +5,11 @@
 // profiles a killed service left behind go at the next launch.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PROFILES_DIR, launchChromium, mergeJsFlags, removeStaleProfiles, resolveChromium } from '../../lib/browser/chromium.ts'
-import { processTree } from '../../support/proc.ts'
+import { chromiumProfile, commandLine, processTree } from '../../support/proc.ts'
 
 t.test('mergeJsFlags', async (t) => {
   t.same(mergeJsFlags(['--a', '--b']), ['--a', '--b'], 'nothing to merge')
@@ -29,9 +29,7 @@ t.test('a V8 flag from CHROMIUM_ARGS reaches the renderer, beside the defaults',
   const page = await (await browser.createBrowserContext()).newPage()
   await page.goto('about:blank')
   // Chromium rewrites its children's command lines (one string, spaces between).
-  const renderers = processTree(browser.process()!.pid!)
-    .map((p) => { try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ') } catch { return '' } })
-    .filter((cmd) => cmd.includes('--type=renderer'))
+  const renderers = processTree(browser.process()!.pid!).map(commandLine).filter((cmd) => cmd.includes('--type=renderer'))
   t.ok(renderers.length > 0, 'a renderer runs')
   for (const cmd of renderers) {
     t.equal(cmd.split('--js-flags=').length - 1, 1, 'one --js-flags switch')
@@ -39,16 +37,10 @@ t.test('a V8 flag from CHROMIUM_ARGS reaches the renderer, beside the defaults',
   }
 })
 
-/** The --user-data-dir of a running Chromium, from its command line. */
-function profileOf (pid: number): string | undefined {
-  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-  return args.find((a) => a.startsWith('--user-data-dir='))?.slice('--user-data-dir='.length)
-}
-
 t.test('a Chromium\'s profile is a directory of the service\'s, removed when Chromium exits', async (t) => {
   const browser = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
   t.teardown(async () => { await browser.close().catch(() => {}) })
-  const profile = profileOf(browser.process()!.pid!)
+  const profile = chromiumProfile(browser.process()!.pid!)
   t.ok(profile?.startsWith(join(PROFILES_DIR, `${process.pid}-`)), `in ${PROFILES_DIR}, named for this process: ${profile}`)
   t.ok(existsSync(profile!) && readdirSync(profile!).length > 0, 'Chromium writes there')
   await browser.close()
@@ -56,7 +48,7 @@ t.test('a Chromium\'s profile is a directory of the service\'s, removed when Chr
 
   // Chromium killed (a crash, the OOM killer): gone as well.
   const killed = await launchChromium(await resolveChromium({ executablePath: process.env.CHROMIUM_PATH ?? '' }))
-  const other = profileOf(killed.process()!.pid!)!
+  const other = chromiumProfile(killed.process()!.pid!)!
   const exited = new Promise((resolve) => killed.process()!.once('exit', resolve))
   killed.process()!.kill('SIGKILL')
   await exited
