@@ -70,7 +70,7 @@ export const CATALOGUE = {
   // 500
   INTERNAL_ERROR: e(500, 'An unexpected failure (logged with its details)', 'Retry, and report it if it persists'),
   // 502
-  FOUNDRY_UNREACHABLE: e(502, 'The browser could not connect to the Foundry server', 'Check x-foundry-url and that Foundry runs'),
+  FOUNDRY_UNREACHABLE: e(502, 'The browser could not connect to the Foundry server, or Foundry stopped while the world loaded', 'Check x-foundry-url and that Foundry runs'),
   FOUNDRY_TLS_ERROR: e(502, 'The Foundry server\'s TLS certificate or handshake failed', 'Fix the server\'s certificate'),
   NOT_FOUNDRY: e(502, 'The URL answered, but not as a Foundry VTT server', 'Check x-foundry-url'),
   FOUNDRY_ERROR: e(502, 'Foundry answered with an error or a page this service cannot pass', 'Check the Foundry server\'s own log'),

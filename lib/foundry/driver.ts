@@ -130,6 +130,11 @@ export class Driver {
     return new URL(route.replace(/^\/+/, ''), this.base).href
   }
 
+  /** The path of Foundry's own socket.io connection (<prefix>/socket.io/). */
+  socketPath (): string {
+    return new URL('socket.io/', this.base).pathname
+  }
+
   pagePath (): string | null {
     try { return new URL(this.page.url()).pathname } catch { return null }
   }

@@ -4,7 +4,7 @@
 // ready and the module connected. Every wait is on a condition, bounded by a
 // timeout; there is no fixed sleep.
 import type { Page } from 'puppeteer-core'
-import { FoundryError, SessionCancelled } from '../errors.ts'
+import { FoundryError, FoundryUnreachable, SessionCancelled } from '../errors.ts'
 import { watchWebSockets } from '../browser/websockets.ts'
 import { Driver, isServiceError } from './driver.ts'
 import { game } from './game.ts'
@@ -75,6 +75,23 @@ export async function loginToFoundry (page: Page, params: LoginParams, opts: Log
 
 async function inGame (d: Driver): Promise<LoginResult> {
   const info = await game(d)
-  if (d.params.requireModule === false) return { ...info, clientId: null, customName: '' }
-  return { ...info, ...await moduleConnection(d, info) }
+  const module = d.params.requireModule === false ? { clientId: null, customName: '' } : await moduleConnection(d, info)
+  foundryStillThere(d)
+  return { ...info, ...module }
+}
+
+/**
+ * Foundry's /game page keeps its data from the moment the world's data
+ * arrived: if the server stops after that, game.ready still comes, and the
+ * module (whose relay is elsewhere) still connects. The page's own socket to
+ * Foundry says whether the server is still there: a login is only a success
+ * while it is open.
+ */
+function foundryStillThere (d: Driver): void {
+  const path = d.socketPath()
+  const own = d.ws!.connections().filter((c) => c.url.pathname === path)
+  const last = own.at(-1)
+  if (last !== undefined && last.closed) {
+    throw d.fail(FoundryUnreachable, `Foundry closed the game page's connection while the world loaded (close ${last.closeCode ?? 1006}): the server stopped or restarted. Start again once it runs`)
+  }
 }

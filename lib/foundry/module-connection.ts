@@ -13,7 +13,7 @@ const REFUSALS = new Set([4004, 1008, 4001, 4002])
 export async function moduleConnection (d: Driver, info: WorldInfo): Promise<ModuleInfo> {
   d.enter('module-connection')
   const ws = d.ws!
-  const socketPath = new URL('socket.io/', d.base).pathname
+  const socketPath = d.socketPath()
   const isModule = (c: WsConnection): boolean => {
     if (c.url.pathname === socketPath) return false // Foundry's own socket
     const id = c.url.searchParams.get('id')

@@ -179,6 +179,8 @@ export interface Standin {
   joins: StandinJoin[]
   /** Each /game boot with the canvas on: did it get a WebGL context (foundry.md §5)? */
   canvas: StandinCanvas[]
+  /** Each /game boot that was sent its world's data: the user's id (the page gets ready from it even if the server then stops). */
+  worldData: string[]
   /** As if an admin launched it; resolves when the world is active. */
   launchWorld: (id: string) => Promise<void>
   /** Emit 'shutdown' to clients, world inactive, sessions logged out. */
@@ -291,6 +293,7 @@ export async function startFoundryStandin (opts: StandinOptions): Promise<Standi
     requests: ctx.requests,
     joins: ctx.joins,
     canvas: ctx.canvasReports,
+    worldData: ctx.worldData,
     state: () => ({ activeWorld: ctx.activeWorld, activeUsers: [...computeActive(ctx)].sort(), launching: ctx.launching, migratedWorlds: [...ctx.migratedWorlds], quit: ctx.quit }),
     async close () { await standOut(); await stopTransport() },
     async launchWorld (id: string) {

@@ -155,6 +155,19 @@ t.test('Foundry faults during login: down, slow, 500', async (t) => {
     t.equal(app.browserPool.health().contexts, 0)
   })
 
+  // The page has the world's data, so game.ready still comes (and the
+  // module, whose relay is elsewhere, still connects): not a success.
+  t.test('Foundry going down after the world\'s data arrived, before game.ready', async (t) => {
+    const { standin } = await foundry(t, { gameReadyDelayMs: 1500 })
+    const pending = startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
+    t.ok(await eventually(() => standin.worldData.includes(GM.id)), 'the page has the world\'s data')
+    await standin.close()
+    const res = await pending
+    expectError(t, res, 502, 'FOUNDRY_UNREACHABLE')
+    t.match(res.json().error, /Foundry closed the game page's connection/)
+    t.equal(app.browserPool.health().contexts, 0)
+  })
+
   t.same((await listSessions(app)).activeSessions, [], 'no session was left behind')
 })
 

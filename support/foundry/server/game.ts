@@ -69,6 +69,7 @@ export function onConnection (ctx: Ctx, socket: IOSocket): void {
     const w = world(ctx)
     if (w === null || sess === null || sess.userId === null || ctx.sessions.get(sess.id) !== sess) { ack(null); return }
     ack(worldData(ctx, sess, w))
+    ctx.worldData.push(sess.userId)
   })
   onSetupSocket(ctx, socket, sess)
 }

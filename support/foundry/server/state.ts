@@ -45,6 +45,7 @@ export interface Ctx {
   readonly joins: StandinJoin[]
   readonly migratedWorlds: string[]
   readonly canvasReports: StandinCanvas[]
+  readonly worldData: string[]
   telemetryAnswered: boolean
   readonly playersDone: Set<string>
   quit: boolean
@@ -111,6 +112,7 @@ export function createCtx (opts: StandinOptions): Ctx {
     joins: [],
     migratedWorlds: [],
     canvasReports: [],
+    worldData: [],
     telemetryAnswered: false,
     playersDone: new Set<string>(),
     quit: false,
