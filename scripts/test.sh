@@ -9,7 +9,7 @@
 #    installed with apt-get; otherwise one line names them and the run stops.
 # 2. A supported Node: the machine's own when it is 22.18 or newer, else Node 24
 #    from npm's `node` package in .cache/ (nothing outside the checkout).
-#    TEST_NODE="24 22" runs the suite once on each of those lines (CI: 24).
+#    TEST_NODE="24 22" runs the suite once on each of those lines (as CI does).
 # 3. npm ci when node_modules is missing or older than package-lock.json,
 #    then type check, lint and the suite. A skipped test fails the run: a
 #    case that cannot run here is a missing install, not a pass.
