@@ -57,6 +57,7 @@ const sessions: FastifyPluginAsync = async (fastify) => {
     reloginAttempts: config.RELOGIN_ATTEMPTS,
     reloginBaseMs: config.RELOGIN_BASE_MS,
     maxBackoffMs: config.RELOGIN_MAX_DELAY_MS,
+    probeMaxMs: config.FOUNDRY_PROBE_MAX_MS,
     reconnectMaxMs: config.SESSION_RECONNECT_MAX_MS,
     moduleReviveAfterMs: config.MODULE_REVIVE_AFTER_MS,
     pool: fastify.browserPool,

@@ -83,6 +83,7 @@ export const EnvSchema = Type.Object({
   RELOGIN_ATTEMPTS: Type.Integer({ minimum: 0, default: 0, description: 'Failed attempts in a row (transient causes) before a session that lost its login is marked failed; 0 = no limit (SESSION_RECONNECT_MAX_MS bounds the time instead)' }),
   RELOGIN_BASE_MS: ms(1000, 'First delay before logging a session back in; doubles per failed attempt, up to RELOGIN_MAX_DELAY_MS'),
   RELOGIN_MAX_DELAY_MS: ms(60_000, 'Longest delay between two attempts of a session logging back in'),
+  FOUNDRY_PROBE_MAX_MS: ms(5000, 'Longest delay between two HTTP probes of a Foundry that does not answer, while a session waits for it (a probe is one request, no browser): the session logs back in within this long of Foundry\'s return, however long it was away. Logins that fail in the browser still back off to RELOGIN_MAX_DELAY_MS'),
   SESSION_RECONNECT_MAX_MS: Type.Integer({ minimum: 0, default: 0, description: 'Longest a session keeps trying to log back in (transient causes: Foundry down, world not running, relay down…) before it is marked failed; 0 = never give up' }),
   SESSION_RETAIN_ENDED_MS: Type.Integer({ minimum: 0, default: 600_000, description: 'How long ended and failed sessions stay listed in GET /session' }),
   SCREENSHOT_TTL_MS: ms(600_000, 'How long failure screenshots are kept (in memory)'),

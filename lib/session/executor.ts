@@ -332,7 +332,7 @@ export function createExecutor (opts: ExecutorOptions): Executor {
     if (closing || isFinal(entry.session.status) || entries.get(entry.session.id) !== entry) return
     if (probe.verdict === 'wait') {
       log.debug({ sessionId: entry.session.id, attempt: entry.session.attempts + 1, code: probe.code }, 'Foundry is not back yet (HTTP probe): not logging in')
-      await dispatch(entry, { type: 'login-failed', code: probe.code, message: probe.message })
+      await dispatch(entry, { type: 'login-failed', code: probe.code, message: probe.message, probe: true })
       return
     }
     // Asked again: the fleet may have fenced this machine during the probe.

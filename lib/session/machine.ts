@@ -26,6 +26,12 @@ export interface MachineConfig {
   /** First backoff delay; doubles per failed attempt up to maxBackoffMs. */
   reloginBaseMs: number
   maxBackoffMs: number
+  /**
+   * Longest delay after an HTTP probe (no browser) found Foundry away: a
+   * probe is one request, so a session that waits for Foundry checks it
+   * often and logs in soon after it is back, however long it was away.
+   */
+  probeMaxMs: number
   /** Longest a session keeps reconnecting before it fails (0: never gives up). */
   reconnectMaxMs: number
   /** How long the module's connection must have shown no sign of life before a reload may bring it back. */
@@ -38,6 +44,7 @@ export const DEFAULT_MACHINE: MachineConfig = {
   reloginAttempts: 0,
   reloginBaseMs: 1000,
   maxBackoffMs: 60_000,
+  probeMaxMs: 5000,
   reconnectMaxMs: 0,
   moduleReviveAfterMs: 60_000
 }
@@ -51,8 +58,8 @@ export const LOGIN_LOST = 'LOGIN_LOST'
 export type MachineEvent =
   /** A login (first or again) finished with the game ready (and the module connected when required). */
   | { type: 'login-succeeded', moduleConnected: boolean }
-  /** A login (first or again) failed. */
-  | { type: 'login-failed', code: string, message: string }
+  /** A login (first or again) failed; probe: no login was tried, the HTTP probe found Foundry away. */
+  | { type: 'login-failed', code: string, message: string, probe?: boolean }
   /**
    * An active session's page lost its login (Foundry restart, page crash,
    * Chromium died); loggedOut: Foundry sent the page to its join page.
@@ -248,7 +255,7 @@ export function transition (state: Lifecycle, event: MachineEvent, now: number, 
         }
         // The last attempt falls on the bound, not past it.
         const left = config.reconnectMaxMs > 0 ? since + config.reconnectMaxMs - now : Infinity
-        const delayMs = Math.min(backoffMs(attempts, config), left)
+        const delayMs = Math.min(backoffMs(attempts, config), event.probe === true ? config.probeMaxMs : Infinity, left)
         // Still reconnecting: the reason says why, the status did not change.
         return {
           state: { ...state, attempts, statusReason: reason, cause: event.code, nextAttemptAt: now + delayMs },

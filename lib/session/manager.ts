@@ -45,6 +45,8 @@ export interface SessionManagerOptions {
   reloginBaseMs?: number
   /** Longest back-off delay (default 60 s). */
   maxBackoffMs?: number
+  /** Longest delay after an HTTP probe found Foundry away (default 5 s). */
+  probeMaxMs?: number
   /** Longest a session keeps reconnecting before it fails (default 0: never gives up). */
   reconnectMaxMs?: number
   /** How long ended and failed sessions stay listed (default 10 min). */
@@ -124,6 +126,7 @@ export function createSessionManager (opts: SessionManagerOptions): SessionManag
     reloginAttempts: opts.reloginAttempts ?? DEFAULT_MACHINE.reloginAttempts,
     reloginBaseMs: opts.reloginBaseMs ?? DEFAULT_MACHINE.reloginBaseMs,
     maxBackoffMs: opts.maxBackoffMs ?? DEFAULT_MACHINE.maxBackoffMs,
+    probeMaxMs: opts.probeMaxMs ?? DEFAULT_MACHINE.probeMaxMs,
     reconnectMaxMs: opts.reconnectMaxMs ?? DEFAULT_MACHINE.reconnectMaxMs,
     moduleReviveAfterMs: opts.moduleReviveAfterMs ?? DEFAULT_MACHINE.moduleReviveAfterMs
   }

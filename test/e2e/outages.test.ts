@@ -31,10 +31,10 @@ function endAfter (t: { teardown: (fn: () => unknown) => void }, app: Awaited<Re
   })
 }
 
-// Three at once: two groups of tests that share a service, one after
-// another within the group, and the test with a service of its own. Most of
-// their time is waiting out backoff steps.
-t.jobs = 3
+// Four at once: two groups of tests that share a service, one after
+// another within the group, and the two tests with a service of their own.
+// Most of their time is waiting out backoff steps.
+t.jobs = 4
 
 t.test('one service: Foundry away for many steps, the world shut down, the password changed meanwhile', async (t) => {
   const shared = await build(t, FAST)
@@ -197,4 +197,35 @@ t.test('the relay down when Foundry comes back: MODULE_NOT_CONNECTED is waited f
   await relay.up()
   t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.status === 'active', 30_000), 'active once the relay answers')
   t.ok(await eventually(() => relay.open().some((c) => c.id === clientId), 10_000), 'the module is connected')
+})
+
+t.test('Foundry away for longer than the login backoff would wait: probed every FOUNDRY_PROBE_MAX_MS, back within a probe step of its return', async (t) => {
+  // Logins back off to a minute (the default cap); probes that find Foundry away, to PROBE_MS.
+  const PROBE_MS = 500
+  const { app } = await build(t, { RELOGIN_BASE_MS: 100, FOUNDRY_PROBE_MAX_MS: PROBE_MS, NAVIGATION_TIMEOUT_MS: 4000 })
+  const { standin, relay } = await foundry(t)
+  const res = await startSession(app, { foundryUrl: standin.url, username: GM.name, password: GM.password })
+  t.equal(res.statusCode, 200, res.body)
+  const { sessionId, clientId } = res.json()
+  endAfter(t, app, sessionId)
+  await standin.down('refuse')
+  // Twelve failed attempts: backing off as logins do, the twelfth would come
+  // 100 ms × (2^12 - 1) ≈ 7 min after the first.
+  t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.reconnect?.attempts >= 12, 30_000), 'twelve probes found Foundry away')
+  const waiting = await sessionOf(app, sessionId)
+  t.match(waiting, { status: 'reconnecting', reconnect: { cause: 'FOUNDRY_UNREACHABLE' } })
+  t.ok(Date.parse(waiting?.reconnect?.nextAttemptAt) - Date.now() <= PROBE_MS + 100, 'the next probe is due within the probe cap')
+  t.equal(app.browserPool.pages(), 0, 'no page held meanwhile')
+  const probesBefore = standin.requests.length
+  const back = Date.now()
+  await standin.up()
+  let firstProbe = 0
+  t.ok(await eventually(() => {
+    if (standin.requests.slice(probesBefore).some((r) => r.path.endsWith('/api/status'))) firstProbe = Date.now()
+    return firstProbe > 0
+  }, PROBE_MS + 5000), 'Foundry was probed again after its return')
+  t.ok(firstProbe - back <= PROBE_MS + 1500, `within a probe step of Foundry's return (${firstProbe - back} ms, probe cap ${PROBE_MS} ms)`)
+  t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.status === 'active', 30_000), 'active again')
+  t.match(await sessionOf(app, sessionId), { sessionId, clientId, relogins: 1 })
+  t.ok(await eventually(() => relay.open().some((c) => c.id === clientId), 10_000), 'the module is connected again')
 })

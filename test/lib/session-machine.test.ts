@@ -7,7 +7,7 @@ import {
 import { CAUSES, causeOf } from '../../lib/session/causes.ts'
 import { reconnectInfo, type Lifecycle } from '../../lib/session/types.ts'
 
-const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, reconnectMaxMs: 0, moduleReviveAfterMs: 10_000 }
+const CONFIG: MachineConfig = { idleTimeoutMs: 0, maxLifetimeMs: 0, reloginAttempts: 4, reloginBaseMs: 1000, maxBackoffMs: 5000, probeMaxMs: 2000, reconnectMaxMs: 0, moduleReviveAfterMs: 10_000 }
 
 /** Drive the machine through events at given times; keep every effect. */
 function drive (steps: Array<[number, MachineEvent]>, config = CONFIG, start = 0): { state: Lifecycle, effects: Effect[][] } {
@@ -68,6 +68,25 @@ t.test('backoff doubles per failed relogin up to its cap; the reason says why; t
   t.same([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n, config)), [1000, 2000, 4000, 5000, 5000, 5000, 5000])
   t.equal(backoffMs(1, DEFAULT_MACHINE), 1000)
   t.equal(backoffMs(20, DEFAULT_MACHINE), 60_000, 'the default cap is a minute')
+})
+
+t.test('a probe that found Foundry away backs off only to the probe cap; a login tried in the browser to the full cap', async (t) => {
+  const config = { ...CONFIG, reloginAttempts: 0 }
+  const probe = (): MachineEvent => ({ type: 'login-failed', code: 'FOUNDRY_UNREACHABLE', message: 'Foundry does not answer', probe: true })
+  const steps: Array<[number, MachineEvent]> = [[0, ok], [100, lost]]
+  for (let i = 0; i < 5; i++) steps.push([200 + i, { type: 'relogin-due' }], [200 + i, probe()])
+  // Foundry answers again; the login in the browser fails (its world is not up yet), twice.
+  for (let i = 0; i < 2; i++) steps.push([300 + i, { type: 'relogin-due' }], [300 + i, fail('WORLD_NOT_RUNNING')])
+  const { state, effects } = drive(steps, config)
+  const delays = effects.flat().filter((e) => e.type === 'schedule-relogin').map((e) => (e as { delayMs: number }).delayMs)
+  t.same(delays, [0, 1000, 2000, 2000, 2000, 2000, 5000, 5000], 'probes: 1 s, then the 2 s probe cap; browser logins: the 5 s cap (the count goes on)')
+  t.match(state, { status: 'reconnecting', attempts: 7, cause: 'WORLD_NOT_RUNNING' })
+  t.equal(DEFAULT_MACHINE.probeMaxMs, 5000, 'the default probe cap is 5 s')
+  // The bounds still hold with probes: each counts as an attempt, and the time bound cuts the delay.
+  const bounded = drive([[0, ok], [100, lost], [200, { type: 'relogin-due' }], [200, probe()], [1200, { type: 'relogin-due' }], [1200, probe()]], { ...config, reloginAttempts: 2 })
+  t.match(bounded.state, { status: 'failed', attempts: 2, statusReason: /gave up after 2 attempts$/ })
+  const timed = drive([[0, ok], [100, lost], [200, { type: 'relogin-due' }], [200, probe()], [1200, { type: 'relogin-due' }], [1200, probe()]], { ...config, reconnectMaxMs: 1500 })
+  t.same(timed.effects.at(-1), [{ type: 'close-browser' }, { type: 'schedule-relogin', delayMs: 400 }], 'the last probe falls on SESSION_RECONNECT_MAX_MS')
 })
 
 t.test('the relogin budget: failed after the last attempt, with the count', async (t) => {
