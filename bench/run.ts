@@ -6,6 +6,8 @@
 //   npm run bench -- tuning            one tuning setting at a time (not in the default run)
 //   npm run bench -- outage            50 sessions waiting for a Foundry that is down vs active (not in the default run;
 //                                      BENCH_OUTAGE_SESSIONS=10 for a small run, BENCH_OUTAGE_CAP_MS for the backoff cap)
+//   npm run bench -- chaos             an hour of mixed faults on a fleet, the yardstick (not in the default run;
+//                                      BENCH_CHAOS_MINUTES, BENCH_CHAOS_OUTAGE_MS, BENCH_CHAOS_SEED: bench/chaos.ts)
 //   BENCH_QUICK=1 npm run bench        fewer samples and levels (1 and 10 sessions)
 //   BENCH_FULL=1 npm run bench         also the reference at 50 Chromiums and 20 logins at once
 //   CHROMIUM_PATH=… npm run bench      another Chromium binary
@@ -23,11 +25,12 @@ import { benchLogin } from './login.ts'
 import { benchEgress } from './egress.ts'
 import { benchMemory, benchTuning } from './memory.ts'
 import { benchOutage, OUTAGE_SESSIONS } from './outage.ts'
+import { benchChaos } from './chaos.ts'
 import { goalsTable, OTHER_WORK_MAX, regressionTable, type RunResults } from './goals.ts'
 import { BENCH_DIR, FULL, killAllChildren, log, machine, median, otherWork, QUICK, ROOT, startStage } from './lib.ts'
 
 const ALL = ['handshake', 'login', 'egress', 'memory', 'burst', 'density', 'fleet'] as const
-const EXTRA = ['tuning', 'outage'] as const
+const EXTRA = ['tuning', 'outage', 'chaos'] as const
 type Name = typeof ALL[number] | typeof EXTRA[number]
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 for (const a of asked) if (![...ALL, ...EXTRA].includes(a as Name)) { process.stderr.write(`unknown benchmark "${a}" (${[...ALL, ...EXTRA].join(', ')})\n`); process.exit(2) }
@@ -46,7 +49,7 @@ log(`machine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}`)
 // Stand-ins for what is asked: handshake, egress and density alone need only their
 // own (one heavy world, four for egress; density's heavy page, and twice the largest idle
 // level of light ones).
-const small = [...run].every((n) => n === 'density' || n === 'handshake' || n === 'egress' || n === 'outage')
+const small = [...run].every((n) => n === 'density' || n === 'handshake' || n === 'egress' || n === 'outage' || n === 'chaos')
 const densityPages = run.has('density') ? (process.env.BENCH_DENSITY_PAGES ?? 'heavy,light').split(',') : []
 const densityN = Number(process.env.BENCH_DENSITY_SESSIONS ?? (QUICK ? 4 : 8))
 const nHeavy = small ? Math.max(run.has('handshake') ? 1 : 0, run.has('egress') ? 4 : 0, densityPages.includes('heavy') ? densityN : 0) : QUICK ? 20 : 50
@@ -149,6 +152,12 @@ try {
     begin('outage')
     const r = await benchOutage(stage)
     json.outage = { rows: r.rows, recoverMs: r.recoverMs, capMs: r.capMs }
+    printPart(r.markdown)
+  }
+  if (run.has('chaos')) {
+    begin('chaos')
+    const r = await benchChaos()
+    json.chaos = { minutes: r.minutes, seed: r.seed, worlds: r.worlds, faults: r.faults, lost: r.lost, connectedPct: r.connectedPct, met: r.met }
     printPart(r.markdown)
   }
   print(goalsTable(json as RunResults))

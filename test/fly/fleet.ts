@@ -29,9 +29,10 @@ export interface Fleet {
   byId: (id: string) => MachineProc
   /**
    * A handshake on `hsAt` (default: through the proxy), then start-session sent to `startAt` (default: the proxy);
-   * with `connectionToken`, sent as encryptedConnectionToken (module 3.x) and counted among the secrets.
+   * with `connectionToken`, sent as encryptedConnectionToken (module 3.x) and counted among the secrets;
+   * `foundry`: another Foundry than the fleet's own stand-in.
    */
-  start: (opts?: { user?: { name: string, password: string }, hsAt?: string, startAt?: string, connectionToken?: string, body?: Record<string, unknown> }) => Promise<Answer>
+  start: (opts?: { user?: { name: string, password: string }, hsAt?: string, startAt?: string, connectionToken?: string, body?: Record<string, unknown>, foundry?: Standin }) => Promise<Answer>
   list: (at: string) => Promise<List>
   /** The session as listed by `at` (any status), or undefined. */
   find: (at: string, sessionId: string) => Promise<Listed | undefined>
@@ -83,7 +84,7 @@ export async function startFleet (t: Tap, env: Record<string, string>, ids = ['m
     async start (opts = {}) {
       const user = opts.user ?? GM
       const hs = await (await fetch(`${opts.hsAt ?? proxy.url}/session-handshake`, {
-        method: 'POST', headers: { ...headers, 'x-foundry-url': standin.url, 'x-username': user.name }
+        method: 'POST', headers: { ...headers, 'x-foundry-url': (opts.foundry ?? standin).url, 'x-username': user.name }
       })).json() as { token: string, publicKey: string, nonce: string }
       secrets.push(hs.token, hs.nonce)
       const token = opts.connectionToken
