@@ -4,7 +4,8 @@
 // its own; W worlds, each a Foundry stand-in with its REST API module and a
 // relay stand-in; one session per world. Then, for BENCH_CHAOS_MINUTES
 // (default 60), faults one at a time in a seeded random order, each followed
-// by a pause: Foundry restarted (down for seconds), Foundry stopped for
+// by a pause (BENCH_CHAOS_PAUSE_MS, 3 min: about two of each kind in the
+// hour): Foundry restarted (down for seconds), Foundry stopped for
 // minutes (BENCH_CHAOS_OUTAGE_MS), the relay restarted, a deploy (a new
 // machine, then SIGTERM to an old one), a crash (SIGKILL of a machine and its
 // Chromium, then the same machine started again, as Fly restarts it), a
@@ -36,7 +37,7 @@ import { fmt, log, ROOT, sleep, table } from './lib.ts'
 const MINUTES = Number(process.env.BENCH_CHAOS_MINUTES ?? 60)
 const WORLDS = Number(process.env.BENCH_CHAOS_WORLDS ?? 3)
 const OUTAGE_MS = Number(process.env.BENCH_CHAOS_OUTAGE_MS ?? 120_000)
-const PAUSE_MS = Number(process.env.BENCH_CHAOS_PAUSE_MS ?? 60_000)
+const PAUSE_MS = Number(process.env.BENCH_CHAOS_PAUSE_MS ?? 180_000)
 const SETTLE_MS = Number(process.env.BENCH_CHAOS_SETTLE_MS ?? 60_000)
 const SEED = Number(process.env.BENCH_CHAOS_SEED ?? Date.now() % 2 ** 31)
 const HEARTBEAT_MS = 2000
