@@ -23,6 +23,22 @@ async function sessionOf (app: Parameters<typeof listSessions>[0], id: string): 
   return [...list.activeSessions, ...list.endedSessions].find((s) => s.id === id)
 }
 
+/**
+ * Foundry back up: the waiting session's next probe (GET /api/status) comes
+ * within one step (`stepMs`, the longest delay between two) of its return.
+ */
+async function upAndProbed (t: { ok: (ok: unknown, message: string) => unknown }, standin: Awaited<ReturnType<typeof foundry>>['standin'], stepMs: number): Promise<void> {
+  const probesBefore = standin.requests.length
+  const back = Date.now()
+  await standin.up()
+  let firstProbe = 0
+  t.ok(await eventually(() => {
+    if (standin.requests.slice(probesBefore).some((r) => r.path.endsWith('/api/status'))) firstProbe = Date.now()
+    return firstProbe > 0
+  }, stepMs + 5000), 'Foundry was probed again after its return')
+  t.ok(firstProbe - back <= stepMs + 1500, `within one step of Foundry's return (${firstProbe - back} ms, step ${stepMs} ms)`)
+}
+
 /** After the test: its session ended, its browser context closed (the next test counts pages and contexts from zero). */
 function endAfter (t: { teardown: (fn: () => unknown) => void }, app: Awaited<ReturnType<typeof build>>['app'], sessionId: string): void {
   t.teardown(async () => {
@@ -85,15 +101,7 @@ t.test('one service: Foundry away for many steps, the world shut down, the passw
     t.ok(attemptEvents.length >= seen.maxAttempts, 'a status event per failed attempt')
     t.match(attemptEvents.at(-1), { reconnect: { cause: 'FOUNDRY_ERROR', attempts: seen.maxAttempts, since: Number } })
 
-    const probesBefore = standin.requests.length
-    const back = Date.now()
-    await standin.up()
-    let firstProbe = 0
-    t.ok(await eventually(() => {
-      if (standin.requests.slice(probesBefore).some((r) => r.path.endsWith('/api/status'))) firstProbe = Date.now()
-      return firstProbe > 0
-    }, CAP_MS + 5000), 'Foundry was probed again after its return')
-    t.ok(firstProbe - back <= CAP_MS + 1500, `within one backoff step of Foundry's return (${firstProbe - back} ms, cap ${CAP_MS} ms)`)
+    await upAndProbed(t, standin, CAP_MS)
     t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.status === 'active', 30_000), 'active again')
     t.match(await sessionOf(app, sessionId), { sessionId, clientId, status: 'active', relogins: 1, statusReason: /logged back in after/ })
     t.equal((await sessionOf(app, sessionId))?.reconnect, undefined, 'no reconnect info once active')
@@ -216,15 +224,7 @@ t.test('Foundry away for longer than the login backoff would wait: probed every 
   t.match(waiting, { status: 'reconnecting', reconnect: { cause: 'FOUNDRY_UNREACHABLE' } })
   t.ok(Date.parse(waiting?.reconnect?.nextAttemptAt) - Date.now() <= PROBE_MS + 100, 'the next probe is due within the probe cap')
   t.equal(app.browserPool.pages(), 0, 'no page held meanwhile')
-  const probesBefore = standin.requests.length
-  const back = Date.now()
-  await standin.up()
-  let firstProbe = 0
-  t.ok(await eventually(() => {
-    if (standin.requests.slice(probesBefore).some((r) => r.path.endsWith('/api/status'))) firstProbe = Date.now()
-    return firstProbe > 0
-  }, PROBE_MS + 5000), 'Foundry was probed again after its return')
-  t.ok(firstProbe - back <= PROBE_MS + 1500, `within a probe step of Foundry's return (${firstProbe - back} ms, probe cap ${PROBE_MS} ms)`)
+  await upAndProbed(t, standin, PROBE_MS)
   t.ok(await eventually(async () => (await sessionOf(app, sessionId))?.status === 'active', 30_000), 'active again')
   t.match(await sessionOf(app, sessionId), { sessionId, clientId, relogins: 1 })
   t.ok(await eventually(() => relay.open().some((c) => c.id === clientId), 10_000), 'the module is connected again')
